@@ -1,0 +1,147 @@
+package frontend
+
+import (
+	"context"
+	stderrors "errors"
+	"maps"
+	"strconv"
+	"time"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/pkg/errors"
+)
+
+const (
+	// DefaultFilename is the Patchfile read when no filename is given.
+	DefaultFilename = "Patchfile"
+	// language names the source in BuildKit source maps.
+	language = "Patchfile"
+
+	keyFilename        = "filename"
+	keySourceDateEpoch = "SOURCE_DATE_EPOCH"
+)
+
+// Build is the frontend: it reads the Patchfile from the build context and
+// returns the image for every requested platform. It runs in the gateway
+// container (cmd/frontend) or in-process through client.Build.
+func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
+	if opts := c.BuildOpts().Opts; opts != nil && opts[keyFilename] == "" {
+		// dockerui defaults to "Dockerfile"; buildctl users expect "Patchfile".
+		opts[keyFilename] = DefaultFilename
+	}
+	bc, err := dockerui.NewClient(c)
+	if err != nil {
+		return nil, err
+	}
+	src, err := bc.ReadEntrypoint(ctx, language)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = withSource(err, src.SourceMap) }()
+
+	pf, err := ParsePatchfile(src.Data)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range pf.Warnings {
+		src.Warn(ctx, w, client.WarnOpts{})
+	}
+	epoch, err := sourceDateEpoch(bc.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	gctx := &gatewayContext{bc: bc, c: c}
+
+	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
+		opt := ConvertOpt{
+			Config:         bc.Config,
+			TargetPlatform: platform,
+			MetaResolver:   c,
+			SourceMap:      src.SourceMap,
+			Context:        gctx,
+			Epoch:          epoch,
+		}
+		opt.BuildArgs = maps.Clone(bc.BuildArgs)
+		res, err := Convert(ctx, pf, opt)
+		if err != nil {
+			return nil, err
+		}
+		def, err := res.State.Marshal(ctx)
+		if err != nil {
+			return nil, errors.Wrap(err, "marshaling LLB")
+		}
+		r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: bc.CacheImports})
+		if err != nil {
+			return nil, err
+		}
+		ref, err := r.SingleRef()
+		if err != nil {
+			return nil, err
+		}
+		return &dockerui.BuildResult{Reference: ref, Image: res.Image, BaseImage: res.BaseImage, Epoch: epoch}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rb.Finalize()
+}
+
+// sourceDateEpoch reads the SOURCE_DATE_EPOCH build arg, if given.
+func sourceDateEpoch(args map[string]string) (*time.Time, error) {
+	v, ok := args[keySourceDateEpoch]
+	if !ok || v == "" {
+		return nil, nil
+	}
+	sec, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, errors.Errorf("SOURCE_DATE_EPOCH=%s is not a number of seconds since 1970", v)
+	}
+	t := time.Unix(sec, 0).UTC()
+	return &t, nil
+}
+
+// withSource attaches the Patchfile and the failing lines to err, so that
+// buildx and buildctl print the snippet. Each located error of a joined
+// error contributes its lines.
+func withSource(err error, sm *llb.SourceMap) error {
+	if err == nil || sm == nil || len(errdefs.Sources(err)) > 0 {
+		return err
+	}
+	for _, loc := range locations(err) {
+		err = errdefs.WithSource(err, &errdefs.Source{
+			Info: &pb.SourceInfo{
+				Data:       sm.Data,
+				Filename:   sm.Filename,
+				Language:   sm.Language,
+				Definition: sm.Definition.ToPB(),
+			},
+			Ranges: toPBRanges(loc),
+		})
+	}
+	return err
+}
+
+// locations collects the line ranges of every LocationError in err's tree.
+func locations(err error) [][]parser.Range {
+	var le *parser.LocationError
+	if errors.As(err, &le) {
+		return le.Locations
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out [][]parser.Range
+		for _, e := range joined.Unwrap() {
+			out = append(out, locations(e)...)
+		}
+		return out
+	}
+	if next := stderrors.Unwrap(err); next != nil {
+		return locations(next)
+	}
+	return nil
+}

@@ -1,0 +1,33 @@
+package frontend
+
+import (
+	"context"
+	"os"
+
+	"github.com/moby/buildkit/client/llb"
+)
+
+// ContextSource gives a conversion access to the build context. In a build
+// it is the gateway (see gatewayContext); tests give it files from memory.
+type ContextSource interface {
+	// Main returns the build context with .dockerignore applied, plus opts.
+	Main(ctx context.Context, opts ...llb.LocalOption) (*llb.State, error)
+	// Files loads the context files matching patterns (.dockerignore
+	// applied) and returns them sorted by path, with the state holding them.
+	Files(ctx context.Context, name string, patterns []string) (*ContextFiles, error)
+}
+
+// ContextFiles are files read from the build context.
+type ContextFiles struct {
+	// State holds exactly the files read, so what is copied is what was hashed.
+	State llb.State
+	Files []ContextFile
+}
+
+// ContextFile is one regular file or symlink of the build context.
+type ContextFile struct {
+	Path     string // slash-separated, relative to the context root
+	Mode     os.FileMode
+	Data     []byte // the content; for a symlink, its target
+	Linkname string
+}

@@ -1,0 +1,308 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/solver/pb"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/parser"
+	pllb "github.com/patchfile/patchfile/llb"
+	"github.com/pkg/errors"
+)
+
+// historyComment marks the history entries a Patchfile build writes.
+const historyComment = "patchfile.v0"
+
+// ConvertOpt is everything a conversion needs besides the Patchfile.
+type ConvertOpt struct {
+	dockerui.Config
+	// TargetPlatform is the platform to build; nil means the build platform.
+	TargetPlatform *ocispecs.Platform
+	// MetaResolver resolves image configs (the gateway client in a build).
+	MetaResolver llb.ImageMetaResolver
+	// SourceMap ties LLB operations to Patchfile lines; may be nil.
+	SourceMap *llb.SourceMap
+	// Context gives access to the build context.
+	Context ContextSource
+	// Epoch is SOURCE_DATE_EPOCH, used for image and history timestamps.
+	Epoch *time.Time
+}
+
+// Result is the LLB and image config of one platform's full build.
+type Result struct {
+	// State is the final filesystem: the dependency stage merged with the app tree.
+	State llb.State
+	// Deps is the dependency stage alone.
+	Deps llb.State
+	// AppTree is the application files on an empty filesystem.
+	AppTree llb.State
+	// Image is the config of the final image.
+	Image *dockerspec.DockerOCIImage
+	// BaseImage is the config of the FROM image, so exporters leave its layers alone.
+	BaseImage *dockerspec.DockerOCIImage
+	// Identity says what the build was made of, as recorded in the labels.
+	Identity Identity
+	// App is the resolved APP instruction.
+	App AppSpec
+	// AppContext is the build context the app files come from.
+	AppContext llb.State
+}
+
+// Identity is what decides whether a release can be patched: equal
+// identities mean equal base and dependency layers and equal APP handling.
+type Identity struct {
+	Base digest.Digest // the digest the FROM line pins
+	Deps digest.Digest // the dependency hash
+	App  digest.Digest // the APP spec hash
+}
+
+// Labels returns the identity as image labels.
+func (id Identity) Labels() map[string]string {
+	return map[string]string{LabelBase: id.Base.String(), LabelDeps: id.Deps.String(), LabelApp: id.App.String()}
+}
+
+// converter threads the state of one conversion through the instructions.
+type converter struct {
+	opt      ConvertOpt
+	pf       *Patchfile
+	platform ocispecs.Platform
+	lex      *shell.Lex
+	state    llb.State
+	image    *dockerspec.DockerOCIImage
+	args     map[string]string // ARGs in scope and their values
+	argOrder []string
+	deps     *depsHasher
+	step     int // dependency stage step, for progress names
+	nsteps   int
+}
+
+// Convert turns a Patchfile into the LLB and image config of a full build.
+func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error) {
+	platform := platforms.Normalize(platforms.DefaultSpec())
+	if len(opt.BuildPlatforms) > 0 {
+		platform = opt.BuildPlatforms[0]
+	}
+	if opt.TargetPlatform != nil {
+		platform = platforms.Normalize(*opt.TargetPlatform)
+	}
+	c := &converter{opt: opt, pf: pf, platform: platform, lex: shell.NewLex(pf.Escape), args: map[string]string{}}
+	for _, a := range pf.MetaArgs {
+		if err := c.declareArgs(a, nil); err != nil {
+			return nil, err
+		}
+	}
+	baseImg, err := c.convertFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// ARGs before FROM are only in scope for FROM, as in a Dockerfile.
+	c.args, c.argOrder = map[string]string{}, nil
+	for _, st := range pf.DepsSteps() {
+		switch st.(type) {
+		case *instructions.RunCommand, *DepsInstruction, *instructions.WorkdirCommand:
+			c.nsteps++
+		}
+	}
+	for _, inst := range pf.DepsSteps() {
+		if err := c.convertStep(ctx, inst, true); err != nil {
+			return nil, parser.WithLocationOnce(err, inst.Location())
+		}
+	}
+	deps := c.state
+	app, appCtx, err := c.convertApp(ctx)
+	if err != nil {
+		return nil, parser.WithLocationOnce(err, pf.App.Location())
+	}
+	for _, inst := range pf.ConfigSteps() {
+		if err := c.convertStep(ctx, inst, false); err != nil {
+			return nil, parser.WithLocationOnce(err, inst.Location())
+		}
+	}
+	id := Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()}
+	if c.image.Config.Labels == nil {
+		c.image.Config.Labels = map[string]string{}
+	}
+	maps.Copy(c.image.Config.Labels, id.Labels())
+
+	tree := app.Tree(appCtx, c.location(pf.App))
+	final := llb.Merge([]llb.State{deps, tree}, llb.WithCustomName(fmt.Sprintf("[app] add %s as its own layer", app.Dest)), c.location(pf.App))
+	return &Result{
+		State: final, Deps: deps, AppTree: tree, Image: c.image, BaseImage: baseImg,
+		Identity: id, App: app, AppContext: appCtx,
+	}, nil
+}
+
+// location ties an op to an instruction's lines.
+func (c *converter) location(inst Instruction) llb.ConstraintsOpt {
+	if c.opt.SourceMap == nil {
+		return llb.WithCustomName("")
+	}
+	return c.opt.SourceMap.Location(toPBRanges(inst.Location()))
+}
+
+func toPBRanges(r []parser.Range) []*pb.Range {
+	out := make([]*pb.Range, 0, len(r))
+	for _, r := range r {
+		out = append(out, &pb.Range{
+			Start: &pb.Position{Line: int32(r.Start.Line), Character: int32(r.Start.Character)},
+			End:   &pb.Position{Line: int32(r.End.Line), Character: int32(r.End.Character)},
+		})
+	}
+	return out
+}
+
+// convertFrom resolves the pinned base image and starts the stage on it.
+func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage, error) {
+	from := c.pf.From
+	fail := func(err error) (*dockerspec.DockerOCIImage, error) {
+		return nil, parser.WithLocationOnce(err, from.Location())
+	}
+	name, err := c.expand(from.Image)
+	if err != nil {
+		return fail(err)
+	}
+	if from.Platform != "" {
+		p, err := c.expand(from.Platform)
+		if err != nil {
+			return fail(err)
+		}
+		if c.platform, err = platforms.Parse(p); err != nil {
+			return fail(errors.Wrapf(err, "FROM --platform=%s", p))
+		}
+		c.platform = platforms.Normalize(c.platform)
+	}
+	base, err := pinnedImage(name)
+	if err != nil {
+		return fail(err)
+	}
+	_, manifest, config, err := c.opt.MetaResolver.ResolveImageConfig(ctx, base.String(), sourceresolver.Opt{
+		LogName:  fmt.Sprintf("[base] load metadata for %s", base),
+		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &c.platform, ResolveMode: c.opt.ImageResolveMode.String()},
+	})
+	if err != nil {
+		return fail(errors.Wrapf(err, "resolving base image %s", base))
+	}
+	var img dockerspec.DockerOCIImage
+	if err := json.Unmarshal(config, &img); err != nil {
+		return fail(errors.Wrapf(err, "base image %s has an invalid config", base))
+	}
+	baseImg := img
+	c.image = newImage(&img, c.platform, c.opt.Epoch)
+	st := llb.Image(base.String(), llb.Platform(c.platform), llb.WithCustomName("[base] "+base.String()), c.location(from))
+	if st, err = st.WithImageConfig(config); err != nil {
+		return fail(err)
+	}
+	c.state = st
+	c.deps = newDepsHasher(base.Digest(), manifest, c.platform)
+	return &baseImg, nil
+}
+
+// pinnedImage parses a FROM reference and insists on a digest.
+func pinnedImage(name string) (reference.Canonical, error) {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return nil, errors.Wrapf(err, "FROM %s is not a valid image reference", name)
+	}
+	canonical, ok := ref.(reference.Canonical)
+	if !ok {
+		return nil, errors.Errorf("FROM %s is not pinned: write FROM %s@sha256:<digest> so every build starts from the same base (docker buildx imagetools inspect %s prints the digest)", name, reference.FamiliarString(ref), reference.FamiliarString(ref))
+	}
+	return canonical, nil
+}
+
+// newImage starts the output config from the base config.
+func newImage(base *dockerspec.DockerOCIImage, platform ocispecs.Platform, epoch *time.Time) *dockerspec.DockerOCIImage {
+	img := &dockerspec.DockerOCIImage{}
+	img.Architecture, img.OS, img.Variant = platform.Architecture, platform.OS, platform.Variant
+	img.OSVersion, img.OSFeatures = platform.OSVersion, platform.OSFeatures
+	img.Config = base.Config
+	img.Config.Env = slices.Clone(base.Config.Env)
+	img.Config.Labels = withoutPatchfileLabels(base.Config.Labels)
+	img.Config.ExposedPorts = maps.Clone(base.Config.ExposedPorts)
+	img.History = slices.Clone(base.History)
+	img.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(base.RootFS.DiffIDs)}
+	created := imageTime(epoch)
+	img.Created = &created
+	return img
+}
+
+// imageTime is the creation time of images and history entries:
+// SOURCE_DATE_EPOCH when given, otherwise the pinned file time, so that the
+// same inputs give the same digest on any builder.
+func imageTime(epoch *time.Time) time.Time {
+	if epoch != nil {
+		return epoch.UTC()
+	}
+	return pllb.PinnedTime
+}
+
+// addHistory records one instruction in the image history.
+func (c *converter) addHistory(createdBy string, withLayer bool) {
+	t := imageTime(c.opt.Epoch)
+	c.image.History = append(c.image.History, ocispecs.History{
+		Created: &t, CreatedBy: createdBy, Comment: historyComment, EmptyLayer: !withLayer,
+	})
+}
+
+// expand substitutes ARG and ENV values in one word, removing quotes.
+func (c *converter) expand(word string) (string, error) {
+	res, err := c.lex.ProcessWordWithMatches(word, c.env())
+	if err != nil {
+		return "", err
+	}
+	return res.Result, nil
+}
+
+// env is what expansion sees: ENV of the image, then ARGs in scope.
+func (c *converter) env() shell.EnvGetter {
+	var env []string
+	if c.image != nil {
+		env = slices.Clone(c.image.Config.Env)
+	}
+	for _, k := range c.argOrder {
+		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }) {
+			env = append(env, k+"="+c.args[k])
+		}
+	}
+	return shell.EnvsFromSlice(env)
+}
+
+// declareArgs brings ARGs into scope with their build-arg or default values.
+func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) error {
+	for _, kv := range cmd.Args {
+		value, ok := c.opt.BuildArgs[kv.Key]
+		if !ok && kv.Value != nil {
+			v, err := c.expand(*kv.Value)
+			if err != nil {
+				return err
+			}
+			value, ok = v, true
+		}
+		if !ok {
+			continue
+		}
+		if _, seen := c.args[kv.Key]; !seen {
+			c.argOrder = append(c.argOrder, kv.Key)
+		}
+		c.args[kv.Key] = value
+		if hash != nil {
+			hash.add("ARG", kv.Key+"="+value)
+		}
+	}
+	return nil
+}

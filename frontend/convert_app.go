@@ -1,0 +1,156 @@
+package frontend
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/opencontainers/go-digest"
+	pllb "github.com/patchfile/patchfile/llb"
+	"github.com/pkg/errors"
+)
+
+// AppSpec is a resolved APP instruction.
+type AppSpec struct {
+	// Sources are paths or wildcards relative to the context root.
+	Sources []string
+	// Dest is absolute; it ends in "/" when it names a directory.
+	Dest     string
+	Chown    string
+	Chmod    string
+	Excludes []string
+
+	chown *llb.ChownOpt
+	chmod *llb.ChmodOpt
+}
+
+// Hash identifies how app files land: where, with which owner and mode.
+// Which files are shipped is not part of it: patches handle that.
+func (a AppSpec) Hash() digest.Digest {
+	h := sha256.New()
+	fmt.Fprintf(h, "patchfile app v1\ndest %q\nchown %q\nchmod %q\n", a.Dest, a.Chown, a.Chmod)
+	return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
+}
+
+// Tree returns the app files on an empty filesystem, every entry with the
+// pinned time so equal files give equal layers on any builder.
+func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.State {
+	var action *llb.FileAction
+	for _, src := range a.Sources {
+		info := pllb.PinnedCopy()
+		info.CopyDirContentsOnly = true
+		info.AllowWildcard = true
+		info.CreateDestPath = true
+		info.ExcludePatterns = a.Excludes
+		info.ChownOpt, info.Mode = a.chown, a.chmod
+		if action == nil {
+			action = llb.Copy(appContext, "/"+src, a.Dest, info)
+		} else {
+			action = action.Copy(appContext, "/"+src, a.Dest, info)
+		}
+	}
+	opts = append([]llb.ConstraintsOpt{llb.WithCustomName(fmt.Sprintf("[app] copy %s to %s", strings.Join(a.Sources, " "), a.Dest))}, opts...)
+	return llb.Scratch().File(action, opts...)
+}
+
+// convertApp resolves the APP instruction and loads the context it reads.
+func (c *converter) convertApp(ctx context.Context) (AppSpec, llb.State, error) {
+	inst := c.pf.App
+	var spec AppSpec
+	for _, src := range inst.Sources {
+		p, err := c.expand(src)
+		if err != nil {
+			return spec, llb.State{}, err
+		}
+		if p, err = contextPath(p); err != nil {
+			return spec, llb.State{}, errors.Wrap(err, "APP")
+		}
+		spec.Sources = append(spec.Sources, p)
+	}
+	dest, err := c.expand(inst.Dest)
+	if err != nil {
+		return spec, llb.State{}, err
+	}
+	isDir := strings.HasSuffix(dest, "/") || len(spec.Sources) > 1 || spec.Sources[0] == "."
+	if !path.IsAbs(dest) {
+		dest = path.Join("/", c.image.Config.WorkingDir, dest)
+	}
+	dest = path.Clean(dest)
+	if dest == "/" {
+		return spec, llb.State{}, errors.New("APP to / would mix application files with the whole system: pick a directory such as /app")
+	}
+	if isDir {
+		dest += "/"
+	}
+	spec.Dest = dest
+	for _, e := range inst.Excludes {
+		e, err := c.expand(e)
+		if err != nil {
+			return spec, llb.State{}, err
+		}
+		spec.Excludes = append(spec.Excludes, e)
+	}
+	spec.Chown, spec.Chmod = inst.Chown, inst.Chmod
+	if spec.chown, spec.chmod, err = c.copyOwnership(inst.Chown, inst.Chmod, false); err != nil {
+		return spec, llb.State{}, err
+	}
+	appCtx, err := c.opt.Context.Main(ctx)
+	if err != nil {
+		return spec, llb.State{}, err
+	}
+	return spec, *appCtx, nil
+}
+
+// copyOwnership parses --chown and --chmod. byName allows user and group
+// names, looked up in the stage; APP lands on an empty layer where there is
+// no /etc/passwd, so it takes numbers.
+func (c *converter) copyOwnership(chown, chmod string, byName bool) (*llb.ChownOpt, *llb.ChmodOpt, error) {
+	var own *llb.ChownOpt
+	if chown != "" {
+		chown, err := c.expand(chown)
+		if err != nil {
+			return nil, nil, err
+		}
+		uid, gid, numeric := numericOwner(chown)
+		switch {
+		case numeric:
+			own = &llb.ChownOpt{User: &llb.UserOpt{UID: uid}, Group: &llb.UserOpt{UID: gid}}
+		case byName:
+			var info llb.CopyInfo
+			llb.WithUser(chown).SetCopyOption(&info)
+			own = info.ChownOpt
+		default:
+			return nil, nil, errors.Errorf("--chown=%s: APP files land on a layer of their own where names cannot be looked up; write numbers, e.g. --chown=1000:1000", chown)
+		}
+	}
+	var mode *llb.ChmodOpt
+	if chmod != "" {
+		m, err := strconv.ParseUint(chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return nil, nil, errors.Errorf("--chmod=%s is not an octal mode: write e.g. --chmod=0644 or --chmod=0755", chmod)
+		}
+		mode = &llb.ChmodOpt{Mode: os.FileMode(m)}
+	}
+	return own, mode, nil
+}
+
+// numericOwner parses "uid" or "uid:gid".
+func numericOwner(s string) (int, int, bool) {
+	u, g, hasGroup := strings.Cut(s, ":")
+	uid, err := strconv.Atoi(u)
+	if err != nil || uid < 0 {
+		return 0, 0, false
+	}
+	gid := uid
+	if hasGroup {
+		if gid, err = strconv.Atoi(g); err != nil || gid < 0 {
+			return 0, 0, false
+		}
+	}
+	return uid, gid, true
+}

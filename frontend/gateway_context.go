@@ -1,0 +1,123 @@
+package frontend
+
+import (
+	"context"
+	"os"
+	"path"
+	"sort"
+	"sync"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/pkg/errors"
+	fstypes "github.com/tonistiigi/fsutil/types"
+	"golang.org/x/sync/errgroup"
+)
+
+// readParallelism bounds concurrent gateway reads: each file is one
+// ReadFile round trip, and 16 in flight kept hashing a small part of a build.
+const readParallelism = 16
+
+// gatewayContext reads the build context through the gateway.
+type gatewayContext struct {
+	bc *dockerui.Client
+	c  client.Client
+}
+
+// Main returns the build context, .dockerignore applied.
+func (g *gatewayContext) Main(ctx context.Context, opts ...llb.LocalOption) (*llb.State, error) {
+	return g.bc.MainContext(ctx, opts...)
+}
+
+// Files solves the context narrowed to patterns and reads every file in it.
+func (g *gatewayContext) Files(ctx context.Context, name string, patterns []string) (*ContextFiles, error) {
+	st, err := g.bc.MainContext(ctx,
+		llb.IncludePatterns(patterns),
+		llb.SharedKeyHint("patchfile-"+name),
+		dockerui.WithInternalName("load "+name))
+	if err != nil {
+		return nil, err
+	}
+	def, err := st.Marshal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
+	if err != nil {
+		return nil, errors.Wrapf(err, "loading %s", name)
+	}
+	ref, err := res.SingleRef()
+	if err != nil {
+		return nil, err
+	}
+	files, err := ReadTree(ctx, ref, "/")
+	if err != nil {
+		return nil, errors.Wrapf(err, "reading %s", name)
+	}
+	state, err := ref.ToState()
+	if err != nil {
+		return nil, err
+	}
+	return &ContextFiles{State: state, Files: files}, nil
+}
+
+// ReadTree lists the regular files and symlinks below dir of a solved
+// reference, with contents, sorted by path (relative to dir).
+func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextFile, error) {
+	var (
+		mu    sync.Mutex
+		files []ContextFile
+	)
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(readParallelism)
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join(dir, rel)})
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			p := path.Join(rel, path.Base(e.Path))
+			mode := os.FileMode(e.Mode)
+			switch {
+			case mode.IsDir():
+				if err := walk(p); err != nil {
+					return err
+				}
+			case mode&os.ModeSymlink != 0:
+				mu.Lock()
+				files = append(files, ContextFile{Path: p, Mode: mode, Linkname: e.Linkname})
+				mu.Unlock()
+			case mode.IsRegular():
+				eg.Go(func() error {
+					dt, err := readFile(ctx, ref, path.Join(dir, p), e)
+					if err != nil {
+						return err
+					}
+					mu.Lock()
+					files = append(files, ContextFile{Path: p, Mode: mode, Data: dt})
+					mu.Unlock()
+					return nil
+				})
+			}
+		}
+		return nil
+	}
+	if err := walk(""); err != nil {
+		_ = eg.Wait()
+		return nil, err
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
+}
+
+func readFile(ctx context.Context, ref client.Reference, p string, st *fstypes.Stat) ([]byte, error) {
+	if st.Size == 0 {
+		return []byte{}, nil
+	}
+	return ref.ReadFile(ctx, client.ReadRequest{Filename: p})
+}
