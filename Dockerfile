@@ -1,0 +1,31 @@
+# The Patchfile frontend image: one static binary on scratch.
+#
+#   docker buildx build -t <registry>/patchfile:1 --push .
+#
+# BINARY=prebuilt packs bin/patchfile-frontend from the context instead of
+# compiling (for hosts that cannot pull a Go image, like the test stack).
+ARG GO_VERSION=1.26
+ARG BINARY=build
+
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
+WORKDIR /src
+ARG TARGETOS TARGETARCH REVISION
+RUN --mount=type=bind,target=. \
+    --mount=type=cache,target=/root/.cache/go-build \
+    --mount=type=cache,target=/go/pkg/mod \
+    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
+    go build -trimpath -tags "netgo osusergo" \
+      -ldflags "-s -w -X main.Revision=${REVISION}" \
+      -o /out/patchfile-frontend ./cmd/frontend
+
+FROM scratch AS prebuilt
+COPY bin/patchfile-frontend /out/patchfile-frontend
+
+FROM ${BINARY} AS binary
+
+FROM scratch
+COPY --from=binary /out/patchfile-frontend /bin/patchfile-frontend
+LABEL moby.buildkit.frontend.network.none="true"
+LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts"
+LABEL org.opencontainers.image.title="Patchfile frontend"
+ENTRYPOINT ["/bin/patchfile-frontend"]

@@ -1,0 +1,1 @@
+module.exports = { '/': 'index.html', '/health': 'ok' };

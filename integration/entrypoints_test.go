@@ -1,0 +1,215 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/internal/stack"
+	"github.com/stretchr/testify/require"
+	"github.com/tonistiigi/fsutil"
+)
+
+// build describes one build of a Patchfile in a context directory.
+type build struct {
+	dir    string            // the context, holding the Patchfile
+	file   string            // the Patchfile's name in dir; "Patchfile" if empty
+	args   map[string]string // build args
+	output string            // the image to push
+	daemon *stack.Daemon     // the builder; env.warm if nil
+	// exporterAttrs are extra image exporter attributes.
+	exporterAttrs map[string]string
+}
+
+// result is what a build produced.
+type result struct {
+	digest string // the pushed manifest's digest
+	output string // combined progress output, when the entry point gives one
+}
+
+// entryPoint is one of the ways users run the frontend.
+type entryPoint struct {
+	name  string
+	build func(t *testing.T, b build) (result, error)
+}
+
+var entryPoints = []entryPoint{
+	{"client", buildInProcess},
+	{"buildctl", buildWithBuildctl},
+	{"buildx", buildWithBuildx},
+}
+
+func (b build) withDefaults() build {
+	if b.file == "" {
+		b.file = "Patchfile"
+	}
+	if b.daemon == nil {
+		b.daemon = env.warm
+	}
+	return b
+}
+
+func (b build) exportAttrs() map[string]string {
+	attrs := map[string]string{"name": b.output, "push": "true"}
+	maps.Copy(attrs, b.exporterAttrs)
+	return attrs
+}
+
+// buildInProcess runs frontend.Build in this process through client.Build.
+func buildInProcess(t *testing.T, b build) (result, error) {
+	b = b.withDefaults()
+	ctx := context.Background()
+	c, err := b.daemon.Client(ctx)
+	require.NoError(t, err)
+	defer c.Close()
+	fs, err := fsutil.NewFS(b.dir)
+	require.NoError(t, err)
+	attrs := map[string]string{"filename": b.file}
+	for k, v := range b.args {
+		attrs["build-arg:"+k] = v
+	}
+	var out bytes.Buffer
+	ch := make(chan *client.SolveStatus)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for st := range ch {
+			for _, v := range st.Vertexes {
+				fmt.Fprintf(&out, "vertex %s\n", v.Name)
+			}
+			for _, w := range st.Warnings {
+				fmt.Fprintf(&out, "warning %s\n", w.Short)
+			}
+			for _, l := range st.Logs {
+				out.Write(l.Data)
+			}
+		}
+	}()
+	resp, err := c.Build(ctx, client.SolveOpt{
+		FrontendAttrs: attrs,
+		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},
+		Exports:       []client.ExportEntry{{Type: client.ExporterImage, Attrs: b.exportAttrs()}},
+	}, "", frontend.Build, ch)
+	<-done
+	if err != nil {
+		return result{output: out.String()}, err
+	}
+	return result{digest: resp.ExporterResponse[exptypes.ExporterImageDigestKey], output: out.String()}, nil
+}
+
+// buildWithBuildctl runs the frontend image as gateway.v0 with buildctl.
+func buildWithBuildctl(t *testing.T, b build) (result, error) {
+	b = b.withDefaults()
+	meta := filepath.Join(t.TempDir(), "metadata.json")
+	var output []string
+	for k, v := range b.exportAttrs() {
+		output = append(output, k+"="+v)
+	}
+	slices.Sort(output)
+	args := []string{"--addr", b.daemon.Addr, "build",
+		"--progress=plain",
+		"--frontend", "gateway.v0", "--opt", "source=" + env.frontendImage,
+		"--local", "context=" + b.dir, "--local", "dockerfile=" + b.dir,
+		"--opt", "filename=" + b.file,
+		"--output", "type=image," + strings.Join(output, ","),
+		"--metadata-file", meta}
+	for k, v := range b.args {
+		args = append(args, "--opt", "build-arg:"+k+"="+v)
+	}
+	out, err := exec.Command(filepath.Join(env.stack.ToolsDir, "buildctl"), args...).CombinedOutput()
+	if err != nil {
+		return result{output: string(out)}, fmt.Errorf("buildctl: %w\n%s", err, out)
+	}
+	return result{digest: metadataDigest(t, meta), output: string(out)}, nil
+}
+
+var builderSeq atomic.Int32
+
+// buildWithBuildx runs `docker buildx build -f Patchfile .` on a remote
+// builder, the frontend chosen by the Patchfile's `# syntax=` line.
+func buildWithBuildx(t *testing.T, b build) (result, error) {
+	b = b.withDefaults()
+	ctxDir := withSyntaxLine(t, b.dir, b.file, env.frontendTag)
+	dockerConfig := buildxConfig(t)
+	builder := fmt.Sprintf("pf-%d-%d", os.Getpid(), builderSeq.Add(1))
+	docker := func(args ...string) ([]byte, error) {
+		cmd := exec.Command("docker", args...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
+		return cmd.CombinedOutput()
+	}
+	if out, err := docker("buildx", "create", "--name", builder, "--driver", "remote", b.daemon.Addr); err != nil {
+		t.Fatalf("docker buildx create: %v\n%s", err, out)
+	}
+	defer docker("buildx", "rm", builder) //nolint:errcheck
+	meta := filepath.Join(t.TempDir(), "metadata.json")
+	var output []string
+	for k, v := range b.exportAttrs() {
+		output = append(output, k+"="+v)
+	}
+	slices.Sort(output)
+	args := []string{"buildx", "build", "--builder", builder, "--progress=plain",
+		"-f", filepath.Join(ctxDir, b.file),
+		"--output", "type=image," + strings.Join(output, ","),
+		"--metadata-file", meta}
+	for k, v := range b.args {
+		args = append(args, "--build-arg", k+"="+v)
+	}
+	args = append(args, ctxDir)
+	out, err := docker(args...)
+	if err != nil {
+		return result{output: string(out)}, fmt.Errorf("docker buildx build: %w\n%s", err, out)
+	}
+	return result{digest: metadataDigest(t, meta), output: string(out)}, nil
+}
+
+// buildxConfig gives each test its own DOCKER_CONFIG with the buildx plugin.
+func buildxConfig(t *testing.T) string {
+	dir := t.TempDir()
+	plugins := filepath.Join(dir, "cli-plugins")
+	require.NoError(t, os.MkdirAll(plugins, 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(env.stack.ToolsDir, "docker-buildx"), filepath.Join(plugins, "docker-buildx")))
+	return dir
+}
+
+var syntaxLine = regexp.MustCompile(`(?m)\A# syntax=.*$`)
+
+// withSyntaxLine copies a context and points its Patchfile's `# syntax=`
+// line at the test registry's frontend image.
+func withSyntaxLine(t *testing.T, dir, file, image string) string {
+	out := filepath.Join(t.TempDir(), "ctx")
+	require.NoError(t, os.CopyFS(out, os.DirFS(dir)))
+	p := filepath.Join(out, file)
+	dt, err := os.ReadFile(p)
+	require.NoError(t, err)
+	line := "# syntax=" + image
+	if syntaxLine.Match(dt) {
+		dt = syntaxLine.ReplaceAll(dt, []byte(line))
+	} else {
+		dt = append([]byte(line+"\n"), dt...)
+	}
+	require.NoError(t, os.WriteFile(p, dt, 0o644))
+	return out
+}
+
+func metadataDigest(t *testing.T, path string) string {
+	dt, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var meta map[string]any
+	require.NoError(t, json.Unmarshal(dt, &meta))
+	d, _ := meta[exptypes.ExporterImageDigestKey].(string)
+	require.NotEmpty(t, d, "metadata without a digest: %s", dt)
+	return d
+}

@@ -1,0 +1,82 @@
+package integration
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/patchfile/patchfile/frontend"
+	"github.com/stretchr/testify/require"
+)
+
+// exampleArgs are the build args that point examples/Patchfile at the stack.
+func exampleArgs() map[string]string {
+	return map[string]string{"BASE": env.base, "RELEASE": env.stack.Ref("example/none", "release")}
+}
+
+// TestExampleFullBuild builds examples/Patchfile through every entry point
+// and checks the pushed image: layers, files, config and labels.
+func TestExampleFullBuild(t *testing.T) {
+	dir := filepath.Join(env.repoRoot, "examples")
+	baseLayers := len(layers(t, pullImage(t, env.base)))
+	var digests []string
+	for _, ep := range entryPoints {
+		t.Run(ep.name, func(t *testing.T) {
+			ref := env.stack.Ref("example/full", ep.name)
+			res, err := ep.build(t, build{dir: dir, args: exampleArgs(), output: ref})
+			require.NoError(t, err)
+			img := pullImage(t, ref+"@"+res.digest)
+			digests = append(digests, res.digest)
+
+			ls := layers(t, img)
+			// base + WORKDIR + DEPS + RUN + the app layer
+			require.Len(t, ls, baseLayers+4)
+
+			app := layerEntries(t, ls[len(ls)-1])
+			require.Equal(t, []string{"app", "app/.dockerignore", "app/package-lock.json", "app/package.json",
+				"app/public", "app/public/index.html", "app/src", "app/src/routes.js", "app/src/server.js"}, names(app),
+				"the app layer holds the context minus .dockerignore and --exclude=*.md, and nothing else")
+			for _, e := range app {
+				require.Equal(t, int64(946684800), e.ModTime, "%s has the pinned time", e.Name)
+			}
+
+			fs := filesystem(t, img)
+			require.Contains(t, fs["app/src/server.js"].Content, "shop web listening")
+			require.Equal(t, "module.exports = 'left-pad';\n", fs["app/node_modules/left-pad/index.js"].Content, "the dependency stage ran")
+			require.Contains(t, fs, "app/node_modules/ms/index.js")
+			require.NotContains(t, fs, "app/README.md")
+			require.Contains(t, fs, "bin/busybox", "base layers are there")
+
+			cfg := configOf(t, img).Config
+			require.Contains(t, cfg.Env, "NODE_ENV=production")
+			require.Equal(t, []string{"sh", "-c", "cat /app/src/server.js"}, cfg.Cmd)
+			require.Equal(t, "1000:1000", cfg.User)
+			require.Equal(t, "/app", cfg.WorkingDir)
+			require.Contains(t, cfg.ExposedPorts, "8080/tcp")
+			require.Equal(t, "shop web", cfg.Labels["org.opencontainers.image.title"])
+			baseDigest := env.base[strings.Index(env.base, "@")+1:]
+			require.Equal(t, baseDigest, cfg.Labels[frontend.LabelBase])
+			require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[frontend.LabelDeps])
+			require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[frontend.LabelApp])
+			size := 0
+			for k, v := range cfg.Labels {
+				size += len(k) + len(v)
+			}
+			require.Less(t, size, 512, "labels stay small")
+
+			hist := configOf(t, img).History
+			nonEmpty := 0
+			for _, h := range hist {
+				if !h.EmptyLayer {
+					nonEmpty++
+				}
+			}
+			require.Equal(t, len(ls), nonEmpty, "history matches the layers")
+		})
+	}
+	require.Len(t, digests, len(entryPoints))
+	for _, d := range digests[1:] {
+		require.Equal(t, digests[0], d, fmt.Sprintf("every entry point gives the same image: %v", digests))
+	}
+}

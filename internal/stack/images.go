@@ -1,0 +1,173 @@
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+	"github.com/tonistiigi/fsutil"
+)
+
+// baseTime pins every timestamp of the base image, so it has one digest.
+var baseTime = time.Unix(946684800, 0).UTC()
+
+// PushBaseImage makes a small base image from Debian's busybox-static
+// (/bin/busybox with its applets as symlinks, /etc/passwd with root and
+// app:1000, /tmp) and pushes it as ref. It returns ref pinned by digest.
+func (s *Stack) PushBaseImage(ctx context.Context, d *Daemon, ref string) (string, error) {
+	rootfs := filepath.Join(s.Dir, "base-rootfs")
+	if err := makeBusyboxRootfs(rootfs); err != nil {
+		return "", err
+	}
+	c, err := d.Client(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	fs, err := fsutil.NewFS(rootfs)
+	if err != nil {
+		return "", err
+	}
+	t := baseTime
+	resp, err := c.Build(ctx, client.SolveOpt{
+		LocalMounts: map[string]fsutil.FS{"rootfs": fs},
+		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{
+			"name": ref, "push": "true",
+		}}},
+	}, "", func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
+		st := llb.Scratch().File(llb.Copy(llb.Local("rootfs"), "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &t}))
+		def, err := st.Marshal(ctx, llb.LinuxAmd64)
+		if err != nil {
+			return nil, err
+		}
+		res, err := gc.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+		if err != nil {
+			return nil, err
+		}
+		img := dockerspec.DockerOCIImage{}
+		img.Created = &t
+		img.Architecture, img.OS = "amd64", "linux"
+		img.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+		img.Config.Cmd = []string{"sh"}
+		img.History = []ocispecs.History{{Created: &t, CreatedBy: "busybox-static from Debian", Comment: "patchfile test stack"}}
+		dt, err := json.Marshal(img)
+		if err != nil {
+			return nil, err
+		}
+		res.AddMeta(exptypes.ExporterImageConfigKey, dt)
+		return res, nil
+	}, nil)
+	if err != nil {
+		return "", errors.Wrap(err, "building the base image")
+	}
+	return pinned(ref, resp)
+}
+
+func pinned(ref string, resp *client.SolveResponse) (string, error) {
+	dgst := resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+	if dgst == "" {
+		return "", errors.New("the exporter returned no digest")
+	}
+	name, _, _ := strings.Cut(ref, "@")
+	return name + "@" + dgst, nil
+}
+
+// makeBusyboxRootfs lays out a busybox root filesystem in dir.
+func makeBusyboxRootfs(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	for _, d := range []string{"bin", "etc", "tmp", "root", "usr/bin", "var"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
+	}
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return errors.Wrap(err, "busybox-static is not installed (hack/install-tools.sh installs it)")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), busybox, 0o755); err != nil {
+		return err
+	}
+	out, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		return errors.Wrap(err, "listing busybox applets")
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet == "busybox" || strings.Contains(applet, "/") {
+			continue
+		}
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		"etc/group":  "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BuildFrontendImage compiles the frontend and pushes its image as ref,
+// using the project's Dockerfile with BuildKit's own Dockerfile frontend
+// (the prebuilt-binary variant: no Go toolchain image is reachable here).
+// It returns ref pinned by digest.
+func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref string) (string, error) {
+	bin := filepath.Join(repoRoot, "bin", "patchfile-frontend")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/frontend")
+	build.Dir = repoRoot
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", errors.Wrapf(err, "go build ./cmd/frontend: %s", out)
+	}
+	c, err := d.Client(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	fs, err := fsutil.NewFS(repoRoot)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Solve(ctx, nil, client.SolveOpt{
+		Frontend: "dockerfile.v0",
+		FrontendAttrs: map[string]string{
+			"filename":           "Dockerfile",
+			"build-arg:BINARY":   "prebuilt",
+			"build-arg:REVISION": "test",
+		},
+		LocalMounts: map[string]fsutil.FS{"context": fs, "dockerfile": fs},
+		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{
+			"name": ref, "push": "true",
+		}}},
+	}, nil)
+	if err != nil {
+		return "", errors.Wrap(err, "building the frontend image")
+	}
+	return pinned(ref, resp)
+}
+
+// Ref returns a reference to repo:tag in the stack's registry.
+func (s *Stack) Ref(repo, tag string) string {
+	return fmt.Sprintf("%s/%s:%s", s.Registry, repo, tag)
+}
