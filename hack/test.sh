@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's tests, as CI runs them (.ci/run): installs the tools, checks
+# formatting, vets, and runs every test. The integration tests need root and
+# start their own registry and buildkitd (internal/stack).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+
+echo "==> hack/install-tools.sh"
+./hack/install-tools.sh >/dev/null
+
+echo "==> gofmt -l"
+unformatted=$(find . -name '*.go' -not -path './.git/*' -not -path './.tmp/*' -print0 | xargs -0 gofmt -l)
+if [ -n "$unformatted" ]; then
+  echo "these files need gofmt -w:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+echo "==> go vet ./..."
+go vet ./...
+
+echo "==> go test ./..."
+go test -count=1 -timeout 60m ./...
+
+echo "==> all checks passed in $((SECONDS - start)) s"
