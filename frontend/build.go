@@ -5,6 +5,7 @@ import (
 	stderrors "errors"
 	"maps"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/moby/buildkit/client/llb"
@@ -57,6 +58,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		return nil, err
 	}
 	gctx := &gatewayContext{bc: bc, c: c}
+	var extraConfigs sync.Map // platform ID -> fields to add to its image config
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
 		opt := ConvertOpt{
@@ -72,7 +74,17 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		def, err := res.State.Marshal(ctx)
+		out, err := plan(ctx, c, res, opt)
+		if err != nil {
+			return nil, err
+		}
+		if out.warn != "" && idx == 0 {
+			src.Warn(ctx, out.warn, client.WarnOpts{Range: toPBRanges(patchLocation(pf))})
+		}
+		if out.extraConfig != nil {
+			extraConfigs.Store(platformID(res.Platform), out.extraConfig)
+		}
+		def, err := out.state.Marshal(ctx)
 		if err != nil {
 			return nil, errors.Wrap(err, "marshaling LLB")
 		}
@@ -84,9 +96,12 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		return &dockerui.BuildResult{Reference: ref, Image: res.Image, BaseImage: res.BaseImage, Epoch: epoch}, nil
+		return &dockerui.BuildResult{Reference: ref, Image: out.image, BaseImage: out.baseImage, Epoch: epoch}, nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := addConfigFields(rb, bc.MultiPlatformRequested, &extraConfigs); err != nil {
 		return nil, err
 	}
 	return rb.Finalize()

@@ -24,10 +24,12 @@ type ContextFiles struct {
 	Files []ContextFile
 }
 
-// ContextFile is one regular file or symlink of the build context.
+// ContextFile is one entry of the build context: a regular file, a
+// symlink or a directory.
 type ContextFile struct {
 	Path     string // slash-separated, relative to the context root
 	Mode     os.FileMode
-	Data     []byte // the content; for a symlink, its target
-	Linkname string
+	UID, GID uint32
+	Data     []byte // a regular file's content
+	Linkname string // a symlink's target
 }

@@ -61,6 +61,16 @@ type Result struct {
 	App AppSpec
 	// AppContext is the build context the app files come from.
 	AppContext llb.State
+	// AppFiles are the context entries AppContext holds, read for hashing.
+	AppFiles []ContextFile
+	// PatchRefs are the PATCH candidates, expanded, in order. PatchDisabled
+	// is set when --build-arg PATCH= (empty) turned patching off.
+	PatchRefs     []string
+	PatchDisabled bool
+	// Platform is the platform built.
+	Platform ocispecs.Platform
+	// location ties ops to the APP line.
+	appLocation llb.ConstraintsOpt
 }
 
 // Identity is what decides whether a release can be patched: equal
@@ -124,7 +134,7 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 		}
 	}
 	deps := c.state
-	app, appCtx, err := c.convertApp(ctx)
+	app, appFiles, err := c.convertApp(ctx)
 	if err != nil {
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
@@ -133,17 +143,23 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 			return nil, parser.WithLocationOnce(err, inst.Location())
 		}
 	}
+	patchRefs, patchDisabled, err := c.patchRefs()
+	if err != nil {
+		return nil, err
+	}
 	id := Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()}
 	if c.image.Config.Labels == nil {
 		c.image.Config.Labels = map[string]string{}
 	}
 	maps.Copy(c.image.Config.Labels, id.Labels())
 
-	tree := app.Tree(appCtx, c.location(pf.App))
+	tree := app.Tree(appFiles.State, c.location(pf.App))
 	final := llb.Merge([]llb.State{deps, tree}, llb.WithCustomName(fmt.Sprintf("[app] add %s as its own layer", app.Dest)), c.location(pf.App))
 	return &Result{
 		State: final, Deps: deps, AppTree: tree, Image: c.image, BaseImage: baseImg,
-		Identity: id, App: app, AppContext: appCtx,
+		Identity: id, App: app, AppContext: appFiles.State, AppFiles: appFiles.Files,
+		PatchRefs: patchRefs, PatchDisabled: patchDisabled, Platform: c.platform,
+		appLocation: c.location(pf.App),
 	}, nil
 }
 
@@ -305,4 +321,42 @@ func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) 
 		}
 	}
 	return nil
+}
+
+// keyPatchArg is the build arg that overrides PATCH: a list of references,
+// or empty to force a full build.
+const keyPatchArg = "PATCH"
+
+// patchRefs expands the PATCH candidates. ARGs declared before FROM are in
+// scope here too: a release reference is usually passed that way.
+func (c *converter) patchRefs() ([]string, bool, error) {
+	if v, ok := c.opt.BuildArgs[keyPatchArg]; ok {
+		// Presence, not emptiness: dockerui passes --build-arg PATCH= as "".
+		return strings.Fields(v), strings.TrimSpace(v) == "", nil
+	}
+	scope := &converter{opt: c.opt, lex: c.lex, image: c.image, args: map[string]string{}}
+	for _, a := range c.pf.MetaArgs {
+		if err := scope.declareArgs(a, nil); err != nil {
+			return nil, false, err
+		}
+	}
+	for _, k := range c.argOrder {
+		if _, seen := scope.args[k]; !seen {
+			scope.argOrder = append(scope.argOrder, k)
+		}
+		scope.args[k] = c.args[k]
+	}
+	var refs []string
+	for _, p := range c.pf.Patch {
+		for _, w := range p.Refs {
+			ref, err := scope.expand(w)
+			if err != nil {
+				return nil, false, parser.WithLocationOnce(err, p.Location())
+			}
+			if ref != "" {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	return refs, false, nil
 }

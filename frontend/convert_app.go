@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,22 +60,23 @@ func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.Stat
 }
 
 // convertApp resolves the APP instruction and loads the context it reads.
-func (c *converter) convertApp(ctx context.Context) (AppSpec, llb.State, error) {
+// The files are read (and hashed) from the very state the copy uses.
+func (c *converter) convertApp(ctx context.Context) (AppSpec, *ContextFiles, error) {
 	inst := c.pf.App
 	var spec AppSpec
 	for _, src := range inst.Sources {
 		p, err := c.expand(src)
 		if err != nil {
-			return spec, llb.State{}, err
+			return spec, nil, err
 		}
 		if p, err = contextPath(p); err != nil {
-			return spec, llb.State{}, errors.Wrap(err, "APP")
+			return spec, nil, errors.Wrap(err, "APP")
 		}
 		spec.Sources = append(spec.Sources, p)
 	}
 	dest, err := c.expand(inst.Dest)
 	if err != nil {
-		return spec, llb.State{}, err
+		return spec, nil, err
 	}
 	isDir := strings.HasSuffix(dest, "/") || len(spec.Sources) > 1 || spec.Sources[0] == "."
 	if !path.IsAbs(dest) {
@@ -82,7 +84,7 @@ func (c *converter) convertApp(ctx context.Context) (AppSpec, llb.State, error) 
 	}
 	dest = path.Clean(dest)
 	if dest == "/" {
-		return spec, llb.State{}, errors.New("APP to / would mix application files with the whole system: pick a directory such as /app")
+		return spec, nil, errors.New("APP to / would mix application files with the whole system: pick a directory such as /app")
 	}
 	if isDir {
 		dest += "/"
@@ -91,19 +93,23 @@ func (c *converter) convertApp(ctx context.Context) (AppSpec, llb.State, error) 
 	for _, e := range inst.Excludes {
 		e, err := c.expand(e)
 		if err != nil {
-			return spec, llb.State{}, err
+			return spec, nil, err
 		}
 		spec.Excludes = append(spec.Excludes, e)
 	}
 	spec.Chown, spec.Chmod = inst.Chown, inst.Chmod
 	if spec.chown, spec.chmod, err = c.copyOwnership(inst.Chown, inst.Chmod, false); err != nil {
-		return spec, llb.State{}, err
+		return spec, nil, err
 	}
-	appCtx, err := c.opt.Context.Main(ctx)
+	var patterns []string
+	if !slices.Contains(spec.Sources, ".") {
+		patterns = spec.Sources
+	}
+	files, err := c.opt.Context.Files(ctx, "application files", patterns)
 	if err != nil {
-		return spec, llb.State{}, err
+		return spec, nil, err
 	}
-	return spec, *appCtx, nil
+	return spec, files, nil
 }
 
 // copyOwnership parses --chown and --chmod. byName allows user and group

@@ -81,6 +81,9 @@ func (c *converter) convertDeps(ctx context.Context, inst *DepsInstruction) erro
 	}
 	var action *llb.FileAction
 	for _, f := range files.Files {
+		if f.Mode.IsDir() {
+			continue // DEPS copies files; a directory source brings its files
+		}
 		info := pllb.PinnedCopy()
 		info.CreateDestPath = true
 		info.ChownOpt, info.Mode = chown, chmod

@@ -62,7 +62,7 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 	return &ContextFiles{State: state, Files: files}, nil
 }
 
-// ReadTree lists the regular files and symlinks below dir of a solved
+// ReadTree lists the directories, regular files and symlinks below dir of a solved
 // reference, with contents, sorted by path (relative to dir).
 func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextFile, error) {
 	var (
@@ -82,12 +82,15 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextF
 			mode := os.FileMode(e.Mode)
 			switch {
 			case mode.IsDir():
+				mu.Lock()
+				files = append(files, ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
+				mu.Unlock()
 				if err := walk(p); err != nil {
 					return err
 				}
 			case mode&os.ModeSymlink != 0:
 				mu.Lock()
-				files = append(files, ContextFile{Path: p, Mode: mode, Linkname: e.Linkname})
+				files = append(files, ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Linkname: e.Linkname})
 				mu.Unlock()
 			case mode.IsRegular():
 				eg.Go(func() error {
@@ -96,7 +99,7 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextF
 						return err
 					}
 					mu.Lock()
-					files = append(files, ContextFile{Path: p, Mode: mode, Data: dt})
+					files = append(files, ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Data: dt})
 					mu.Unlock()
 					return nil
 				})

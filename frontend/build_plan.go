@@ -1,0 +1,136 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/frontend/dockerui"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/pkg/errors"
+)
+
+// buildOutput is what one platform's build exports.
+type buildOutput struct {
+	state     llb.State
+	image     *dockerspec.DockerOCIImage
+	baseImage *dockerspec.DockerOCIImage
+	// extraConfig are top-level fields added to the image config (the
+	// release's file list).
+	extraConfig map[string]any
+	// warn is a message for the user when a PATCH candidate was unusable.
+	warn string
+}
+
+// plan turns a conversion into a patch build or a full build.
+func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt ConvertOpt) (*buildOutput, error) {
+	d, err := decide(ctx, resolver, res, opt)
+	if err != nil {
+		return nil, err
+	}
+	if rel := d.Release; rel != nil {
+		summary := "[patch] " + d.Summary()
+		var st llb.State
+		if d.Changes.Empty() {
+			// The release itself: no layer, no history entry.
+			st = llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(summary), res.appLocation)
+		} else {
+			st = patchLayer(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName("[patch] release "+rel.Ref)),
+				res.App, res.AppContext, d.Changes, summary, res.appLocation)
+		}
+		return &buildOutput{state: st, image: patchImage(res.Image, rel, d.Changes, opt), baseImage: rel.Image}, nil
+	}
+	out := &buildOutput{
+		state:     llb.Merge([]llb.State{res.Deps, res.AppTree}, llb.WithCustomName("[app] "+d.Summary()), res.appLocation),
+		image:     res.Image,
+		baseImage: res.BaseImage,
+	}
+	if d.Warn {
+		out.warn = "PATCH: " + d.Reason + "; building in full"
+	}
+	if unpatchableApp(res.App) == "" {
+		files, err := appManifest(res.AppFiles, res.App)
+		if err != nil {
+			return nil, err
+		}
+		enc, err := files.Encode()
+		if err != nil {
+			return nil, err
+		}
+		out.extraConfig = map[string]any{configField: enc}
+	}
+	return out, nil
+}
+
+// patchImage is the config of a patch: the new Patchfile's config on the
+// release's layers, with one history entry for the patch layer.
+func patchImage(img *dockerspec.DockerOCIImage, rel *release, cs *ChangeSet, opt ConvertOpt) *dockerspec.DockerOCIImage {
+	out := *img
+	out.Config.Labels = maps.Clone(img.Config.Labels)
+	out.Config.Labels[LabelRelease] = rel.Digest.String()
+	out.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(rel.Image.RootFS.DiffIDs)}
+	out.History = slices.Clone(rel.Image.History)
+	if !cs.Empty() {
+		t := imageTime(opt.Epoch)
+		out.History = append(out.History, ocispecs.History{
+			Created:   &t,
+			CreatedBy: fmt.Sprintf("APP patch: %d changed, %d deleted", len(cs.Changed), len(cs.Deleted)),
+			Comment:   historyComment,
+		})
+	}
+	return &out
+}
+
+// patchLocation is the lines of the PATCH instructions.
+func patchLocation(pf *Patchfile) []parser.Range {
+	var out []parser.Range
+	for _, p := range pf.Patch {
+		out = append(out, p.Location()...)
+	}
+	return out
+}
+
+func platformID(p ocispecs.Platform) string {
+	return platforms.FormatAll(platforms.Normalize(p))
+}
+
+// addConfigFields adds top-level fields to the image configs dockerui
+// wrote. dockerui.BuildResult carries a typed image config, which has no
+// room for them; BuildKit's exporter keeps unknown fields.
+func addConfigFields(rb *dockerui.ResultBuilder, multiPlatform bool, fields *sync.Map) error {
+	var err error
+	fields.Range(func(k, v any) bool {
+		key := exptypes.ExporterImageConfigKey
+		if multiPlatform {
+			key += "/" + k.(string)
+		}
+		dt, ok := rb.Metadata[key]
+		if !ok {
+			err = errors.Errorf("no image config for platform %s", k)
+			return false
+		}
+		var cfg map[string]json.RawMessage
+		if err = json.Unmarshal(dt, &cfg); err != nil {
+			return false
+		}
+		for name, value := range v.(map[string]any) {
+			if cfg[name], err = json.Marshal(value); err != nil {
+				return false
+			}
+		}
+		if dt, err = json.Marshal(cfg); err != nil {
+			return false
+		}
+		rb.AddMeta(key, dt)
+		return true
+	})
+	return err
+}

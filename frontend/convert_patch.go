@@ -1,0 +1,158 @@
+package frontend
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+	pllb "github.com/patchfile/patchfile/llb"
+)
+
+// patchLayer returns the release with exactly one layer on top: the
+// difference between the release's app tree and the new one, computed
+// without reading any release layer (zero-pull).
+//
+// Diff(lower, upper) with upper built on lower is exported from the
+// overlay upper directory: precisely the entries the file operation wrote,
+// whiteouts for what it removed, and the parents of both. So lower holds
+// only what the change touches, rebuilt from the context and the release's
+// file list: the APP destination, the existing parents of every change
+// (copied from the context: unchanged directories have the release's
+// metadata), and a placeholder for every path that goes away. Upper removes
+// those, copies the changed entries with the full build's own copy options,
+// and re-pins the parents' mtimes.
+//
+// Preconditions (checked by planPatch): APP has one directory source, no
+// --chmod, and no existing directory changed mode or owner.
+func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
+	src := spec.Sources[0]
+	dest := spec.Dest
+	inDest := func(p string) string { return path.Join(dest, p) }
+	inCtx := func(p string) string { return path.Join("/", src, p) }
+
+	rootInfo := pllb.PinnedCopy()
+	rootInfo.CopyDirContentsOnly = true
+	rootInfo.CreateDestPath = true
+	rootInfo.ChownOpt = spec.chown
+	// The destination itself, made the way the full build makes it.
+	lower := llb.Copy(llb.Scratch(), "/", dest, rootInfo)
+	parents := existingParents(cs)
+	for _, p := range parents {
+		info := pllb.CopyDirOnly()
+		info.ChownOpt = spec.chown
+		lower = lower.Copy(appCtx, inCtx(p), inDest(p), info)
+	}
+	for _, e := range cs.Deleted {
+		if e.Type == TypeDir {
+			lower = lower.Mkdir(inDest(e.Path), 0o755)
+		} else {
+			lower = lower.Mkfile(inDest(e.Path), 0o644, nil)
+		}
+	}
+	lowerSt := llb.Scratch().File(lower, append([]llb.ConstraintsOpt{dockerUIInternal("patch: the release's tree around the changes")}, opts...)...)
+
+	var upper *llb.FileAction
+	for _, e := range cs.Deleted {
+		rm := llb.Rm(inDest(e.Path), llb.WithAllowNotFound(true))
+		if upper == nil {
+			upper = rm
+		} else {
+			upper = upper.Rm(inDest(e.Path), llb.WithAllowNotFound(true))
+		}
+	}
+	if includes := changedPatterns(cs); len(includes) > 0 {
+		info := pllb.PinnedCopy()
+		info.CopyDirContentsOnly = true
+		info.IncludePatterns = includes
+		info.ExcludePatterns = spec.Excludes
+		info.ChownOpt = spec.chown
+		if upper == nil {
+			upper = llb.Copy(appCtx, inCtx("."), dest, info)
+		} else {
+			upper = upper.Copy(appCtx, inCtx("."), dest, info)
+		}
+	}
+	for _, p := range append([]string{"."}, parents...) {
+		upper = pllb.AddRepinDir(upper, inDest(p))
+	}
+	upperSt := lowerSt.File(upper, append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)...)
+	return llb.Merge([]llb.State{release, llb.Diff(lowerSt, upperSt, opts...)}, append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)...)
+}
+
+// existingParents returns the directories (relative to the APP destination,
+// parents first) that hold a change and were already in the release.
+func existingParents(cs *ChangeSet) []string {
+	created := map[string]bool{}
+	for _, e := range cs.Changed {
+		if e.Type == TypeDir {
+			created[e.Path] = true
+		}
+	}
+	set := map[string]bool{}
+	add := func(p string) {
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if !created[d] {
+				set[d] = true
+			}
+		}
+	}
+	for _, e := range cs.Changed {
+		add(e.Path)
+	}
+	for _, e := range cs.Deleted {
+		add(e.Path)
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// changedPatterns returns include patterns matching exactly the changed
+// entries. A new directory's pattern takes its whole subtree, all new too.
+func changedPatterns(cs *ChangeSet) []string {
+	var out []string
+	covered := ""
+	for _, e := range cs.Changed {
+		if covered != "" && strings.HasPrefix(e.Path, covered+"/") {
+			continue
+		}
+		out = append(out, escapePattern(e.Path))
+		if e.Type == TypeDir {
+			covered = e.Path
+		} else {
+			covered = ""
+		}
+	}
+	return out
+}
+
+// escapePattern makes a path match itself literally as a .dockerignore
+// style pattern (used by fsutil's include/exclude matching).
+func escapePattern(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// patchSummary is the progress line that says what a patch ships.
+func patchSummary(release string, cs *ChangeSet) string {
+	if cs.Empty() {
+		return fmt.Sprintf("patch of release %s: no change, the release itself", release)
+	}
+	return fmt.Sprintf("patch of release %s: %d changed, %d deleted, %.1f KiB", release, len(cs.Changed), len(cs.Deleted), float64(cs.ChangedBytes)/1024)
+}
+
+func dockerUIInternal(name string) llb.ConstraintsOpt {
+	return llb.WithCustomName("[internal] " + name)
+}

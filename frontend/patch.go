@@ -1,0 +1,253 @@
+package frontend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/patternmatcher"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+)
+
+const (
+	// keyPatchMaxShareArg is the build arg that sets the re-release rule:
+	// when a patch would carry more than this percentage of the app tree's
+	// bytes, the build is a full one (a new release) instead.
+	keyPatchMaxShareArg    = "PATCH_MAX_SHARE"
+	defaultPatchMaxPercent = 50
+)
+
+// release is a release image that a build may patch.
+type release struct {
+	// Ref is the release pinned by its manifest digest.
+	Ref string
+	// Digest is the release's manifest digest for the platform built.
+	Digest digest.Digest
+	Image  *dockerspec.DockerOCIImage
+	Files  *Manifest
+}
+
+// decision is the path a build takes and why.
+type decision struct {
+	// Release and Changes are set for a patch build.
+	Release *release
+	Changes *ChangeSet
+	// Reason says why a build is a full one.
+	Reason string
+	// Warn is set when the reason is a problem the user should see (a
+	// candidate that could not be used), not an expected full build.
+	Warn bool
+}
+
+// Summary is the line the progress output shows.
+func (d *decision) Summary() string {
+	if d.Release != nil {
+		return patchSummary(d.Release.Digest.String(), d.Changes)
+	}
+	return "full build: " + d.Reason
+}
+
+// decide picks a patch build or a full build, reading only image configs.
+func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt ConvertOpt) (*decision, error) {
+	if res.PatchDisabled {
+		return &decision{Reason: "PATCH disabled by --build-arg PATCH="}, nil
+	}
+	if len(res.PatchRefs) == 0 {
+		return &decision{Reason: "no PATCH candidate (add PATCH <release image> to patch deploys)"}, nil
+	}
+	if why := unpatchableApp(res.App); why != "" {
+		return &decision{Reason: why}, nil
+	}
+	maxShare, err := patchMaxShare(opt.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := appManifest(res.AppFiles, res.App)
+	if err != nil {
+		return nil, err
+	}
+	var reasons []string
+	for _, ref := range res.PatchRefs {
+		rel, why := resolveRelease(ctx, resolver, ref, res, opt)
+		if rel == nil {
+			reasons = append(reasons, why)
+			continue
+		}
+		cs := Changes(rel.Files, cur)
+		if p := changedDirMetadata(rel.Files, cs); p != "" {
+			return &decision{Reason: fmt.Sprintf("directory %s changed mode or owner since release %s, which a patch layer cannot express exactly", p, rel.Digest)}, nil
+		}
+		if total := cur.TotalSize(); total > 0 && cs.ChangedBytes*100 > total*int64(maxShare) {
+			return &decision{Reason: fmt.Sprintf("the change is %d%% of the app tree's bytes (more than %s=%d%%): a new release is smaller to ship than a patch of release %s",
+				cs.ChangedBytes*100/total, keyPatchMaxShareArg, maxShare, rel.Digest)}, nil
+		}
+		return &decision{Release: rel, Changes: cs}, nil
+	}
+	return &decision{Reason: strings.Join(reasons, "; "), Warn: true}, nil
+}
+
+// unpatchableApp says why an APP instruction cannot be patched, or "".
+func unpatchableApp(spec AppSpec) string {
+	switch {
+	case len(spec.Sources) != 1 || strings.ContainsAny(spec.Sources[0], "*?[") || !strings.HasSuffix(spec.Dest, "/"):
+		return "patch builds need APP with one directory source, e.g. APP . /app"
+	case spec.Chmod != "":
+		return "patch builds do not support APP --chmod yet"
+	}
+	return ""
+}
+
+func patchMaxShare(args map[string]string) (int, error) {
+	v, ok := args[keyPatchMaxShareArg]
+	if !ok || v == "" {
+		return defaultPatchMaxPercent, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
+	if err != nil || n < 0 || n > 100 {
+		return 0, errors.Errorf("%s=%s is not a percentage from 0 to 100", keyPatchMaxShareArg, v)
+	}
+	return n, nil
+}
+
+// resolveRelease reads a candidate's config and, for a patch, its release's.
+// It returns the release if it can be patched, or why not.
+func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, res *Result, opt ConvertOpt) (*release, string) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, fmt.Sprintf("PATCH %s is not an image reference", ref)
+	}
+	rel, err := loadRelease(ctx, resolver, named.String(), res, opt)
+	if err != nil {
+		return nil, fmt.Sprintf("candidate %s unreachable (%v)", ref, err)
+	}
+	labels := rel.Image.Config.Labels
+	if labels[LabelDeps] == "" {
+		return nil, fmt.Sprintf("candidate %s was not built by Patchfile", ref)
+	}
+	if from := labels[LabelRelease]; from != "" {
+		// A patch: patch its release, never a patch on a patch.
+		dgst, err := digest.Parse(from)
+		if err != nil {
+			return nil, fmt.Sprintf("candidate %s has a malformed %s label", ref, LabelRelease)
+		}
+		if rel, err = loadRelease(ctx, resolver, reference.TrimNamed(named).String()+"@"+dgst.String(), res, opt); err != nil {
+			return nil, fmt.Sprintf("release %s of candidate %s unreachable (%v)", dgst, ref, err)
+		}
+		labels = rel.Image.Config.Labels
+		if labels[LabelRelease] != "" || labels[LabelDeps] == "" {
+			return nil, fmt.Sprintf("release %s of candidate %s is not a Patchfile release", dgst, ref)
+		}
+	}
+	want := res.Identity
+	switch {
+	case labels[LabelBase] != want.Base.String():
+		return nil, fmt.Sprintf("base image changed since release %s (it has %s, FROM pins %s)", rel.Digest, labels[LabelBase], want.Base)
+	case labels[LabelDeps] != want.Deps.String():
+		return nil, fmt.Sprintf("dependencies changed since release %s (a DEPS file or a step before APP differs)", rel.Digest)
+	case labels[LabelApp] != want.App.String():
+		return nil, fmt.Sprintf("APP destination or --chown changed since release %s", rel.Digest)
+	case rel.Files == nil:
+		return nil, fmt.Sprintf("release %s has no usable file list", rel.Digest)
+	}
+	return rel, ""
+}
+
+// loadRelease resolves one image config, with its file list if it has one.
+func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, res *Result, opt ConvertOpt) (*release, error) {
+	_, dgst, dt, err := resolver.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
+		LogName:  "[patch] load metadata for " + ref,
+		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &res.Platform, ResolveMode: opt.ImageResolveMode.String()},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var img dockerspec.DockerOCIImage
+	if err := json.Unmarshal(dt, &img); err != nil {
+		return nil, errors.Wrap(err, "invalid image config")
+	}
+	var extra struct {
+		Files *string `json:"dev.patchfile.files"`
+	}
+	_ = json.Unmarshal(dt, &extra)
+	rel := &release{Digest: dgst, Image: &img}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, err
+	}
+	rel.Ref = reference.TrimNamed(named).String() + "@" + dgst.String()
+	if extra.Files != nil {
+		// A malformed list leaves Files nil: the release is not patched.
+		rel.Files, _ = DecodeManifest(*extra.Files)
+	}
+	return rel, nil
+}
+
+// changedDirMetadata returns a directory that exists in both trees with a
+// different mode or owner, or "".
+func changedDirMetadata(old *Manifest, cs *ChangeSet) string {
+	oldDirs := map[string]bool{}
+	for _, e := range old.Entries {
+		if e.Type == TypeDir {
+			oldDirs[e.Path] = true
+		}
+	}
+	for _, e := range cs.Changed {
+		if e.Type == TypeDir && oldDirs[e.Path] {
+			return e.Path
+		}
+	}
+	return ""
+}
+
+// appManifest computes the app tree as the full build lands it, from the
+// context entries under APP's one source, minus --exclude.
+func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
+	src := path.Clean(spec.Sources[0])
+	var excludes *patternmatcher.PatternMatcher
+	if len(spec.Excludes) > 0 {
+		var err error
+		if excludes, err = patternmatcher.New(spec.Excludes); err != nil {
+			return nil, errors.Wrap(err, "APP --exclude")
+		}
+	}
+	uid, gid, chown := numericOwner(spec.Chown)
+	m := &Manifest{}
+	for _, f := range files {
+		rel := f.Path
+		if src != "." {
+			var ok bool
+			if rel, ok = strings.CutPrefix(f.Path, src+"/"); !ok {
+				continue
+			}
+		}
+		if excludes != nil {
+			if ex, _ := excludes.MatchesOrParentMatches(rel); ex {
+				continue
+			}
+		}
+		e := ManifestEntry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
+		if spec.Chown != "" && chown {
+			e.UID, e.GID = uint32(uid), uint32(gid)
+		}
+		switch {
+		case f.Mode.IsDir():
+			e.Type = TypeDir
+		case f.Mode&os.ModeSymlink != 0:
+			e.Type, e.Linkname = TypeSymlink, f.Linkname
+		default:
+			e.Type, e.Size, e.Digest = TypeFile, int64(len(f.Data)), sha256.Sum256(f.Data)
+		}
+		m.Entries = append(m.Entries, e)
+	}
+	return m, nil
+}
