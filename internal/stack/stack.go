@@ -369,3 +369,24 @@ func removeAll(dir string) error {
 	}
 	return err
 }
+
+// Blobs returns the registry's stored blobs (digest -> size), read from its
+// storage: what was pushed is the difference between two calls.
+func (s *Stack) Blobs() (map[string]int64, error) {
+	root := filepath.Join(s.Dir, "registry", "data", "docker", "registry", "v2", "blobs")
+	out := map[string]int64{}
+	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if info.Name() == "data" && !info.IsDir() {
+			dir := filepath.Dir(p)
+			out[filepath.Base(filepath.Dir(filepath.Dir(dir)))+":"+filepath.Base(dir)] = info.Size()
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/stretchr/testify/require"
+)
+
+// TestColdPatch patches examples/Patchfile with one file changed on a
+// builder with an empty cache and no --cache-from, through buildctl and the
+// frontend image, and checks with the registry's own log and storage that
+// no layer of the release was pulled and that only the patch layer, its
+// config and its manifest were pushed.
+func TestColdPatch(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "app")
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(env.repoRoot, "examples"))))
+	releaseRef := env.stack.Ref("cold/web", "release")
+	args := map[string]string{"BASE": env.base, "RELEASE": releaseRef}
+
+	start := time.Now()
+	res, err := buildWithBuildctl(t, build{dir: dir, args: args, output: releaseRef})
+	require.NoError(t, err)
+	releaseTime := time.Since(start)
+	require.Contains(t, res.output, "full build: candidate "+releaseRef+" unreachable", "the first release has nothing to patch")
+	release := pullImage(t, releaseRef+"@"+res.digest)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src/routes.js"), []byte("module.exports = { '/': 'index.html', '/health': 'OK' };\n"), 0o644))
+
+	cold, err := env.stack.NewDaemon(context.Background(), "cold-patch")
+	require.NoError(t, err)
+	defer cold.Stop()
+	blobsBefore, err := env.stack.Blobs()
+	require.NoError(t, err)
+	logAt := env.stack.LogSize()
+	start = time.Now()
+	res, err = buildWithBuildctl(t, build{dir: dir, args: args, output: env.stack.Ref("cold/web", "patch"), daemon: cold})
+	require.NoError(t, err)
+	patchTime := time.Since(start)
+	require.Contains(t, res.output, "patch of release ")
+	// Read the registry's log and storage before this test reads anything.
+	served, err := env.stack.RegistryRequests(logAt)
+	require.NoError(t, err)
+	blobsAfter, err := env.stack.Blobs()
+	require.NoError(t, err)
+	patched := pullImage(t, env.stack.Ref("cold/web", "patch")+"@"+res.digest)
+
+	// Pulled: classify every blob the registry served during the build.
+	releaseLayers := layerDigests(t, release)
+	frontendBlobs := imageBlobs(t, env.frontendImage)
+	var pulledLayers, pulledFrontend, pulledConfigs int64
+	for _, b := range served {
+		if b.Method != "GET" {
+			continue
+		}
+		switch {
+		case releaseLayers[b.Digest]:
+			pulledLayers += b.Bytes
+			t.Errorf("the cold patch pulled release layer %s (%d bytes)", b.Digest, b.Bytes)
+		case frontendBlobs[b.Digest]:
+			pulledFrontend += b.Bytes
+		default:
+			pulledConfigs += b.Bytes
+		}
+	}
+
+	// Pushed: the blobs the registry stores now and did not before.
+	pushed := map[string]int64{}
+	var pushedBytes int64
+	for d, size := range blobsAfter {
+		if _, ok := blobsBefore[d]; !ok {
+			pushed[d] = size
+			pushedBytes += size
+		}
+	}
+	ls := layers(t, patched)
+	top, err := ls[len(ls)-1].Digest()
+	require.NoError(t, err)
+	cfgDigest, err := patched.ConfigName()
+	require.NoError(t, err)
+	manifestDigest, err := patched.Digest()
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{top.String(), cfgDigest.String(), manifestDigest.String()}, keys(pushed),
+		"a patch pushes its layer, its config and its manifest, nothing else")
+	topSize, err := ls[len(ls)-1].Size()
+	require.NoError(t, err)
+	require.LessOrEqual(t, pushedBytes, topSize+8192, "pushed bytes stay within the layer plus config and manifest")
+
+	t.Logf("release build (warm builder, full): %s", releaseTime.Round(time.Millisecond))
+	t.Logf("cold patch: %s; pulled %d bytes of release layers, %d bytes of frontend image, %d bytes of configs; pushed %d bytes (layer %d)",
+		patchTime.Round(time.Millisecond), pulledLayers, pulledFrontend, pulledConfigs, pushedBytes, topSize)
+}
+
+func layerDigests(t *testing.T, img v1.Image) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, l := range layers(t, img) {
+		d, err := l.Digest()
+		require.NoError(t, err)
+		out[d.String()] = true
+	}
+	return out
+}
+
+// imageBlobs returns the layer and config digests of an image reference.
+func imageBlobs(t *testing.T, ref string) map[string]bool {
+	t.Helper()
+	img := pullImage(t, ref)
+	out := layerDigests(t, img)
+	cfg, err := img.ConfigName()
+	require.NoError(t, err)
+	out[cfg.String()] = true
+	return out
+}
+
+func keys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
