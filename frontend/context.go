@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"crypto/sha256"
 	"os"
 
 	"github.com/moby/buildkit/client/llb"
@@ -30,6 +31,15 @@ type ContextFile struct {
 	Path     string // slash-separated, relative to the context root
 	Mode     os.FileMode
 	UID, GID uint32
-	Data     []byte // a regular file's content
 	Linkname string // a symlink's target
+	// Size and SHA256 describe a regular file's content. Reading the
+	// context streams each file through the hash; contents are not kept.
+	Size   int64
+	SHA256 [sha256.Size]byte
+}
+
+// NewContextFile describes a regular file from its content (for sources
+// that hold files in memory).
+func NewContextFile(p string, mode os.FileMode, data []byte) ContextFile {
+	return ContextFile{Path: p, Mode: mode, Size: int64(len(data)), SHA256: sha256.Sum256(data)}
 }

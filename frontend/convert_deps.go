@@ -93,7 +93,7 @@ func (c *converter) convertDeps(ctx context.Context, inst *DepsInstruction) erro
 		} else {
 			action = action.Copy(files.State, "/"+f.Path, dest, info)
 		}
-		c.deps.add("DEPS", fmt.Sprintf("%s %o %s %s", dest, f.Mode, digest.FromBytes(f.Data), f.Linkname))
+		c.deps.add("DEPS", fmt.Sprintf("%s %o %s %s", dest, f.Mode, digest.NewDigestFromBytes(digest.SHA256, f.SHA256[:]), f.Linkname))
 	}
 	c.deps.add("DEPS-OPTS", inst.Chown+" "+inst.Chmod)
 	c.step++

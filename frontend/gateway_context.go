@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"crypto/sha256"
 	"os"
 	"path"
 	"sort"
@@ -11,7 +12,6 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/pkg/errors"
-	fstypes "github.com/tonistiigi/fsutil/types"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -94,12 +94,13 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextF
 				mu.Unlock()
 			case mode.IsRegular():
 				eg.Go(func() error {
-					dt, err := readFile(ctx, ref, path.Join(dir, p), e)
-					if err != nil {
+					f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid}
+					var err error
+					if f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, p), e.Size); err != nil {
 						return err
 					}
 					mu.Lock()
-					files = append(files, ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Data: dt})
+					files = append(files, f)
 					mu.Unlock()
 					return nil
 				})
@@ -118,9 +119,31 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextF
 	return files, nil
 }
 
-func readFile(ctx context.Context, ref client.Reference, p string, st *fstypes.Stat) ([]byte, error) {
-	if st.Size == 0 {
-		return []byte{}, nil
+// readChunk is the most a single ReadFile asks for: gRPC messages are
+// bounded, and files of any size must hash.
+const readChunk = 4 << 20
+
+// hashFile streams a file through SHA-256 in chunks. It reads until a short
+// chunk rather than trusting size, which a concurrent change could make stale.
+func hashFile(ctx context.Context, ref client.Reference, p string, size int64) (int64, [sha256.Size]byte, error) {
+	h := sha256.New()
+	var n int64
+	for {
+		if size == 0 && n == 0 {
+			// Empty files are common (__init__.py, .gitkeep): skip the round trip.
+			break
+		}
+		dt, err := ref.ReadFile(ctx, client.ReadRequest{Filename: p, Range: &client.FileRange{Offset: int(n), Length: readChunk}})
+		if err != nil {
+			return 0, [sha256.Size]byte{}, err
+		}
+		h.Write(dt)
+		n += int64(len(dt))
+		if len(dt) < readChunk {
+			break
+		}
 	}
-	return ref.ReadFile(ctx, client.ReadRequest{Filename: p})
+	var sum [sha256.Size]byte
+	copy(sum[:], h.Sum(nil))
+	return n, sum, nil
 }

@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -245,7 +244,7 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 		case f.Mode&os.ModeSymlink != 0:
 			e.Type, e.Linkname = TypeSymlink, f.Linkname
 		default:
-			e.Type, e.Size, e.Digest = TypeFile, int64(len(f.Data)), sha256.Sum256(f.Data)
+			e.Type, e.Size, e.Digest = TypeFile, f.Size, f.SHA256
 		}
 		m.Entries = append(m.Entries, e)
 	}

@@ -172,6 +172,22 @@ func TestPatchBuild(t *testing.T) {
 	require.Len(t, layers(t, noopImg), len(releaseLayers))
 	require.Len(t, configOf(t, noopImg).History, len(configOf(t, release).History), "no history entry for a layer that is not there")
 
+	// A 6 MiB file edited past the first 4 MiB read chunk is seen as changed.
+	big := filepath.Join(noop, "assets/big.bin")
+	require.NoError(t, os.MkdirAll(filepath.Dir(big), 0o755))
+	require.NoError(t, os.WriteFile(big, bigContent(0), 0o644))
+	res, err = buildInProcess(t, build{dir: noop, args: fullArgs(), output: env.stack.Ref(repo, "big-release")})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(big, bigContent(5<<20), 0o644))
+	args := patchArgs(env.stack.Ref(repo, "big-release"))
+	args["PATCH_MAX_SHARE"] = "100"
+	res, err = buildInProcess(t, build{dir: noop, args: args, output: env.stack.Ref(repo, "big-patch")})
+	require.NoError(t, err)
+	require.Contains(t, res.output, ": 1 changed, 0 deleted, 6144.0 KiB")
+	bigImg := pullImage(t, env.stack.Ref(repo, "big-patch")+"@"+res.digest)
+	bigLayers := layers(t, bigImg)
+	require.Equal(t, string(bigContent(5<<20)), layerEntries(t, bigLayers[len(bigLayers)-1])["app/assets/big.bin"].Content)
+
 	// A dependency file changed: full build, the dependency stage runs again.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "deps.txt"), []byte("dep==2.0\n"), 0o644))
 	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(releaseRef), output: env.stack.Ref(repo, "deps")})
@@ -203,5 +219,18 @@ func rawConfig(t *testing.T, img interface{ RawConfigFile() ([]byte, error) }) [
 	t.Helper()
 	dt, err := img.RawConfigFile()
 	require.NoError(t, err)
+	return dt
+}
+
+// bigContent is 6 MiB of deterministic bytes, with one byte flipped at
+// offset flip (0 flips none).
+func bigContent(flip int) []byte {
+	dt := make([]byte, 6<<20)
+	for i := range dt {
+		dt[i] = byte(i * 7 % 251)
+	}
+	if flip > 0 {
+		dt[flip] ^= 0xff
+	}
 	return dt
 }

@@ -1,0 +1,297 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/solver/pb"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/patternmatcher"
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// update rewrites the LLB goldens: go test ./frontend -run TestConvertGolden -update
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
+
+// amd64 is the platform of every conversion test.
+var amd64 = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+
+// fakeResolver serves one fixed image config for every reference, so that
+// conversions never reach a registry.
+type fakeResolver struct {
+	manifest digest.Digest
+	resolved []string // the references asked for
+}
+
+// fakeConfig is the base image config for a platform, as a registry
+// serves it: what matters is the PATH, which every exec op must inherit.
+func fakeConfig(p *ocispecs.Platform) []byte {
+	return []byte(`{
+  "architecture": "` + p.Architecture + `",
+  "os": "` + p.OS + `",
+  "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+  "rootfs": {"type": "layers", "diff_ids": ["sha256:1111111111111111111111111111111111111111111111111111111111111111"]},
+  "history": [{"created_by": "base layer"}]
+}`)
+}
+
+func (r *fakeResolver) ResolveImageConfig(_ context.Context, ref string, opt sourceresolver.Opt) (string, digest.Digest, []byte, error) {
+	if opt.ImageOpt == nil || opt.ImageOpt.Platform == nil {
+		return "", "", nil, fmt.Errorf("resolving %s without a platform", ref)
+	}
+	p := opt.ImageOpt.Platform
+	r.resolved = append(r.resolved, ref+" "+p.Architecture)
+	m := r.manifest
+	if m == "" {
+		m = digest.FromString("manifest of " + ref + " for " + p.Architecture)
+	}
+	return ref, m, fakeConfig(p), nil
+}
+
+// fakeContext is a build context held in memory: path -> content.
+type fakeContext map[string]string
+
+func (fc fakeContext) Main(_ context.Context, opts ...llb.LocalOption) (*llb.State, error) {
+	st := llb.Local("context", append([]llb.LocalOption{llb.LocalUniqueID("fake")}, opts...)...)
+	return &st, nil
+}
+
+// Files returns the files matching patterns (all for none) with their
+// parent directories, sorted, as the gateway context does.
+func (fc fakeContext) Files(_ context.Context, name string, patterns []string) (*ContextFiles, error) {
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, err
+	}
+	entries := map[string]ContextFile{}
+	for p, data := range fc {
+		if ok, _ := pm.MatchesOrParentMatches(p); len(patterns) > 0 && !ok {
+			continue
+		}
+		entries[p] = NewContextFile(p, 0o644, []byte(data))
+		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
+			entries[dir] = ContextFile{Path: dir, Mode: os.ModeDir | 0o755}
+		}
+	}
+	files := make([]ContextFile, 0, len(entries))
+	for _, f := range entries {
+		files = append(files, f)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	st := llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("fake"))
+	return &ContextFiles{State: st, Files: files}, nil
+}
+
+// shopContext is the build context of most tests.
+func shopContext() fakeContext {
+	return fakeContext{
+		"package.json":      `{"name": "shop"}`,
+		"package-lock.json": `{"lockfileVersion": 3}`,
+		"web/package.json":  `{"name": "web"}`,
+		"src/server.js":     `console.log("hi")`,
+		"static/index.html": `<h1>shop</h1>`,
+		"README.md":         `# shop`,
+	}
+}
+
+// convert parses and converts a Patchfile for linux/amd64 with the fakes.
+func convert(t *testing.T, patchfile string, files fakeContext, args map[string]string) (*Result, *llb.SourceMap, error) {
+	t.Helper()
+	pf, err := ParsePatchfile([]byte(patchfile))
+	require.NoError(t, err)
+	sm := llb.NewSourceMap(nil, "Patchfile", language, []byte(patchfile))
+	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fakeResolver{}, SourceMap: sm, Context: files}
+	opt.BuildArgs = args
+	res, err := Convert(context.Background(), pf, opt)
+	return res, sm, err
+}
+
+// goldenLLB is the readable form of a conversion kept in testdata/golden.
+type goldenLLB struct {
+	Identity Identity                        `json:"identity"`
+	Config   dockerspec.DockerOCIImageConfig `json:"config"`
+	History  []string                        `json:"history"`
+	Ops      []goldenOp                      `json:"ops"`
+}
+
+// goldenOp is one LLB op, in definition order, inputs named by their index.
+type goldenOp struct {
+	Index int    `json:"index"`
+	Type  string `json:"type"`
+	Name  string `json:"name,omitempty"`
+	// Lines are the Patchfile lines the source map ties the op to.
+	Lines []string `json:"lines,omitempty"`
+	// Op is the pb.Op as protojson, normalized through encoding/json.
+	Op map[string]any `json:"op"`
+}
+
+// renderLLB marshals the final state and renders it for a golden.
+func renderLLB(t *testing.T, res *Result, patchfile string) []byte {
+	t.Helper()
+	def, err := res.State.Marshal(context.Background())
+	require.NoError(t, err)
+	index := map[string]int{}
+	for i, dt := range def.Def {
+		index[digest.FromBytes(dt).String()] = i
+	}
+	lines := strings.Split(patchfile, "\n")
+	out := goldenLLB{Identity: res.Identity, Config: res.Image.Config}
+	for _, h := range res.Image.History {
+		out.History = append(out.History, h.CreatedBy)
+	}
+	for i, dt := range def.Def {
+		var op pb.Op
+		require.NoError(t, op.UnmarshalVT(dt))
+		js, err := protojson.Marshal(&op)
+		require.NoError(t, err)
+		g := goldenOp{Index: i, Type: opType(&op)}
+		require.NoError(t, json.Unmarshal(js, &g.Op))
+		// Digests change with any detail; indexes keep the golden readable.
+		if inputs, ok := g.Op["inputs"].([]any); ok {
+			for j, in := range inputs {
+				in := in.(map[string]any)
+				n, ok := index[in["digest"].(string)]
+				require.True(t, ok, "input %v of op %d is not in the definition", in, i)
+				inputs[j] = fmt.Sprintf("op %d", n)
+				if out, ok := in["index"]; ok {
+					inputs[j] = fmt.Sprintf("op %d output %v", n, out)
+				}
+			}
+		}
+		dgst := digest.FromBytes(dt)
+		g.Name = def.Metadata[dgst].Description["llb.customname"]
+		if locs, ok := def.Source.GetLocations()[dgst.String()]; ok {
+			for _, loc := range locs.Locations {
+				require.Zero(t, loc.SourceIndex, "one source: the Patchfile")
+				for _, r := range loc.Ranges {
+					for l := r.Start.Line; l <= r.End.Line; l++ {
+						require.True(t, l >= 1 && int(l) <= len(lines), "line %d out of the Patchfile", l)
+						g.Lines = append(g.Lines, fmt.Sprintf("%d: %s", l, lines[l-1]))
+					}
+				}
+			}
+		}
+		out.Ops = append(out.Ops, g)
+	}
+	require.Len(t, def.Source.GetInfos(), 1)
+	require.Equal(t, "Patchfile", def.Source.Infos[0].Filename)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	require.NoError(t, enc.Encode(out))
+	return []byte(b.String())
+}
+
+func opType(op *pb.Op) string {
+	switch op.Op.(type) {
+	case *pb.Op_Exec:
+		return "exec"
+	case *pb.Op_File:
+		return "file"
+	case *pb.Op_Source:
+		return "source " + op.GetSource().Identifier
+	case *pb.Op_Merge:
+		return "merge"
+	case *pb.Op_Diff:
+		return "diff"
+	case *pb.Op_Build:
+		return "build"
+	case nil:
+		return "result"
+	}
+	return fmt.Sprintf("%T", op.Op)
+}
+
+func TestConvertGolden(t *testing.T) {
+	cases := []struct {
+		name      string
+		patchfile string
+		args      map[string]string
+	}{
+		{name: "basic", patchfile: `# syntax=registry.example.com/patchfile:1
+FROM node:20-bookworm-slim@` + testDigest + `
+WORKDIR /app
+DEPS package.json package-lock.json
+RUN --mount=type=cache,target=/cache/npm npm ci --cache /cache/npm --omit=dev
+APP . /app
+PATCH registry.example.com/shop/web:release
+ENV NODE_ENV=production
+EXPOSE 8080
+USER node
+CMD ["node", "src/server.js"]
+`},
+		{name: "stage", args: map[string]string{"NPM_TAG": "next"}, patchfile: `ARG IMAGE=node
+FROM --platform=linux/arm64 ${IMAGE}@` + testDigest + `
+ARG NPM_TAG=latest
+ENV NODE_ENV=production \
+    HOME=/home/node
+USER node
+WORKDIR app
+DEPS --chown=node:node --chmod=0640 package.json web/package.json
+RUN --network=none \
+    --mount=type=cache,target=/cache,uid=1000,mode=0700 \
+    --mount=type=secret,id=npmrc,target=/home/node/.npmrc \
+    --mount=type=ssh \
+    --mount=type=tmpfs,target=/tmp \
+    npm install --tag $NPM_TAG
+RUN ["node", "-e", "require('./package.json')"]
+APP src /app/
+`},
+		{name: "app-options", patchfile: pinnedFrom + `WORKDIR /srv
+APP --chown=1000:1000 --chmod=0644 --exclude=*.md --exclude=static/tmp src static www
+LABEL org.opencontainers.image.title="shop web"
+ENTRYPOINT ["/sbin/tini", "--"]
+CMD node www/src/server.js
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s CMD ["wget", "-q", "http://localhost:8080/"]
+WORKDIR /srv/www
+`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _, err := convert(t, tc.patchfile, shopContext(), tc.args)
+			require.NoError(t, err)
+			got := renderLLB(t, res, tc.patchfile)
+			file := filepath.Join("testdata", "golden", tc.name+".json")
+			if *update {
+				require.NoError(t, os.MkdirAll(filepath.Dir(file), 0o755))
+				require.NoError(t, os.WriteFile(file, got, 0o644))
+				return
+			}
+			want, err := os.ReadFile(file)
+			require.NoError(t, err, "missing golden (run with -update)")
+			require.Equal(t, string(want), string(got))
+		})
+	}
+}
+
+// TestConvertResolvesForTarget checks the base is resolved for the platform built.
+func TestConvertResolvesForTarget(t *testing.T) {
+	pf, err := ParsePatchfile([]byte(pinnedFrom + "APP . /app\n"))
+	require.NoError(t, err)
+	r := &fakeResolver{}
+	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: r, Context: shopContext()})
+	require.NoError(t, err)
+	require.Equal(t, []string{"docker.io/library/alpine@" + testDigest + " amd64"}, r.resolved)
+	require.Equal(t, "amd64", res.Image.Architecture)
+	require.Equal(t, digest.Digest(testDigest), res.Identity.Base)
+	require.Equal(t, res.Identity.Labels(), map[string]string{
+		LabelBase: res.Image.Config.Labels[LabelBase],
+		LabelDeps: res.Image.Config.Labels[LabelDeps],
+		LabelApp:  res.Image.Config.Labels[LabelApp],
+	})
+}
