@@ -90,7 +90,27 @@ func TestColdPatch(t *testing.T) {
 	require.NoError(t, err)
 	require.LessOrEqual(t, pushedBytes, topSize+8192, "pushed bytes stay within the layer plus config and manifest")
 
+	// For comparison, the same inputs built in full on another cold builder.
+	coldFull, err := env.stack.NewDaemon(context.Background(), "cold-full")
+	require.NoError(t, err)
+	defer coldFull.Stop()
+	fullArgs := map[string]string{"BASE": env.base, "PATCH": ""}
+	logAt = env.stack.LogSize()
+	start = time.Now()
+	_, err = buildWithBuildctl(t, build{dir: dir, args: fullArgs, output: env.stack.Ref("cold/web", "full"), daemon: coldFull})
+	require.NoError(t, err)
+	fullTime := time.Since(start)
+	served, err = env.stack.RegistryRequests(logAt)
+	require.NoError(t, err)
+	var fullPulled int64
+	for _, b := range served {
+		if b.Method == "GET" && !frontendBlobs[b.Digest] {
+			fullPulled += b.Bytes
+		}
+	}
+
 	t.Logf("release build (warm builder, full): %s", releaseTime.Round(time.Millisecond))
+	t.Logf("cold full build: %s; pulled %d bytes besides the frontend image", fullTime.Round(time.Millisecond), fullPulled)
 	t.Logf("cold patch: %s; pulled %d bytes of release layers, %d bytes of frontend image, %d bytes of configs; pushed %d bytes (layer %d)",
 		patchTime.Round(time.Millisecond), pulledLayers, pulledFrontend, pulledConfigs, pushedBytes, topSize)
 }
