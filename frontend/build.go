@@ -143,14 +143,15 @@ func withSource(err error, sm *llb.SourceMap) error {
 }
 
 // locations collects the line ranges of every LocationError in err's tree.
+// It walks the tree itself: errors.As would stop at the first LocationError
+// of a joined error and lose the others.
 func locations(err error) [][]parser.Range {
-	var le *parser.LocationError
-	if errors.As(err, &le) {
-		return le.Locations
-	}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+	switch e := err.(type) {
+	case *parser.LocationError:
+		return e.Locations
+	case interface{ Unwrap() []error }:
 		var out [][]parser.Range
-		for _, e := range joined.Unwrap() {
+		for _, e := range e.Unwrap() {
 			out = append(out, locations(e)...)
 		}
 		return out

@@ -163,11 +163,10 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 	}, nil
 }
 
-// location ties an op to an instruction's lines.
+// location ties an op to an instruction's lines. Without a source map it
+// changes nothing: (*llb.SourceMap)(nil).Location is a no-op, where a blank
+// custom name would erase the op's name.
 func (c *converter) location(inst Instruction) llb.ConstraintsOpt {
-	if c.opt.SourceMap == nil {
-		return llb.WithCustomName("")
-	}
 	return c.opt.SourceMap.Location(toPBRanges(inst.Location()))
 }
 

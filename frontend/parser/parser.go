@@ -9,9 +9,11 @@
 package parser
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"strings"
+	"unicode"
 
 	dfparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/pkg/errors"
@@ -73,13 +75,12 @@ func Parse(r io.Reader) (*Result, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, atLine(errors.New("the Patchfile is empty: it needs at least FROM <image>@sha256:<digest> and APP <src> <dest>"), 1)
 	}
+	if line := longLine(data); line > 0 {
+		return nil, atLine(errors.Errorf("line %d is longer than %d bytes", line, bufio.MaxScanTokenSize-1), line)
+	}
 	res, err := dfparser.Parse(bytes.NewReader(data))
 	if err != nil {
-		var le *LocationError
-		if errors.As(err, &le) {
-			return nil, err
-		}
-		return nil, atLine(err, lineOfError(err, data))
+		return nil, locate(err, data)
 	}
 	out := &Result{EscapeToken: res.EscapeToken, Warnings: res.Warnings}
 	for _, child := range res.AST.Children {
@@ -103,39 +104,127 @@ func atLine(err error, line int) error {
 	return dfparser.WithLocation(err, []Range{{Start: dfparser.Position{Line: line}, End: dfparser.Position{Line: line}}})
 }
 
-// lineOfError finds the line a lexer error is about. BuildKit's lexer
-// reports some errors (bad directives, unterminated heredocs) without a
-// location; those are about the start of the file or its last line.
-func lineOfError(err error, data []byte) int {
-	msg := err.Error()
-	if strings.Contains(msg, "heredoc") {
-		return max(1, bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n"))+1)
+// longLine returns the first line BuildKit's line scanner cannot read (its
+// buffer is 64 KiB), or 0. BuildKit reports it at the line before, or as
+// "file with no instructions" when it is the first.
+func longLine(data []byte) int {
+	for line := 1; len(data) > 0; line++ {
+		end := bytes.IndexByte(data, '\n')
+		if end < 0 {
+			end = len(data)
+		}
+		if end >= bufio.MaxScanTokenSize {
+			return line
+		}
+		data = data[min(end+1, len(data)):]
 	}
-	return 1
+	return 0
+}
+
+// locate makes sure a lexer error carries lines inside the file. BuildKit's
+// lexer finds directive errors (a bad or repeated `# escape=`) before it
+// counts the line they are on, and locates them at the line before: line 0
+// for the first line of the file.
+func locate(err error, data []byte) error {
+	var le *LocationError
+	if !errors.As(err, &le) || len(le.Locations) == 0 || len(le.Locations[0]) == 0 {
+		return atLine(err, 1)
+	}
+	msg := le.Unwrap().Error()
+	if strings.Contains(msg, "parser directive") || strings.Contains(msg, "escape token") {
+		line := le.Locations[0][0].Start.Line + 1
+		return dfparser.SetLocation(err, []Range{{Start: Position{Line: line}, End: Position{Line: line}}})
+	}
+	lines := bytes.Count(data, []byte("\n"))
+	if !bytes.HasSuffix(data, []byte("\n")) {
+		lines++
+	}
+	for _, loc := range le.Locations {
+		for _, r := range loc {
+			if r.Start.Line < 1 || r.End.Line > lines {
+				return dfparser.SetLocation(err, []Range{{Start: Position{Line: 1}, End: Position{Line: 1}}})
+			}
+		}
+	}
+	return err
 }
 
 // argumentText strips the keyword and the first nflags builder flags from an
-// instruction line, keeping the argument text unexpanded. Flags are words
-// starting with "--"; quotes inside a flag (--exclude="a b") keep it one word.
+// instruction line, keeping the argument text unexpanded. It splits the line
+// as BuildKit's splitCommand does, so Flags and Rest cover the whole line:
+// the keyword ends at white space, flags are words starting with "--" that
+// quotes and the escape character keep whole (--exclude="a b"), and a lone
+// "--" ends the flags.
 func argumentText(original string, nflags int, escape rune) string {
 	s := strings.TrimSpace(original)
-	s = strings.TrimLeft(s[wordEnd(s, escape):], " \t")
-	for i := 0; i < nflags && strings.HasPrefix(s, "--"); i++ {
-		s = strings.TrimLeft(s[wordEnd(s, escape):], " \t")
+	end := strings.IndexAny(s, keywordSpace)
+	if end < 0 {
+		return ""
+	}
+	s = trimFlagSpace(s[end:])
+	for i := 0; i <= nflags && strings.HasPrefix(s, "--"); i++ {
+		end := wordEnd(s, escape, isFlagSpace)
+		if i == nflags && unquote(s[:end], escape) != "--" {
+			break
+		}
+		s = trimFlagSpace(s[end:])
 	}
 	return s
 }
 
+// unquote returns a flag word as BuildKit reads it: quotes removed, escaped
+// characters kept (so --"" is the "--" that ends the flags).
+func unquote(word string, escape rune) string {
+	var b strings.Builder
+	var quote byte
+	for i := 0; i < len(word); i++ {
+		switch c := word[i]; {
+		case rune(c) == escape:
+			if i+1 < len(word) {
+				i++
+				b.WriteByte(word[i])
+			}
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote == 0 && (c == '"' || c == '\''):
+			quote = c
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// keywordSpace separates the keyword from its arguments (BuildKit's reWhitespace).
+const keywordSpace = " \t\v\f\r"
+
+// isFlagSpace is the white space between builder flags. BuildKit tests
+// each byte with unicode.IsSpace, so bytes 0x85 and 0xA0 count too.
+func isFlagSpace(b byte) bool { return unicode.IsSpace(rune(b)) }
+
+func trimFlagSpace(s string) string {
+	for s != "" && isFlagSpace(s[0]) {
+		s = s[1:]
+	}
+	return s
+}
+
+// isWordSpace separates the words of an argument (BuildKit's reWhitespace).
+func isWordSpace(b byte) bool { return strings.IndexByte(keywordSpace, b) >= 0 }
+
 // wordEnd returns the index just past the first word of s, honouring quotes
-// and the escape character the way BuildKit's flag extraction does.
-func wordEnd(s string, escape rune) int {
-	var quote rune
+// and the escape character the way BuildKit's flag extraction does. It
+// reads bytes, as BuildKit does: quotes and escapes are ASCII, and only
+// isFlagSpace matches bytes of multi-byte UTF-8 characters.
+func wordEnd(s string, escape rune, isSpace func(byte) bool) int {
+	var quote byte
 	escaped := false
-	for i, c := range s {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case escaped:
 			escaped = false
-		case c == escape:
+		case rune(c) == escape:
 			escaped = true
 		case quote != 0:
 			if c == quote {
@@ -143,7 +232,7 @@ func wordEnd(s string, escape rune) int {
 			}
 		case c == '"' || c == '\'':
 			quote = c
-		case c == ' ' || c == '\t':
+		case isSpace(c):
 			return i
 		}
 	}

@@ -23,9 +23,9 @@ func Words(rest string, escape rune) []string {
 	}
 	var words []string
 	for rest != "" {
-		end := wordEnd(rest, escape)
+		end := wordEnd(rest, escape, isWordSpace)
 		words = append(words, rest[:end])
-		rest = strings.TrimLeft(rest[end:], " \t")
+		rest = strings.TrimLeft(rest[end:], keywordSpace)
 	}
 	return words
 }

@@ -1,0 +1,83 @@
+package frontend
+
+import (
+	"context"
+	stderrors "errors"
+	"fmt"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+	dfparser "github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/stretchr/testify/require"
+)
+
+// lines is a location of whole lines, one range each.
+func lines(ls ...int) []parser.Range {
+	var out []parser.Range
+	for _, l := range ls {
+		out = append(out, parser.Range{Start: parser.Position{Line: l}, End: parser.Position{Line: l}})
+	}
+	return out
+}
+
+func TestLocations(t *testing.T) {
+	first := dfparser.WithLocation(stderrors.New("first"), lines(2))
+	second := dfparser.WithLocation(stderrors.New("second"), lines(4, 5))
+	cases := []struct {
+		name string
+		err  error
+		want [][]parser.Range
+	}{
+		{name: "joined", err: stderrors.Join(first, second), want: [][]parser.Range{lines(2), lines(4, 5)}},
+		{name: "wrapped join", err: fmt.Errorf("converting: %w", stderrors.Join(first, second)), want: [][]parser.Range{lines(2), lines(4, 5)}},
+		{name: "join with an unlocated error", err: stderrors.Join(stderrors.New("plain"), second), want: [][]parser.Range{lines(4, 5)}},
+		{name: "one", err: first, want: [][]parser.Range{lines(2)}},
+		{name: "none", err: stderrors.New("plain"), want: nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, locations(tc.err))
+		})
+	}
+}
+
+// TestLocationsOfParsePatchfile checks a real joined parse error.
+func TestLocationsOfParsePatchfile(t *testing.T) {
+	_, err := ParsePatchfile([]byte(pinnedFrom + "RUNN a\nAPP . /app\nRUN \\\n  b\n"))
+	require.Error(t, err)
+	require.Equal(t, [][]parser.Range{lines(2), lines(4, 5)}, locations(err))
+}
+
+func TestWithSource(t *testing.T) {
+	data := []byte(pinnedFrom + "RUNN a\nAPP . /app\nRUN b\n")
+	_, err := ParsePatchfile(data)
+	require.Error(t, err)
+	// As dockerui.ReadEntrypoint makes it: the context state and its definition.
+	st := llb.Local("context")
+	def, err2 := st.Marshal(context.Background())
+	require.NoError(t, err2)
+	sm := llb.NewSourceMap(&st, "Patchfile", language, data)
+	sm.Definition = def
+	err = withSource(err, sm)
+
+	srcs := errdefs.Sources(err)
+	require.Len(t, srcs, 2)
+	var got [][2]int32
+	for _, s := range srcs {
+		require.Equal(t, "Patchfile", s.Info.Filename)
+		require.Equal(t, data, s.Info.Data)
+		require.Equal(t, language, s.Info.Language)
+		require.NotNil(t, s.Info.Definition)
+		require.Len(t, s.Ranges, 1)
+		got = append(got, [2]int32{s.Ranges[0].Start.Line, s.Ranges[0].End.Line})
+	}
+	require.ElementsMatch(t, [][2]int32{{2, 2}, {4, 4}}, got)
+
+	// Attaching twice adds nothing; no source map or no error is left alone.
+	require.Len(t, errdefs.Sources(withSource(err, sm)), 2)
+	plain := stderrors.New("plain")
+	require.Equal(t, plain, withSource(plain, nil))
+	require.NoError(t, withSource(nil, sm))
+}

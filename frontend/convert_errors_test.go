@@ -1,0 +1,113 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/opencontainers/go-digest"
+	"github.com/stretchr/testify/require"
+)
+
+func TestConvertErrors(t *testing.T) {
+	cases := []struct {
+		name      string
+		patchfile string
+		want      []string
+		line      int
+	}{
+		{name: "unpinned FROM", patchfile: "# syntax=patchfile\nFROM node:20-bookworm-slim\nAPP . /app\n",
+			want: []string{"FROM node:20-bookworm-slim is not pinned", "write FROM node:20-bookworm-slim@sha256:<digest>", "imagetools inspect node:20-bookworm-slim"}, line: 2},
+		{name: "unpinned FROM through ARG", patchfile: "ARG BASE=alpine:3.20\nFROM ${BASE}\nAPP . /app\n",
+			want: []string{"FROM alpine:3.20 is not pinned", "FROM alpine:3.20@sha256:<digest>"}, line: 2},
+		{name: "unpinned FROM without tag", patchfile: "FROM registry.example.com/base\nAPP . /app\n",
+			want: []string{"is not pinned", "FROM registry.example.com/base@sha256:<digest>"}, line: 1},
+		{name: "invalid FROM", patchfile: "FROM Alpine@" + testDigest + "\nAPP . /app\n",
+			want: []string{"FROM Alpine@" + testDigest + " is not a valid image reference"}, line: 1},
+		{name: "bad FROM platform", patchfile: "FROM --platform=linux/nope/x/y alpine@" + testDigest + "\nAPP . /app\n",
+			want: []string{"FROM --platform=linux/nope/x/y"}, line: 1},
+		{name: "DEPS matching no file", patchfile: pinnedFrom + "WORKDIR /app\nDEPS package.json yarn.lock\nAPP . /app\n",
+			want: []string{"DEPS yarn.lock matches no file in the build context", ".dockerignore"}, line: 3},
+		{name: "DEPS outside the context", patchfile: pinnedFrom + "DEPS ../secrets.json\nAPP . /app\n",
+			want: []string{"DEPS", "../secrets.json is outside the build context"}, line: 2},
+		{name: "DEPS bad chmod", patchfile: pinnedFrom + "DEPS --chmod=xyz package.json\nAPP . /app\n",
+			want: []string{"--chmod=xyz is not an octal mode", "--chmod=0644"}, line: 2},
+		{name: "APP to /", patchfile: pinnedFrom + "APP . /\n",
+			want: []string{"APP to / would mix application files with the whole system", "/app"}, line: 2},
+		{name: "APP to / through WORKDIR", patchfile: pinnedFrom + "WORKDIR /\nAPP src static .\n",
+			want: []string{"APP to / would mix"}, line: 3},
+		{name: "APP outside the context", patchfile: pinnedFrom + "APP ../other /app\n",
+			want: []string{"APP", "../other is outside the build context"}, line: 2},
+		{name: "APP bad chmod", patchfile: pinnedFrom + "RUN true\nAPP --chmod=xyz . /app\n",
+			want: []string{"--chmod=xyz is not an octal mode"}, line: 3},
+		{name: "APP chmod too large", patchfile: pinnedFrom + "APP --chmod=17777 . /app\n",
+			want: []string{"--chmod=17777 is not an octal mode"}, line: 2},
+		{name: "APP chown by name", patchfile: pinnedFrom + "APP --chown=node . /app\n",
+			want: []string{"--chown=node: APP files land on a layer of their own", "write numbers, e.g. --chown=1000:1000"}, line: 2},
+		{name: "APP chown by group name", patchfile: pinnedFrom + "APP \\\n  --chown=1000:node \\\n  . /app\n",
+			want: []string{"--chown=1000:node"}, line: 2},
+		{name: "RUN bind mount", patchfile: pinnedFrom + "DEPS package.json\nRUN --mount=type=bind,target=/src npm ci\nAPP . /app\n",
+			want: []string{"RUN --mount=type=bind is not supported in a Patchfile", "list the files it needs with DEPS"}, line: 3},
+		{name: "RUN bind mount by default", patchfile: pinnedFrom + "RUN --mount=target=/src npm ci\nAPP . /app\n",
+			want: []string{"--mount=type=bind is not supported"}, line: 2},
+		{name: "RUN secret without id", patchfile: pinnedFrom + "RUN --mount=type=secret cat x\nAPP . /app\n",
+			want: []string{"one of source, target required"}, line: 2},
+		{name: "LABEL dev.patchfile", patchfile: pinnedFrom + "APP . /app\nLABEL a=b dev.patchfile.deps=x\n",
+			want: []string{"LABEL dev.patchfile.deps", `labels starting with "dev.patchfile." are written by Patchfile itself`}, line: 3},
+		{name: "LABEL dev.patchfile before APP", patchfile: pinnedFrom + "LABEL dev.patchfile.x=1\nAPP . /app\n",
+			want: []string{"LABEL dev.patchfile.x"}, line: 2},
+		{name: "bad expansion", patchfile: pinnedFrom + "ENV A=${B:?required}\nAPP . /app\n",
+			want: []string{"B: required"}, line: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _, err := convert(t, tc.patchfile, shopContext(), nil)
+			require.Error(t, err)
+			require.Nil(t, res)
+			for _, w := range tc.want {
+				require.ErrorContains(t, err, w)
+			}
+			require.Equal(t, tc.line, firstLine(t, err), "error: %v", err)
+		})
+	}
+}
+
+// failingResolver stands for a registry that does not answer.
+type failingResolver struct{}
+
+func (failingResolver) ResolveImageConfig(context.Context, string, sourceresolver.Opt) (string, digest.Digest, []byte, error) {
+	return "", "", nil, errors.New("registry unreachable")
+}
+
+func TestConvertResolveError(t *testing.T) {
+	pf, err := ParsePatchfile([]byte("ARG X=1\n" + pinnedFrom + "APP . /app\n"))
+	require.NoError(t, err)
+	_, err = Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: failingResolver{}, Context: shopContext()})
+	require.ErrorContains(t, err, "resolving base image docker.io/library/alpine@"+testDigest+": registry unreachable")
+	require.Equal(t, 2, firstLine(t, err))
+}
+
+// TestConvertWithoutSourceMap checks ops keep their names when no source
+// map is given (tests and tools converting without a build).
+func TestConvertWithoutSourceMap(t *testing.T) {
+	pf, err := ParsePatchfile([]byte(pinnedFrom + "WORKDIR /app\nRUN npm ci\nAPP . /app\n"))
+	require.NoError(t, err)
+	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fakeResolver{}, Context: shopContext()})
+	require.NoError(t, err)
+	def, err := res.State.Marshal(context.Background())
+	require.NoError(t, err)
+	var names []string
+	for _, m := range def.Metadata {
+		if n := m.Description["llb.customname"]; n != "" {
+			names = append(names, n)
+		}
+	}
+	require.ElementsMatch(t, []string{
+		"[base] docker.io/library/alpine@" + testDigest,
+		"[deps 1/2] WORKDIR /app",
+		"[deps 2/2] RUN npm ci",
+		"[app] copy . to /app/",
+		"[app] add /app/ as its own layer",
+	}, names)
+}
