@@ -17,6 +17,8 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/stretchr/testify/require"
@@ -32,6 +34,8 @@ type build struct {
 	daemon *stack.Daemon     // the builder; env.warm if nil
 	// exporterAttrs are extra image exporter attributes.
 	exporterAttrs map[string]string
+	// secrets are given to RUN --mount=type=secret (in-process builds).
+	secrets map[string][]byte
 }
 
 // result is what a build produced.
@@ -98,7 +102,12 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 			}
 		}
 	}()
+	var attachables []session.Attachable
+	if b.secrets != nil {
+		attachables = append(attachables, secretsprovider.FromMap(b.secrets))
+	}
 	resp, err := c.Build(ctx, client.SolveOpt{
+		Session:       attachables,
 		FrontendAttrs: attrs,
 		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},
 		Exports:       []client.ExportEntry{{Type: client.ExporterImage, Attrs: b.exportAttrs()}},
