@@ -222,7 +222,9 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 	if st, err = st.WithImageConfig(config); err != nil {
 		return fail(err)
 	}
-	c.state = st
+	// Steps run for the platform built, whatever the config says (as
+	// dockerfile2llb does), so a registry's answer cannot change it.
+	c.state = st.Platform(c.platform)
 	c.deps = newDepsHasher(base.Digest(), manifest, c.platform)
 	return &baseImg, nil
 }

@@ -161,3 +161,27 @@ func TestParsePatchfileJoinsErrors(t *testing.T) {
 	msg := err.Error()
 	require.Equal(t, 4, strings.Count(msg, "\n")+1, msg)
 }
+
+// TestDesignExampleParses: the Patchfile DESIGN §1 shows users, trailing
+// comments included, is valid.
+func TestDesignExampleParses(t *testing.T) {
+	pf, err := ParsePatchfile([]byte(`# syntax=registry.example.com/patchfile:1
+FROM node:20-bookworm-slim@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef   # pinned base: a digest is required
+WORKDIR /app
+DEPS package.json package-lock.json           # dependency manifests: their content keys the dependency stage
+RUN --mount=type=cache,target=/cache/npm npm ci --cache /cache/npm --omit=dev
+APP . /app                                     # application files: shipped as a diff-copy layer
+PATCH registry.example.com/shop/web:release    # the release image to patch (tag or digest; several = first that matches)
+ENV NODE_ENV=production
+EXPOSE 8080
+USER node
+CMD ["node", "src/server.js"]
+`))
+	require.NoError(t, err)
+	require.Equal(t, "node:20-bookworm-slim@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", pf.From.Image)
+	require.Equal(t, []string{"."}, pf.App.Sources)
+	require.Equal(t, "/app", pf.App.Dest)
+	require.Equal(t, []string{"registry.example.com/shop/web:release"}, pf.Patch[0].Refs)
+	deps := pf.DepsSteps()[1].(*DepsInstruction)
+	require.Equal(t, []string{"package.json", "package-lock.json"}, deps.Sources)
+}

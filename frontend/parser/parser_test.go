@@ -248,3 +248,10 @@ func lineCount(data []byte) int {
 	}
 	return max(n, 1)
 }
+
+func TestWordsTrailingComment(t *testing.T) {
+	require.Equal(t, []string{".", "/app"}, Words(". /app   # the application", '\\'))
+	require.Equal(t, []string{"reg/img@sha256:abc"}, Words("reg/img@sha256:abc # pinned base: a digest is required", '\\'))
+	require.Equal(t, []string{`"#not-a-comment"`, "/app"}, Words(`"#not-a-comment" /app`, '\\'))
+	require.Equal(t, []string{"a#b", "/app"}, Words("a#b /app", '\\'))
+}

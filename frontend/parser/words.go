@@ -9,6 +9,12 @@ import (
 // Dockerfile COPY reads its sources: a JSON array of strings, or words
 // separated by white space where quotes and the escape character keep a word
 // together. Quotes stay in the words; variable expansion removes them later.
+//
+// An unquoted word starting with "#" begins a trailing comment, which ends
+// the words: `APP . /app   # the application` has two. Dockerfiles have no
+// trailing comments (a "#" in RUN is the shell's), but the instructions
+// read here take paths and image references, where "#" cannot start a word
+// that means anything, and Patchfiles are written with such comments.
 func Words(rest string, escape rune) []string {
 	rest = strings.TrimSpace(rest)
 	if strings.HasPrefix(rest, "[") {
@@ -24,6 +30,9 @@ func Words(rest string, escape rune) []string {
 	var words []string
 	for rest != "" {
 		end := wordEnd(rest, escape, isWordSpace)
+		if strings.HasPrefix(rest, "#") {
+			break
+		}
 		words = append(words, rest[:end])
 		rest = strings.TrimLeft(rest[end:], keywordSpace)
 	}
