@@ -58,18 +58,21 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		return nil, err
 	}
 	gctx := &gatewayContext{bc: bc, c: c}
+	// convertOpt is called once per platform: each gets its own build args
+	// map, as dockerui.Client.Build runs the platforms concurrently.
+	convertOpt := func() ConvertOpt {
+		opt := ConvertOpt{Config: bc.Config, MetaResolver: c, SourceMap: src.SourceMap, Context: gctx, Epoch: epoch}
+		opt.BuildArgs = maps.Clone(bc.BuildArgs)
+		return opt
+	}
+	if res, ok, err := bc.HandleSubrequest(ctx, subrequestHandler(src, pf, convertOpt, gctx)); err != nil || ok {
+		return res, err
+	}
 	var extraConfigs sync.Map // platform ID -> fields to add to its image config
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
-		opt := ConvertOpt{
-			Config:         bc.Config,
-			TargetPlatform: platform,
-			MetaResolver:   c,
-			SourceMap:      src.SourceMap,
-			Context:        gctx,
-			Epoch:          epoch,
-		}
-		opt.BuildArgs = maps.Clone(bc.BuildArgs)
+		opt := convertOpt()
+		opt.TargetPlatform = platform
 		res, err := Convert(ctx, pf, opt)
 		if err != nil {
 			return nil, err

@@ -16,6 +16,12 @@ type ContextSource interface {
 	// Files loads the context files matching patterns (.dockerignore
 	// applied) and returns them sorted by path, with the state holding them.
 	Files(ctx context.Context, name string, patterns []string) (*ContextFiles, error)
+	// List lists the whole context without reading file contents;
+	// withIgnored includes what .dockerignore excludes. It serves checks,
+	// which must not cost a build.
+	List(ctx context.Context, withIgnored bool) ([]ContextFile, error)
+	// IgnorePatterns returns the .dockerignore (or Patchfile.dockerignore) patterns.
+	IgnorePatterns(ctx context.Context) ([]string, error)
 }
 
 // ContextFiles are files read from the build context.

@@ -39,19 +39,11 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 	if err != nil {
 		return nil, err
 	}
-	def, err := st.Marshal(ctx)
+	ref, err := g.solve(ctx, st, name)
 	if err != nil {
 		return nil, err
 	}
-	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
-	if err != nil {
-		return nil, errors.Wrapf(err, "loading %s", name)
-	}
-	ref, err := res.SingleRef()
-	if err != nil {
-		return nil, err
-	}
-	files, err := ReadTree(ctx, ref, "/")
+	files, err := ReadTree(ctx, ref, "/", true)
 	if err != nil {
 		return nil, errors.Wrapf(err, "reading %s", name)
 	}
@@ -62,9 +54,10 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 	return &ContextFiles{State: state, Files: files}, nil
 }
 
-// ReadTree lists the directories, regular files and symlinks below dir of a solved
-// reference, with contents, sorted by path (relative to dir).
-func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextFile, error) {
+// ReadTree lists the directories, regular files and symlinks below dir of
+// a solved reference, sorted by path (relative to dir). With hash, it
+// streams every regular file through SHA-256.
+func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) ([]ContextFile, error) {
 	var (
 		mu    sync.Mutex
 		files []ContextFile
@@ -94,10 +87,12 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextF
 				mu.Unlock()
 			case mode.IsRegular():
 				eg.Go(func() error {
-					f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid}
-					var err error
-					if f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, p), e.Size); err != nil {
-						return err
+					f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size}
+					if hash {
+						var err error
+						if f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, p), e.Size); err != nil {
+							return err
+						}
 					}
 					mu.Lock()
 					files = append(files, f)
@@ -117,6 +112,40 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string) ([]ContextF
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return files, nil
+}
+
+// List lists the context without reading contents.
+func (g *gatewayContext) List(ctx context.Context, withIgnored bool) ([]ContextFile, error) {
+	opts := []llb.LocalOption{llb.SharedKeyHint("patchfile-check"), dockerui.WithInternalName("list build context")}
+	if withIgnored {
+		opts = append(opts, llb.ExcludePatterns(nil))
+	}
+	st, err := g.bc.MainContext(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := g.solve(ctx, st, "build context")
+	if err != nil {
+		return nil, err
+	}
+	return ReadTree(ctx, ref, "/", false)
+}
+
+// IgnorePatterns returns the context's ignore patterns.
+func (g *gatewayContext) IgnorePatterns(ctx context.Context) ([]string, error) {
+	return g.bc.DockerIgnorePatterns(ctx)
+}
+
+func (g *gatewayContext) solve(ctx context.Context, st *llb.State, name string) (client.Reference, error) {
+	def, err := st.Marshal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
+	if err != nil {
+		return nil, errors.Wrapf(err, "loading %s", name)
+	}
+	return res.SingleRef()
 }
 
 // readChunk is the most a single ReadFile asks for: gRPC messages are

@@ -151,6 +151,23 @@ var builderSeq atomic.Int32
 // builder, the frontend chosen by the Patchfile's `# syntax=` line.
 func buildWithBuildx(t *testing.T, b build) (result, error) {
 	b = b.withDefaults()
+	meta := filepath.Join(t.TempDir(), "metadata.json")
+	var output []string
+	for k, v := range b.exportAttrs() {
+		output = append(output, k+"="+v)
+	}
+	slices.Sort(output)
+	out, err := runBuildx(t, b, "--output", "type=image,"+strings.Join(output, ","), "--metadata-file", meta)
+	if err != nil {
+		return result{output: string(out)}, err
+	}
+	return result{digest: metadataDigest(t, meta), output: string(out)}, nil
+}
+
+// runBuildx runs `docker buildx build` with extra flags on a fresh remote
+// builder for b's daemon, with b's context and build args.
+func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
+	b = b.withDefaults()
 	ctxDir := withSyntaxLine(t, b.dir, b.file, env.frontendTag)
 	dockerConfig := buildxConfig(t)
 	builder := fmt.Sprintf("pf-%d-%d", os.Getpid(), builderSeq.Add(1))
@@ -163,25 +180,15 @@ func buildWithBuildx(t *testing.T, b build) (result, error) {
 		t.Fatalf("docker buildx create: %v\n%s", err, out)
 	}
 	defer docker("buildx", "rm", builder) //nolint:errcheck
-	meta := filepath.Join(t.TempDir(), "metadata.json")
-	var output []string
-	for k, v := range b.exportAttrs() {
-		output = append(output, k+"="+v)
-	}
-	slices.Sort(output)
-	args := []string{"buildx", "build", "--builder", builder, "--progress=plain",
-		"-f", filepath.Join(ctxDir, b.file),
-		"--output", "type=image," + strings.Join(output, ","),
-		"--metadata-file", meta}
+	args := append([]string{"buildx", "build", "--builder", builder, "--progress=plain", "-f", filepath.Join(ctxDir, b.file)}, flags...)
 	for k, v := range b.args {
 		args = append(args, "--build-arg", k+"="+v)
 	}
-	args = append(args, ctxDir)
-	out, err := docker(args...)
+	out, err := docker(append(args, ctxDir)...)
 	if err != nil {
-		return result{output: string(out)}, fmt.Errorf("docker buildx build: %w\n%s", err, out)
+		return out, fmt.Errorf("docker buildx build: %w\n%s", err, out)
 	}
-	return result{digest: metadataDigest(t, meta), output: string(out)}, nil
+	return out, nil
 }
 
 // buildxConfig gives each test its own DOCKER_CONFIG with the buildx plugin.

@@ -1,0 +1,102 @@
+package frontend
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/patternmatcher"
+	"github.com/stretchr/testify/require"
+)
+
+// List lists the fake context; without withIgnored, the patterns of its
+// ".dockerignore" entry (one per line) are applied.
+func (fc fakeContext) List(ctx context.Context, withIgnored bool) ([]ContextFile, error) {
+	all, err := fc.Files(ctx, "list", nil)
+	if err != nil {
+		return nil, err
+	}
+	patterns, _ := fc.IgnorePatterns(ctx)
+	if withIgnored || len(patterns) == 0 {
+		return all.Files, nil
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, err
+	}
+	var out []ContextFile
+	for _, f := range all.Files {
+		if ok, _ := pm.MatchesOrParentMatches(f.Path); !ok {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// IgnorePatterns returns the lines of the fake ".dockerignore".
+func (fc fakeContext) IgnorePatterns(context.Context) ([]string, error) {
+	return strings.Fields(fc[".dockerignore"]), nil
+}
+
+func checkPatchfile(t *testing.T, patchfile string, files fakeContext, args map[string]string) map[string]string {
+	t.Helper()
+	pf, err := ParsePatchfile([]byte(patchfile))
+	require.NoError(t, err)
+	sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(patchfile))
+	sm.Definition = &llb.Definition{}
+	opt := ConvertOpt{Context: files}
+	opt.BuildArgs = args
+	res, err := Check(context.Background(), &dockerui.Source{SourceMap: sm}, pf, opt, files)
+	require.NoError(t, err)
+	found := map[string]string{}
+	for _, w := range res.Warnings {
+		line := ""
+		if w.Location != nil && len(w.Location.Ranges) > 0 {
+			line = " @" + string(rune('0'+w.Location.Ranges[0].Start.Line))
+		}
+		found[w.RuleName] = w.Detail + line
+	}
+	return found
+}
+
+func TestCheckFindsProblems(t *testing.T) {
+	files := fakeContext{
+		"package.json":               "{}",
+		"node_modules/left-pad/x.js": "x",
+		"src/server.js":              "s",
+		".dockerignore":              "*.log\nbuild/",
+	}
+	found := checkPatchfile(t, `ARG BASE=busybox:1.36
+FROM ${BASE}
+WORKDIR /app
+DEPS package.json package-lock.json
+APP . /app
+`, files, nil)
+	require.Contains(t, found[ruleUnpinnedFrom], "FROM busybox:1.36 is not pinned")
+	require.Contains(t, found[ruleUnpinnedFrom], "@2")
+	require.Contains(t, found[rulePatchWithoutCandidate], "no PATCH line")
+	require.Contains(t, found[rulePatchWithoutCandidate], "@5")
+	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS package-lock.json matches no file")
+	require.Contains(t, found[ruleDepsMatchNoFile], "@4")
+	require.Contains(t, found[ruleAppShipsDependencies], "APP ships node_modules/, package.json from the build context")
+	require.Contains(t, found[ruleIgnoreExcludesNothing], ".dockerignore has 2 patterns and none matches")
+}
+
+func TestCheckCleanPatchfile(t *testing.T) {
+	files := fakeContext{
+		"package.json":               "{}",
+		"package-lock.json":          "{}",
+		"node_modules/left-pad/x.js": "x",
+		"src/server.js":              "s",
+		".dockerignore":              "node_modules\n",
+	}
+	found := checkPatchfile(t, `FROM busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+WORKDIR /app
+DEPS package.json package-lock.json
+APP --exclude=package*.json . /app
+PATCH registry.example.com/web:release
+`, files, nil)
+	require.Empty(t, found)
+}
