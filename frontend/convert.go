@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,7 +154,7 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 	}
 	maps.Copy(c.image.Config.Labels, id.Labels())
 
-	tree := app.Tree(appFiles.State, c.location(pf.App))
+	tree := app.Tree(appFiles.State, llb.WithCustomName(fmt.Sprintf("[app] copy %s files to %s", countFiles(appFiles.Files), app.Dest)), c.location(pf.App))
 	final := llb.Merge([]llb.State{deps, tree}, llb.WithCustomName(fmt.Sprintf("[app] add %s as its own layer", app.Dest)), c.location(pf.App))
 	return &Result{
 		State: final, Deps: deps, AppTree: tree, Image: c.image, BaseImage: baseImg,
@@ -360,4 +361,19 @@ func (c *converter) patchRefs() ([]string, bool, error) {
 		}
 	}
 	return refs, false, nil
+}
+
+// countFiles formats the number of non-directory entries, e.g. "1,254".
+func countFiles(files []ContextFile) string {
+	n := 0
+	for _, f := range files {
+		if !f.Mode.IsDir() {
+			n++
+		}
+	}
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
