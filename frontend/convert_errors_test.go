@@ -107,7 +107,7 @@ func TestConvertWithoutSourceMap(t *testing.T) {
 		"[base] docker.io/library/alpine@" + testDigest,
 		"[deps 1/2] WORKDIR /app",
 		"[deps 2/2] RUN npm ci",
-		"[app] copy . to /app/",
+		"[app] copy 6 files to /app/",
 		"[app] add /app/ as its own layer",
 	}, names)
 }
