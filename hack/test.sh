@@ -23,4 +23,7 @@ go vet ./...
 echo "==> go test ./..."
 go test -count=1 -timeout 60m ./...
 
+echo "==> fuzz FuzzParse (30 s)"
+go test ./frontend/parser -run '^$' -fuzz FuzzParse -fuzztime 30s
+
 echo "==> all checks passed in $((SECONDS - start)) s"
