@@ -72,6 +72,16 @@ func (b build) exportAttrs() map[string]string {
 	return attrs
 }
 
+// outputFlag is the image exporter as the CLIs' --output flag takes it.
+func (b build) outputFlag() string {
+	var attrs []string
+	for k, v := range b.exportAttrs() {
+		attrs = append(attrs, k+"="+v)
+	}
+	slices.Sort(attrs)
+	return "type=image," + strings.Join(attrs, ",")
+}
+
 // buildInProcess runs frontend.Build in this process through client.Build.
 func buildInProcess(t *testing.T, b build) (result, error) {
 	b = b.withDefaults()
@@ -123,17 +133,12 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 func buildWithBuildctl(t *testing.T, b build) (result, error) {
 	b = b.withDefaults()
 	meta := filepath.Join(t.TempDir(), "metadata.json")
-	var output []string
-	for k, v := range b.exportAttrs() {
-		output = append(output, k+"="+v)
-	}
-	slices.Sort(output)
 	args := []string{"--addr", b.daemon.Addr, "build",
 		"--progress=plain",
 		"--frontend", "gateway.v0", "--opt", "source=" + env.frontendImage,
 		"--local", "context=" + b.dir, "--local", "dockerfile=" + b.dir,
 		"--opt", "filename=" + b.file,
-		"--output", "type=image," + strings.Join(output, ","),
+		"--output", b.outputFlag(),
 		"--metadata-file", meta}
 	for k, v := range b.args {
 		args = append(args, "--opt", "build-arg:"+k+"="+v)
@@ -152,12 +157,7 @@ var builderSeq atomic.Int32
 func buildWithBuildx(t *testing.T, b build) (result, error) {
 	b = b.withDefaults()
 	meta := filepath.Join(t.TempDir(), "metadata.json")
-	var output []string
-	for k, v := range b.exportAttrs() {
-		output = append(output, k+"="+v)
-	}
-	slices.Sort(output)
-	out, err := runBuildx(t, b, "--output", "type=image,"+strings.Join(output, ","), "--metadata-file", meta)
+	out, err := runBuildx(t, b, "--output", b.outputFlag(), "--metadata-file", meta)
 	if err != nil {
 		return result{output: string(out)}, err
 	}
