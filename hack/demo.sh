@@ -55,31 +55,36 @@ docker buildx create --name "$BUILDER" --driver remote "$BUILDKIT_HOST" >/dev/nu
 
 RELEASE=$REGISTRY/shop/web:release
 
-# build CONTEXT OUTPUT NAME: docker buildx build of CONTEXT/Patchfile, pushed
-# as OUTPUT; the progress goes to $RUN_DIR/build-NAME.log.
+# build CONTEXT OUTPUT NAME [ARG...]: docker buildx build of CONTEXT/Patchfile,
+# pushed as OUTPUT, with extra buildx ARGs; the progress goes to
+# $RUN_DIR/build-NAME.log, and the lines saying which path it took are shown.
 build() {
-  local ctx=$1 output=$2 log=$RUN_DIR/build-$3.log start=$SECONDS
-  if ! docker buildx build --builder "$BUILDER" --progress=plain \
+  local ctx=$1 output=$2 name=$3 log=$RUN_DIR/build-$3.log start=$SECONDS
+  shift 3
+  if ! docker buildx build --builder "$BUILDER" --progress=plain "$@" \
     -f "$ctx/Patchfile" \
     --build-arg BUILDKIT_SYNTAX="$FRONTEND_TAG" \
     --build-arg BASE="$BASE_IMAGE" \
     --build-arg RELEASE="$RELEASE" \
     --output "type=image,name=$output,push=true" \
-    --metadata-file "$RUN_DIR/build-$3.json" \
+    --metadata-file "$RUN_DIR/build-$name.json" \
     "$ctx" >"$log" 2>&1; then
     cat "$log" >&2
     echo "the build failed, see above" >&2
     return 1
   fi
   echo "built and pushed $output in $((SECONDS - start)) s; what the frontend said:"
-  grep -E 'patch of release|full build:' "$log" | sed 's/^/  /' ||
+  # Each vertex appears several times in plain progress; show each name once.
+  grep -E '^#[0-9]+ .*(patch of release|full build:)' "$log" | grep -v -E '^#[0-9]+ diff ' |
+    sed -E 's/^#[0-9]+ /  /' | awk '!seen[$0]++' | grep . ||
     echo "  (no \"patch of release\" or \"full build:\" line in the progress)"
 }
 
 digest_of() { sed -n 's/.*"containerimage.digest": *"\([^"]*\)".*/\1/p' "$RUN_DIR/build-$1.json"; }
 
-say "release: docker buildx build -f examples/Patchfile examples -> $RELEASE"
-build examples "$RELEASE" release
+say "release: docker buildx build -f examples/Patchfile --build-arg PATCH= examples -> $RELEASE"
+# PATCH= (empty): a release is a full build, whatever the PATCH line says.
+build examples "$RELEASE" release --build-arg PATCH=
 RELEASE_REF=$REGISTRY/shop/web@$(digest_of release)
 "$DEVSTACK" inspect "$RELEASE_REF"
 
