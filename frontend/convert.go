@@ -100,6 +100,7 @@ type converter struct {
 	deps     *depsHasher
 	step     int // dependency stage step, for progress names
 	nsteps   int
+	cmdSet   bool // CMD was set by the Patchfile (ENTRYPOINT keeps it)
 }
 
 // Convert turns a Patchfile into the LLB and image config of a full build.

@@ -148,10 +148,14 @@ func (c *converter) convertConfig(inst Instruction) error {
 		}
 	case *instructions.CmdCommand:
 		cfg.Cmd = c.commandLine(inst.ShellDependantCmdLine)
+		c.cmdSet = true
 	case *instructions.EntrypointCommand:
 		cfg.Entrypoint = c.commandLine(inst.ShellDependantCmdLine)
-		// As in a Dockerfile: a new ENTRYPOINT drops the inherited CMD.
-		cfg.Cmd = nil
+		// As in a Dockerfile: a new ENTRYPOINT drops the CMD inherited from
+		// the base image, but keeps one this Patchfile set.
+		if !c.cmdSet {
+			cfg.Cmd = nil
+		}
 	case *instructions.StopSignalCommand:
 		sig, err := c.expand(inst.Signal)
 		if err != nil {

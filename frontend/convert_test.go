@@ -295,3 +295,17 @@ func TestConvertResolvesForTarget(t *testing.T) {
 		LabelApp:  res.Image.Config.Labels[LabelApp],
 	})
 }
+
+// TestCmdBeforeEntrypoint: ENTRYPOINT drops the base image's CMD but keeps
+// one the Patchfile set before it, as a Dockerfile does.
+func TestCmdBeforeEntrypoint(t *testing.T) {
+	const from = "FROM alpine@sha256:4f1d3b2a8c9e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a\n"
+	res, _, err := convert(t, from+"APP . /app\nCMD [\"serve\"]\nENTRYPOINT [\"/app/run\"]\n", shopContext(), nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"/app/run"}, res.Image.Config.Entrypoint)
+	require.Equal(t, []string{"serve"}, res.Image.Config.Cmd)
+
+	res, _, err = convert(t, from+"APP . /app\nENTRYPOINT [\"/app/run\"]\n", shopContext(), nil)
+	require.NoError(t, err)
+	require.Nil(t, res.Image.Config.Cmd, "the base image's CMD is dropped")
+}
