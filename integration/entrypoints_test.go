@@ -36,6 +36,9 @@ type build struct {
 	exporterAttrs map[string]string
 	// secrets are given to RUN --mount=type=secret (in-process builds).
 	secrets map[string][]byte
+	// keepSyntax leaves the Patchfile's `# syntax=` line as written
+	// (buildx builds otherwise point it at the test registry's frontend).
+	keepSyntax bool
 }
 
 // result is what a build produced.
@@ -168,7 +171,10 @@ func buildWithBuildx(t *testing.T, b build) (result, error) {
 // builder for b's daemon, with b's context and build args.
 func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
 	b = b.withDefaults()
-	ctxDir := withSyntaxLine(t, b.dir, b.file, env.frontendTag)
+	ctxDir := b.dir
+	if !b.keepSyntax {
+		ctxDir = withSyntaxLine(t, b.dir, b.file, env.frontendTag)
+	}
 	dockerConfig := buildxConfig(t)
 	builder := fmt.Sprintf("pf-%d-%d", os.Getpid(), builderSeq.Add(1))
 	docker := func(args ...string) ([]byte, error) {
