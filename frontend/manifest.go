@@ -254,12 +254,11 @@ func Changes(old, cur *Manifest) *ChangeSet {
 		if _, ok := curByPath[o.Path]; ok {
 			continue
 		}
-		// Only the topmost deleted path: removing a directory removes its children.
+		// Only the topmost deleted path: removing a directory removes its
+		// children, also when the directory became a file or a symlink.
 		if parent := path.Dir(o.Path); parent != "." {
-			if _, parentKept := curByPath[parent]; !parentKept {
-				if p, parentWasThere := oldByPath[parent]; parentWasThere && p.Type == TypeDir {
-					continue
-				}
+			if p, ok := curByPath[parent]; !ok || p.Type != TypeDir {
+				continue
 			}
 		}
 		cs.Deleted = append(cs.Deleted, o)
