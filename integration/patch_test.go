@@ -234,3 +234,41 @@ func bigContent(flip int) []byte {
 	}
 	return dt
 }
+
+// TestPatchTypeChanges: a directory replaced by a file, and a file by a
+// directory, patch to the same filesystem as a full build.
+func TestPatchTypeChanges(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]file{
+		"Patchfile":        {content: patchPatchfile},
+		"deps.txt":         {content: "dep\n"},
+		"x/c.txt":          {content: "c\n"},
+		"x/d/e.txt":        {content: "e\n"},
+		"y":                {content: "a file\n"},
+		"z/keep.txt":       {content: "keep\n"},
+		"z/link-to-dir":    {link: "../x"},
+		"plain/file.txt":   {content: "plain\n"},
+		"plain/other.html": {content: "<p>\n"},
+	})
+	repo := "types/app"
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref(repo, "release")})
+	require.NoError(t, err)
+	releaseLayers := len(layers(t, pullImage(t, env.stack.Ref(repo, "release")+"@"+res.digest)))
+
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "x")))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "x"), []byte("x is a file now\n"), 0o644))
+	require.NoError(t, os.Remove(filepath.Join(dir, "y")))
+	writeTree(t, dir, map[string]file{"y/inside.txt": {content: "y is a directory now\n"}})
+
+	args := patchArgs(env.stack.Ref(repo, "release"))
+	args["PATCH_MAX_SHARE"] = "100"
+	res, err = buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref(repo, "patch")})
+	require.NoError(t, err)
+	require.Contains(t, res.output, "patch of release")
+	patched := pullImage(t, env.stack.Ref(repo, "patch")+"@"+res.digest)
+	require.Len(t, layers(t, patched), releaseLayers+1)
+
+	res, err = buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref(repo, "full")})
+	require.NoError(t, err)
+	requireSameFilesystem(t, filesystem(t, pullImage(t, env.stack.Ref(repo, "full")+"@"+res.digest)), filesystem(t, patched))
+}
