@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"sort"
-	"strings"
 
 	"github.com/moby/buildkit/client/llb"
 	pllb "github.com/patchfile/patchfile/llb"
@@ -21,8 +20,9 @@ import (
 // file list: the APP destination, the existing parents of every change
 // (copied from the context: unchanged directories have the release's
 // metadata), and a placeholder for every path that goes away. Upper removes
-// those, copies the changed entries with the full build's own copy options,
-// and re-pins the parents' mtimes.
+// those, copies each changed entry with the full build's own copy options
+// (directories by themselves, then their entries), and re-pins the mtimes
+// of every directory it touched.
 //
 // Preconditions (checked by planPatch): APP has one directory source, no
 // --chmod, and no existing directory changed mode or owner.
@@ -54,27 +54,32 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 	lowerSt := llb.Scratch().File(lower, append([]llb.ConstraintsOpt{dockerUIInternal("patch: the release's tree around the changes")}, opts...)...)
 
 	var upper *llb.FileAction
+	add := func(next func(*llb.FileAction) *llb.FileAction, first *llb.FileAction) {
+		if upper == nil {
+			upper = first
+		} else {
+			upper = next(upper)
+		}
+	}
 	for _, e := range cs.Deleted {
-		rm := llb.Rm(inDest(e.Path), llb.WithAllowNotFound(true))
-		if upper == nil {
-			upper = rm
-		} else {
-			upper = upper.Rm(inDest(e.Path), llb.WithAllowNotFound(true))
-		}
+		p := inDest(e.Path)
+		add(func(fa *llb.FileAction) *llb.FileAction { return fa.Rm(p, llb.WithAllowNotFound(true)) }, llb.Rm(p, llb.WithAllowNotFound(true)))
 	}
-	if includes := changedPatterns(cs); len(includes) > 0 {
+	// Each changed entry by its exact path, parents first (Changed is sorted
+	// by path): no pattern matching over the whole context, and any name.
+	var created []string
+	for _, e := range cs.Changed {
 		info := pllb.PinnedCopy()
-		info.CopyDirContentsOnly = true
-		info.IncludePatterns = includes
-		info.ExcludePatterns = spec.Excludes
-		info.ChownOpt = spec.chown
-		if upper == nil {
-			upper = llb.Copy(appCtx, inCtx("."), dest, info)
-		} else {
-			upper = upper.Copy(appCtx, inCtx("."), dest, info)
+		if e.Type == TypeDir {
+			info = pllb.CopyDirOnly()
+			created = append(created, e.Path)
 		}
+		info.ChownOpt = spec.chown
+		from, to := inCtx(e.Path), inDest(e.Path)
+		add(func(fa *llb.FileAction) *llb.FileAction { return fa.Copy(appCtx, from, to, info) }, llb.Copy(appCtx, from, to, info))
 	}
-	for _, p := range append([]string{"."}, parents...) {
+	// Adding and removing entries bumped their parents' mtimes.
+	for _, p := range append(append([]string{"."}, parents...), created...) {
 		upper = pllb.AddRepinDir(upper, inDest(p))
 	}
 	upperSt := lowerSt.File(upper, append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)...)
@@ -110,39 +115,6 @@ func existingParents(cs *ChangeSet) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// changedPatterns returns include patterns matching exactly the changed
-// entries. A new directory's pattern takes its whole subtree, all new too.
-func changedPatterns(cs *ChangeSet) []string {
-	var out []string
-	covered := ""
-	for _, e := range cs.Changed {
-		if covered != "" && strings.HasPrefix(e.Path, covered+"/") {
-			continue
-		}
-		out = append(out, escapePattern(e.Path))
-		if e.Type == TypeDir {
-			covered = e.Path
-		} else {
-			covered = ""
-		}
-	}
-	return out
-}
-
-// escapePattern makes a path match itself literally as a .dockerignore
-// style pattern (used by fsutil's include/exclude matching).
-func escapePattern(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		switch r {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // patchSummary is the progress line that says what a patch ships.
