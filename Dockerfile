@@ -26,6 +26,6 @@ FROM ${BINARY} AS binary
 FROM scratch
 COPY --from=binary /out/patchfile-frontend /bin/patchfile-frontend
 LABEL moby.buildkit.frontend.network.none="true"
-LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts"
+LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests"
 LABEL org.opencontainers.image.title="Patchfile frontend"
 ENTRYPOINT ["/bin/patchfile-frontend"]
