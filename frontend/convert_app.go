@@ -28,6 +28,9 @@ type AppSpec struct {
 
 	chown *llb.ChownOpt
 	chmod *llb.ChmodOpt
+	// dirsKey is added to the exclude patterns of every copy that lands
+	// directories: see dirsKey.
+	dirsKey string
 }
 
 // Hash identifies how app files land: where, with which owner and mode.
@@ -47,7 +50,7 @@ func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.Stat
 		info.CopyDirContentsOnly = true
 		info.AllowWildcard = true
 		info.CreateDestPath = true
-		info.ExcludePatterns = a.Excludes
+		info.ExcludePatterns = a.withDirsKey(a.Excludes)
 		info.ChownOpt, info.Mode = a.chown, a.chmod
 		if action == nil {
 			action = llb.Copy(appContext, "/"+src, a.Dest, info)
@@ -109,7 +112,38 @@ func (c *converter) convertApp(ctx context.Context) (AppSpec, *ContextFiles, err
 	if err != nil {
 		return spec, nil, err
 	}
+	spec.dirsKey = dirsKey(files.Files)
 	return spec, files, nil
+}
+
+// dirsKey is an exclude pattern that matches nothing (copy sources are
+// relative paths, never under "..") and names a digest of the directories
+// read from the context: their paths, modes and owners.
+//
+// BuildKit keys a copy by the content checksums of its sources, and a warm
+// builder's checksum of a directory whose mode or owner changed since the
+// previous build is stale: fsutil's DiskWriter rewrites an existing
+// directory's metadata without telling the checksum cache
+// (moby/buildkit#7176). A copy would then come from the cache with the old
+// mode while the file list, read from the synced context, records the new
+// one. With this pattern in their definition, copies that land directories
+// re-run whenever a directory's metadata changed, and only then.
+func dirsKey(files []ContextFile) string {
+	h := sha256.New()
+	for _, f := range files {
+		if f.Mode.IsDir() {
+			fmt.Fprintf(h, "%q %o %d %d\n", f.Path, uint32(f.Mode), f.UID, f.GID)
+		}
+	}
+	return fmt.Sprintf("../patchfile-dirs-%x", h.Sum(nil))
+}
+
+// withDirsKey returns patterns plus dirsKey, if set.
+func (a AppSpec) withDirsKey(patterns []string) []string {
+	if a.dirsKey == "" {
+		return patterns
+	}
+	return append(slices.Clip(patterns), a.dirsKey)
 }
 
 // copyOwnership parses --chown and --chmod. byName allows user and group

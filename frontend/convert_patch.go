@@ -42,6 +42,7 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 	for _, p := range parents {
 		info := pllb.CopyDirOnly()
 		info.ChownOpt = spec.chown
+		info.ExcludePatterns = spec.withDirsKey(info.ExcludePatterns)
 		lower = lower.Copy(appCtx, inCtx(p), inDest(p), info)
 	}
 	for _, e := range cs.Deleted {
@@ -72,6 +73,7 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 		info := pllb.PinnedCopy()
 		if e.Type == TypeDir {
 			info = pllb.CopyDirOnly()
+			info.ExcludePatterns = spec.withDirsKey(info.ExcludePatterns)
 			created = append(created, e.Path)
 		}
 		info.ChownOpt = spec.chown
