@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// medianRun is the run whose wall time is the median (the lower middle),
+// so that its phases add up to the median shown in the table.
+func medianRun(ms []measurement) measurement {
+	if len(ms) == 0 {
+		return measurement{}
+	}
+	s := slices.Clone(ms)
+	slices.SortFunc(s, func(a, b measurement) int { return int(a.Wall - b.Wall) })
+	return s[(len(s)-1)/2]
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+// writeWhy writes where the time went, why each missed target was missed,
+// and what looked wrong.
+func (r *report) writeWhy(b *strings.Builder) {
+	m := r.Main
+	fmt.Fprintf(b, "### Where the time goes (the median run of each build, from its progress)\n\n")
+	fmt.Fprintf(b, "| build | wall |")
+	for _, x := range (phases{}).list() {
+		fmt.Fprintf(b, " %s |", x.Name)
+	}
+	fmt.Fprintf(b, "\n|---|---|%s\n", strings.Repeat("---|", len((phases{}).list())))
+	row := func(title string, x measurement) {
+		fmt.Fprintf(b, "| %s | %.1f |", title, x.Wall.Seconds())
+		for _, p := range x.Phases.list() {
+			fmt.Fprintf(b, " %.1f |", p.D.Seconds())
+		}
+		b.WriteString("\n")
+	}
+	row("release: Patchfile", m.Releases[pfRelease])
+	row("release: Dockerfile", m.Releases[dfRelease])
+	row("release: Dockerfile COPY --link", m.Releases[dflRel])
+	for _, sc := range scenarios {
+		row(sc.title, medianRun(m.Runs[sc.key]))
+	}
+	b.WriteString("\nSeconds. *Dependency layers from cache* is pulling and unpacking what the registry cache answered; *app layer* is COPY . /app, or the Patchfile's app copy, or its patch (context copy and diff); *other* is what the progress does not name (buildctl's session, the base image, solver gaps). Phases that overlap count in both.\n\n")
+
+	fmt.Fprintf(b, "### Targets missed, and why\n\n")
+	pc, pw := medianRun(m.Runs[pfCold]), medianRun(m.Runs[pfWarm])
+	missed := 0
+	for _, t := range r.targets() {
+		if t.Met {
+			continue
+		}
+		missed++
+		fmt.Fprintf(b, "- **%s** (%s): %s. ", t.Name, t.Required, t.Margin)
+		switch {
+		case strings.Contains(t.Name, "no cache"), strings.Contains(t.Name, "import-cache"):
+			key := dfCold
+			if strings.Contains(t.Name, "import-cache") {
+				key = dfCache
+			}
+			a := medianRun(m.Runs[key])
+			fmt.Fprintf(b, "The anchor took %s: %s. The cold patch took %s: %s. ", secs(a.Wall), a.Phases.describe(), secs(pc.Wall), pc.Phases.describe())
+			if pc.Phases.ContextUpload > a.Phases.ContextUpload+500*time.Millisecond {
+				fmt.Fprintf(b, "The same context reached the anchor's cold builder in %s, against %s for the Patchfile frontend's `load application files`. ",
+					secs(a.Phases.ContextUpload), secs(pc.Phases.ContextUpload))
+			}
+			if key == dfCold {
+				fmt.Fprintf(b, "The ratio is bounded by the dependency stage (its RUN took %s here): the cold patch has to fit in a tenth of the anchor's time, %s.\n",
+					secs(a.Phases.DepsRun), secs(a.Wall/10))
+			} else {
+				fmt.Fprintf(b, "With the registry cache the anchor skips the RUN and pulls and unpacks the dependency layers instead (%s).\n", secs(a.Phases.DepsFromCache))
+			}
+		case strings.Contains(t.Name, "pushed"):
+			fmt.Fprintf(b, "The median cold patch pushed %s in %d blobs: top layer %s, config %s, manifest %s; the changed file alone compresses to %s.\n",
+				human(pc.Pushed), pc.PushedBlobs, human(pc.TopLayer), human(pc.ConfigBytes), human(pc.ManifestBytes), human(pc.ChangedCompressed))
+		case strings.Contains(t.Name, "layer bytes pulled"):
+			fmt.Fprintf(b, "A cold patch should read only image configs: see the registry log of the cold patch runs in the run dir.\n")
+		case strings.Contains(t.Name, "warm"):
+			l := medianRun(m.Runs[dflWarm])
+			fmt.Fprintf(b, "Warm patch: %s. COPY --link: %s.\n", pw.Phases.describe(), l.Phases.describe())
+		default:
+			b.WriteString("\n")
+		}
+	}
+	if missed == 0 {
+		b.WriteString("None: every target was met in this run.\n")
+	}
+	if obs := r.observations(); len(obs) > 0 {
+		fmt.Fprintf(b, "\n### Observations\n\n")
+		for _, o := range obs {
+			fmt.Fprintf(b, "- %s\n", o)
+		}
+	}
+}
+
+// observations are checks of the frontend's behaviour that are not
+// targets but would point at a problem: a patch path not taken, a release
+// config fetched more than once, more blobs pushed than a patch needs.
+func (r *report) observations() []string {
+	m := r.Main
+	var out []string
+	pc, pw := summarize(m.Runs[pfCold]), summarize(m.Runs[pfWarm])
+	for _, s := range []struct {
+		name string
+		s    summarized
+	}{{"cold", pc}, {"warm", pw}} {
+		if !s.s.allPatch() {
+			out = append(out, fmt.Sprintf("**A %s Patchfile build did not take the patch path** (paths: %s).", s.name, strings.Join(s.s.Paths, ", ")))
+		}
+	}
+	if m.ReleaseConfig > 0 {
+		out = append(out, fmt.Sprintf("The release's config (with its file list of %d app files) is %s; a cold patch pulled %s of configs (%.1f× that), a warm patch %s.",
+			m.AppFiles, human(m.ReleaseConfig), human(pc.PulledConfigs), float64(pc.PulledConfigs)/float64(m.ReleaseConfig), human(pw.PulledConfigs)))
+	}
+	if pc.PushedBlobs != 3 {
+		out = append(out, fmt.Sprintf("A cold patch pushed %d blobs; a patch needs 3 (layer, config, manifest).", pc.PushedBlobs))
+	}
+	if pc.TopLayer > 2*pc.ChangedCompressed+2048 {
+		out = append(out, fmt.Sprintf("The patch layer (%s) is much larger than the changed file compressed (%s).", human(pc.TopLayer), human(pc.ChangedCompressed)))
+	}
+	if pw.PulledLayers() > 0 {
+		out = append(out, fmt.Sprintf("A warm patch pulled %s of layers; the warm builder has the release.", human(pw.PulledLayers())))
+	}
+	if pc.PulledFrontend > 0 {
+		out = append(out, fmt.Sprintf("Every cold builder pulls the frontend image: %s, %.0f%% of the cold patch's bytes pulled; pulling and starting it took %s of the median cold patch.",
+			human(pc.PulledFrontend), 100*float64(pc.PulledFrontend)/float64(pc.PulledFrontend+pc.PulledConfigs+pc.PulledLayers()),
+			secs(medianRun(m.Runs[pfCold]).Phases.FrontendImage)))
+	}
+	if pcm, dcm := medianRun(m.Runs[pfCold]), medianRun(m.Runs[dfCold]); pcm.Phases.ContextUpload > 2*dcm.Phases.ContextUpload+200*time.Millisecond {
+		out = append(out, fmt.Sprintf("On a cold builder the Patchfile frontend's `load application files` took %s, the Dockerfile frontend's `load build context` %s, for the same %s context: the largest part of the cold patch.",
+			secs(pcm.Phases.ContextUpload), secs(dcm.Phases.ContextUpload), human(m.AppBytes)))
+	}
+	return out
+}
+
+// scaleFilesGrowth says in words how the one-file patch grows with the app.
+func (r *report) scaleFilesGrowth() string {
+	ps := r.ScaleFiles
+	if len(ps) < 2 {
+		return ""
+	}
+	first, last := ps[0], ps[len(ps)-1]
+	fc, lc := summarize(first.Cold), summarize(last.Cold)
+	lw := summarize(last.Warm)
+	k := float64(last.Files) / float64(first.Files)
+	var b strings.Builder
+	fmt.Fprintf(&b, "From %d to %d files (%.0f×), the cold one-file patch went from %.1f s to %.1f s (%.1f×), the warm one to %.1f s; ",
+		first.Files, last.Files, k, fc.Wall.Seconds(), lc.Wall.Seconds(), lc.Wall.Seconds()/fc.Wall.Seconds(), lw.Wall.Seconds())
+	fmt.Fprintf(&b, "the frontend's read+hash from %.2f s to %.2f s (%.0f µs per file at %d files), the context upload from %.2f s to %.2f s, the release config from %s to %s. ",
+		fc.FrontendRead.Seconds(), lc.FrontendRead.Seconds(), float64(lc.FrontendRead.Microseconds())/float64(last.Files), last.Files,
+		fc.ContextLoad.Seconds(), lc.ContextLoad.Seconds(), human(first.ReleaseConfig), human(last.ReleaseConfig))
+	share := lc.FrontendRead.Seconds() / lc.Wall.Seconds()
+	wshare := lw.FrontendRead.Seconds() / lw.Wall.Seconds()
+	verdict := "does not dominate"
+	if share >= 0.5 {
+		verdict = "**dominates**"
+	}
+	fmt.Fprintf(&b, "At %d files the frontend reading every file through the gateway (one ReadFile per file, 16 in parallel) takes %.0f%% of the cold patch and %.0f%% of the warm one: it %s. ",
+		last.Files, 100*share, 100*wshare, verdict)
+	fmt.Fprintf(&b, "Pushes stay flat (%s at %d files, %s at %d): the patch layer does not grow with the app.", human(fc.Pushed), first.Files, human(lc.Pushed), last.Files)
+	return b.String()
+}
+
+// scaleBytesGrowth says in words how the patch grows with the change.
+func (r *report) scaleBytesGrowth() string {
+	ps := r.ScaleBytes
+	if len(ps) < 2 {
+		return ""
+	}
+	first, last := ps[0], ps[len(ps)-1]
+	fc, lc := summarize(first.Cold), summarize(last.Cold)
+	return fmt.Sprintf("From %s to %s changed, the cold patch went from %.1f s to %.1f s and its push from %s to %s: the push is the changed bytes plus a constant %s to %s (config, manifest, directory entries), and the time grows with compressing and pushing the new bytes only.",
+		human(int64(first.Bytes)), human(int64(last.Bytes)), fc.Wall.Seconds(), lc.Wall.Seconds(), human(fc.Pushed), human(lc.Pushed),
+		human(fc.Pushed-fc.ChangedCompressed), human(lc.Pushed-lc.ChangedCompressed))
+}

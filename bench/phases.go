@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+)
+
+// phases splits a build's wall time by what its progress shows, so that a
+// missed target can say where the time went. The phases are mostly
+// sequential; what overlaps (a context upload during a cache pull) is
+// counted in both, and Other is then smaller.
+type phases struct {
+	// FrontendImage: resolving, pulling and unpacking the frontend image
+	// (a Patchfile build on a cold builder).
+	FrontendImage time.Duration
+	// ContextUpload: the app files reaching the daemon (the Patchfile's
+	// "load application files", the Dockerfile's "load build context").
+	ContextUpload time.Duration
+	// FrontendRead: the Patchfile frontend reading and hashing the app.
+	FrontendRead time.Duration
+	// DepsRun: the dependency stage's RUN, when it ran.
+	DepsRun time.Duration
+	// DepsFromCache: steps answered from the registry cache: pulling and
+	// unpacking their layers (zero when the result stays lazy).
+	DepsFromCache time.Duration
+	// AppLayer: making the app layer: COPY . /app, the Patchfile's app
+	// copy and merge, or its patch (context copy, diff).
+	AppLayer time.Duration
+	// Export: "exporting to image" and "exporting cache": layer
+	// compression and the push to the registry.
+	Export time.Duration
+	// Other is the rest of the wall time: buildctl's session, the base
+	// image, solver gaps.
+	Other time.Duration
+}
+
+// phasesOf computes the phases of a run from its vertexes.
+func (e *env) phasesOf(run *buildRun, frontendRead time.Duration) phases {
+	vs := run.vertexes
+	var p phases
+	p.FrontendImage = span(vs, func(v *client.Vertex) bool {
+		return e.frontendImage != "" && strings.Contains(v.Name, e.frontendImage)
+	})
+	p.ContextUpload = span(vs, func(v *client.Vertex) bool {
+		return strings.Contains(v.Name, "load application files") || v.Name == "[internal] load build context"
+	})
+	p.FrontendRead = frontendRead
+	p.DepsRun = span(vs, func(v *client.Vertex) bool {
+		return !v.Cached && strings.Contains(v.Name, "RUN sh npm-ci.sh")
+	})
+	p.DepsFromCache = span(vs, func(v *client.Vertex) bool {
+		return v.Cached && v.Started != nil && v.Completed != nil && v.Completed.After(*v.Started) ||
+			strings.HasPrefix(v.Name, "importing cache manifest")
+	})
+	p.AppLayer = span(vs, func(v *client.Vertex) bool {
+		n := v.Name
+		return !v.Cached && (strings.Contains(n, ". /app") || strings.HasPrefix(n, "[app]") ||
+			strings.HasPrefix(n, "[internal] patch") || strings.HasPrefix(n, "diff (") ||
+			strings.HasPrefix(n, "[patch]") && !strings.HasPrefix(n, "[patch] load metadata"))
+	})
+	p.Export = span(vs, func(v *client.Vertex) bool {
+		return v.Name == "exporting to image" || strings.HasPrefix(v.Name, "exporting cache")
+	})
+	p.Other = max(0, run.wall-p.FrontendImage-p.ContextUpload-p.FrontendRead-p.DepsRun-p.DepsFromCache-p.AppLayer-p.Export)
+	return p
+}
+
+// span is the time from the first start to the last completion of the
+// matching vertexes (0 if none ran).
+func span(vs []*client.Vertex, match func(*client.Vertex) bool) time.Duration {
+	var first, last time.Time
+	for _, v := range vs {
+		if v.Started == nil || v.Completed == nil || !match(v) {
+			continue
+		}
+		if first.IsZero() || v.Started.Before(first) {
+			first = *v.Started
+		}
+		if v.Completed.After(last) {
+			last = *v.Completed
+		}
+	}
+	if first.IsZero() {
+		return 0
+	}
+	return last.Sub(first)
+}
+
+// namedPhase is one phase with its name, for tables and sentences.
+type namedPhase struct {
+	Name string
+	D    time.Duration
+}
+
+// list returns the phases in table order.
+func (p phases) list() []namedPhase {
+	return []namedPhase{
+		{"frontend image", p.FrontendImage}, {"context upload", p.ContextUpload}, {"frontend read+hash", p.FrontendRead},
+		{"dependency RUN", p.DepsRun}, {"dependency layers from cache", p.DepsFromCache}, {"app layer", p.AppLayer},
+		{"export + push", p.Export}, {"other", p.Other},
+	}
+}
+
+// describe lists the phases over 50 ms, largest first: "context upload
+// 2.5 s, frontend read+hash 0.6 s, ...".
+func (p phases) describe() string {
+	l := slices.Clone(p.list())
+	slices.SortStableFunc(l, func(a, b namedPhase) int { return int(b.D - a.D) })
+	var parts []string
+	for _, x := range l {
+		if x.D >= 50*time.Millisecond {
+			parts = append(parts, fmt.Sprintf("%s %.1f s", x.Name, x.D.Seconds()))
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// report is everything one run measured.
+type report struct {
+	Config     config
+	Started    time.Time
+	Duration   time.Duration
+	RunDir     string
+	Machine    machine
+	Load       loadStats
+	Frontend   frontendInfo
+	Main       *mainResult
+	ScaleFiles []scaleFilesPoint
+	ScaleBytes []scaleBytesPoint
+	GoBench    goBench
+}
+
+// target is one outcome of DESIGN.md §4, checked against this run.
+type target struct {
+	Name, Required, Measured, Margin string
+	Met                              bool
+}
+
+// targets checks the outcomes DESIGN.md §4 asks of the cold and warm
+// patch path, in the same run as the anchors.
+func (r *report) targets() []target {
+	m := r.Main
+	pfc, pfw := summarize(m.Runs[pfCold]), summarize(m.Runs[pfWarm])
+	var out []target
+	speed := func(name string, anchor summarized, patch summarized, factor float64) target {
+		ratio := anchor.Wall.Seconds() / patch.Wall.Seconds()
+		t := target{Name: name, Required: fmt.Sprintf("≥ %.0f× faster", factor),
+			Measured: fmt.Sprintf("%.1f× (%.1f s vs %.1f s)", ratio, patch.Wall.Seconds(), anchor.Wall.Seconds()), Met: ratio >= factor}
+		limit := anchor.Wall.Seconds() / factor
+		if t.Met {
+			t.Margin = fmt.Sprintf("met with %.0f%% to spare (limit %.1f s)", (ratio/factor-1)*100, limit)
+		} else {
+			t.Margin = fmt.Sprintf("missed: %.1f s over the %.1f s limit (%.0f%% slower than needed)",
+				patch.Wall.Seconds()-limit, limit, (patch.Wall.Seconds()/limit-1)*100)
+		}
+		return t
+	}
+	out = append(out,
+		speed("cold patch vs Dockerfile, cold, no cache", summarize(m.Runs[dfCold]), pfc, 10),
+		speed("cold patch vs Dockerfile, cold, --import-cache type=registry", summarize(m.Runs[dfCache]), pfc, 2))
+
+	var maxBaseDeps, maxApp int64
+	for _, x := range m.Runs[pfCold] {
+		maxBaseDeps, maxApp = max(maxBaseDeps, x.PulledBaseDeps), max(maxApp, x.PulledApp)
+	}
+	t := target{Name: "cold patch: base and dependency layer bytes pulled", Required: "0 B",
+		Measured: fmt.Sprintf("%s (worst run); app layers: %s", human(maxBaseDeps), human(maxApp)), Met: maxBaseDeps == 0}
+	if t.Met {
+		t.Margin = "met"
+	} else {
+		t.Margin = fmt.Sprintf("missed by %s", human(maxBaseDeps))
+	}
+	out = append(out, t)
+
+	worst, worstBudget, allMet := int64(0), int64(0), true
+	for i, x := range m.Runs[pfCold] {
+		budget := x.ChangedCompressed + 4096
+		if x.Pushed > budget {
+			allMet = false
+		}
+		if x.Pushed-budget > worst-worstBudget || i == 0 {
+			worst, worstBudget = x.Pushed, budget
+		}
+	}
+	t = target{Name: "cold patch: bytes pushed", Required: "≤ compressed changed files + 4 KiB",
+		Measured: fmt.Sprintf("%s vs budget %s (%s + 4 KiB), worst run", human(worst), human(worstBudget), human(worstBudget-4096)), Met: allMet}
+	if allMet {
+		t.Margin = fmt.Sprintf("met with %s to spare", human(worstBudget-worst))
+	} else {
+		t.Margin = fmt.Sprintf("missed by %s", human(worst-worstBudget))
+	}
+	out = append(out, t)
+
+	link := summarize(m.Runs[dflWarm])
+	t = target{Name: "warm patch vs Dockerfile COPY --link, warm", Required: "no slower",
+		Measured: fmt.Sprintf("%.1f s vs %.1f s", pfw.Wall.Seconds(), link.Wall.Seconds()), Met: pfw.Wall <= link.Wall}
+	if t.Met {
+		t.Margin = fmt.Sprintf("met: %.1f× faster", link.Wall.Seconds()/pfw.Wall.Seconds())
+	} else {
+		t.Margin = fmt.Sprintf("missed: %.1f s (%.0f%%) slower", (pfw.Wall - link.Wall).Seconds(), (pfw.Wall.Seconds()/link.Wall.Seconds()-1)*100)
+	}
+	out = append(out, t)
+	return out
+}
+
+// table is what the run prints: the main comparison, the targets and the
+// scale series, as Markdown tables.
+func (r *report) table() string {
+	var b strings.Builder
+	r.writeMain(&b)
+	b.WriteString("\n")
+	r.writeTargets(&b)
+	if len(r.ScaleFiles) > 0 {
+		b.WriteString("\n")
+		r.writeScaleFiles(&b)
+	}
+	if len(r.ScaleBytes) > 0 {
+		b.WriteString("\n")
+		r.writeScaleBytes(&b)
+	}
+	b.WriteString("\n")
+	r.writeFrontend(&b)
+	return b.String()
+}
+
+func (r *report) writeMain(b *strings.Builder) {
+	m := r.Main
+	fmt.Fprintf(b, "| build | runs | wall s, median (min–max) | pulled: base+deps layers | app layers | configs | frontend image | pushed (blobs) | top layer | Patchfile faster by |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|\n")
+	row := func(title string, s summarized, ref *summarized, patch bool) {
+		vs := "—"
+		if ref != nil && ref.Wall > 0 {
+			vs = fmt.Sprintf("%.1f×", s.Wall.Seconds()/ref.Wall.Seconds())
+		}
+		if patch && !s.allPatch() {
+			title += fmt.Sprintf(" **(paths taken: %s)**", strings.Join(s.Paths, ", "))
+		}
+		fmt.Fprintf(b, "| %s | %d | %.1f (%.1f–%.1f) | %s | %s | %s | %s | %s (%d) | %s | %s |\n", title, s.N,
+			s.Wall.Seconds(), s.MinWall.Seconds(), s.MaxWall.Seconds(), human(s.PulledBaseDeps), human(s.PulledApp),
+			human(s.PulledConfigs), human(s.PulledFrontend), human(s.Pushed), s.PushedBlobs, human(s.TopLayer), vs)
+	}
+	for _, rel := range []struct{ key, title string }{
+		{pfRelease, "release: Patchfile, full build (warm builder)"},
+		{dfRelease, "release: Dockerfile + --export-cache mode=max"},
+		{dflRel, "release: Dockerfile COPY --link + --export-cache mode=max"},
+	} {
+		row(rel.title, summarize([]measurement{m.Releases[rel.key]}), nil, false)
+	}
+	pfc, pfw := summarize(m.Runs[pfCold]), summarize(m.Runs[pfWarm])
+	for _, sc := range scenarios {
+		s := summarize(m.Runs[sc.key])
+		ref := &pfc
+		if !sc.cold {
+			ref = &pfw
+		}
+		if sc.file == "Patchfile" {
+			ref = nil
+		}
+		row(sc.title, s, ref, sc.file == "Patchfile")
+	}
+}
+
+func (r *report) writeTargets(b *strings.Builder) {
+	fmt.Fprintf(b, "| target (DESIGN.md §4) | required | measured | met? | margin |\n|---|---|---|---|---|\n")
+	for _, t := range r.targets() {
+		met := "**missed**"
+		if t.Met {
+			met = "met"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Name, t.Required, t.Measured, met, t.Margin)
+	}
+}
+
+func (r *report) writeScaleFiles(b *strings.Builder) {
+	fmt.Fprintf(b, "| app files | release build s | release config (file list) | cold patch s | context upload s | frontend read+hash s | share of cold patch | warm patch s | warm read+hash s | configs pulled (cold) | pushed (cold) | top layer |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range r.ScaleFiles {
+		c, w := summarize(p.Cold), summarize(p.Warm)
+		title := fmt.Sprintf("%d", p.Files)
+		if !c.allPatch() || !w.allPatch() {
+			title += fmt.Sprintf(" **(paths: %s / %s)**", strings.Join(c.Paths, ","), strings.Join(w.Paths, ","))
+		}
+		fmt.Fprintf(b, "| %s | %.1f | %s | %.1f | %.2f | %.2f | %.0f%% | %.1f | %.2f | %s | %s | %s |\n", title,
+			p.Release.Wall.Seconds(), human(p.ReleaseConfig), c.Wall.Seconds(), c.ContextLoad.Seconds(), c.FrontendRead.Seconds(),
+			100*c.FrontendRead.Seconds()/c.Wall.Seconds(), w.Wall.Seconds(), w.FrontendRead.Seconds(),
+			human(c.PulledConfigs), human(c.Pushed), human(c.TopLayer))
+	}
+}
+
+func (r *report) writeScaleBytes(b *strings.Builder) {
+	fmt.Fprintf(b, "| changed bytes (one file) | cold patch s | warm patch s | pushed (cold) | pushed (warm) | top layer (cold) | budget: gzip(tar) + 4 KiB | within budget (cold) |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|\n")
+	for _, p := range r.ScaleBytes {
+		c, w := summarize(p.Cold), summarize(p.Warm)
+		title := human(int64(p.Bytes))
+		if !c.allPatch() || !w.allPatch() {
+			title += fmt.Sprintf(" **(paths: %s / %s)**", strings.Join(c.Paths, ","), strings.Join(w.Paths, ","))
+		}
+		budget := c.ChangedCompressed + 4096
+		ok := "yes"
+		if c.Pushed > budget {
+			ok = fmt.Sprintf("**no**, %s over", human(c.Pushed-budget))
+		}
+		fmt.Fprintf(b, "| %s | %.1f | %.1f | %s | %s | %s | %s | %s |\n", title, c.Wall.Seconds(), w.Wall.Seconds(),
+			human(c.Pushed), human(w.Pushed), human(c.TopLayer), human(budget), ok)
+	}
+}
+
+func (r *report) writeFrontend(b *strings.Builder) {
+	fmt.Fprintf(b, "| frontend | value |\n|---|---|\n")
+	fmt.Fprintf(b, "| image, compressed (registry) | %s |\n", human(r.Frontend.ImageBytes))
+	fmt.Fprintf(b, "| binary (-trimpath -ldflags='-s -w') | %s |\n", human(r.Frontend.BinaryBytes))
+	if r.GoBench.Err != "" {
+		fmt.Fprintf(b, "| go test -bench | could not run: %s |\n", strings.ReplaceAll(r.GoBench.Err, "\n", " "))
+	}
+	for _, g := range r.GoBench.Results {
+		fmt.Fprintf(b, "| %s | %.2f ms/op, %s/op, %d allocs/op |\n", g.Name, g.NsPerOp/1e6, human(g.BytesPerOp), g.AllocsPerOp)
+	}
+}

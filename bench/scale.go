@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/patchfile/patchfile/internal/stack"
+	"github.com/pkg/errors"
+)
+
+// scaleFilesPoint is the patch path on an app of Files tiny files.
+type scaleFilesPoint struct {
+	Files         int
+	Release       measurement   // the full build that made the release
+	ReleaseConfig int64         // its config, file list included
+	Cold, Warm    []measurement // one-file patches
+}
+
+// scaleBytesPoint is the patch path when one file of Bytes new bytes
+// changes in the main app.
+type scaleBytesPoint struct {
+	Bytes      int
+	Cold, Warm []measurement
+}
+
+// runScaleFiles measures how a one-file patch grows with the app: a
+// release of n tiny files, then the same file edited, patched on a cold
+// and on the warm builder. The dependency stage is tiny here, so what grows
+// is what the frontend does per app file: receive it, read it through the
+// gateway and hash it, list it in the release config.
+func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
+	var out []scaleFilesPoint
+	for _, n := range e.cfg.ScaleFiles {
+		dir := filepath.Join(e.runDir, "scale", fmt.Sprint(n))
+		appDir, defs := filepath.Join(dir, "src"), filepath.Join(dir, "defs")
+		logf("scale: writing an app of %d files", n)
+		if err := writeTinyApp(appDir, n, e.cfg.Seed); err != nil {
+			return nil, err
+		}
+		if err := writeDefs(defs); err != nil {
+			return nil, err
+		}
+		repo := fmt.Sprintf("bench/scale-%d", n)
+		args := map[string]string{"BASE": e.base, "RELEASE": e.stack.Ref(repo, "release")}
+		p := scaleFilesPoint{Files: n}
+		var err error
+		logf("scale %d files: release build", n)
+		if p.Release, err = e.measure(ctx, buildSpec{name: fmt.Sprintf("scale-%d-release", n), daemon: e.warm,
+			appDir: appDir, defsDir: defs, file: "Patchfile", args: args, output: e.stack.Ref(repo, "release")}); err != nil {
+			return nil, err
+		}
+		logf("  %s", p.Release.summary())
+		if p.ReleaseConfig, err = e.configSize(p.Release.Digest); err != nil {
+			return nil, err
+		}
+		for r := 1; r <= e.cfg.ScaleRuns; r++ {
+			cold, warm, err := e.patchBoth(ctx, fmt.Sprintf("scale-%d-%d", n, r), appDir, defs, args, repo,
+				func(k int) (string, error) { return editSource(appDir, "src/d0000/f00.js", 2*r+k) })
+			if err != nil {
+				return nil, err
+			}
+			p.Cold, p.Warm = append(p.Cold, cold), append(p.Warm, warm)
+		}
+		out = append(out, p)
+		if !e.cfg.Keep {
+			_ = os.RemoveAll(dir)
+		}
+	}
+	return out, nil
+}
+
+// runScaleBytes measures how a patch grows with the change: one file of
+// the main app (public/media/clip.bin) replaced by n incompressible bytes.
+// PATCH_MAX_SHARE=100 keeps the patch path for the largest change, which
+// the default re-release rule (50% of the app's bytes) might turn into a
+// full build; the report says so.
+func (e *env) runScaleBytes(ctx context.Context) ([]scaleBytesPoint, error) {
+	app := e.mainApp
+	if app == nil {
+		return nil, errors.New("the changed-bytes series needs the main comparison's release")
+	}
+	// Back to the release's tree: only the clip changes from here on.
+	for f, dt := range app.originals {
+		if err := os.WriteFile(filepath.Join(app.dir, filepath.FromSlash(f)), dt, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	args := map[string]string{"BASE": e.base, "RELEASE": app.release, "PATCH_MAX_SHARE": "100"}
+	var out []scaleBytesPoint
+	for _, size := range e.cfg.ScaleBytes {
+		p := scaleBytesPoint{Bytes: size}
+		for r := 1; r <= e.cfg.ScaleRuns; r++ {
+			cold, warm, err := e.patchBoth(ctx, fmt.Sprintf("bytes-%d-%d", size, r), app.dir, app.defs, args, "bench/app",
+				func(k int) (string, error) { return replaceFile(app.dir, clipFile, size, 2*r+k) })
+			if err != nil {
+				return nil, err
+			}
+			p.Cold, p.Warm = append(p.Cold, cold), append(p.Warm, warm)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// patchBoth builds a patch on a cold builder and on the warm one. Each
+// gets its own change (edit(0), edit(1): the file it changed): a patch is
+// reproducible, so the same change built twice would push nothing the
+// second time.
+func (e *env) patchBoth(ctx context.Context, name, appDir, defs string, args map[string]string, repo string,
+	edit func(k int) (string, error)) (cold, warm measurement, err error) {
+	build := func(kind string, k int, d *stack.Daemon) (measurement, error) {
+		changed, err := edit(k)
+		if err != nil {
+			return measurement{}, err
+		}
+		logf("%s: %s patch", name, kind)
+		m, err := e.measure(ctx, buildSpec{name: name + "-" + kind, daemon: d, appDir: appDir, defsDir: defs,
+			file: "Patchfile", args: args, output: e.stack.Ref(repo, name+"-"+kind)})
+		if err != nil {
+			return m, err
+		}
+		if m.ChangedCompressed, err = compressedFiles(appDir, "/app", changed); err != nil {
+			return m, err
+		}
+		logf("  %s", m.summary())
+		return m, nil
+	}
+	err = e.withCold(ctx, func(d *stack.Daemon) error {
+		var err error
+		cold, err = build("cold", 0, d)
+		return err
+	})
+	if err != nil {
+		return cold, warm, err
+	}
+	warm, err = build("warm", 1, e.warm)
+	return cold, warm, err
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// median of int64s (the lower middle for an even count, so that it is a
+// value that was measured).
+func median(xs []int64) int64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+// summarized is a scenario's runs reduced to medians, field by field.
+type summarized struct {
+	measurement
+	N                int
+	MinWall, MaxWall time.Duration
+	Paths            []string // Patchfile paths taken, one per run
+}
+
+// summarize takes the median of every figure over the runs.
+func summarize(ms []measurement) summarized {
+	var s summarized
+	if len(ms) == 0 {
+		return s
+	}
+	s.N = len(ms)
+	pick := func(f func(measurement) int64) int64 {
+		xs := make([]int64, len(ms))
+		for i, m := range ms {
+			xs[i] = f(m)
+		}
+		return median(xs)
+	}
+	s.Wall = time.Duration(pick(func(m measurement) int64 { return int64(m.Wall) }))
+	s.PulledBaseDeps = pick(func(m measurement) int64 { return m.PulledBaseDeps })
+	s.PulledApp = pick(func(m measurement) int64 { return m.PulledApp })
+	s.PulledConfigs = pick(func(m measurement) int64 { return m.PulledConfigs })
+	s.PulledFrontend = pick(func(m measurement) int64 { return m.PulledFrontend })
+	s.Pushed = pick(func(m measurement) int64 { return m.Pushed })
+	s.PushedBlobs = int(pick(func(m measurement) int64 { return int64(m.PushedBlobs) }))
+	s.TopLayer = pick(func(m measurement) int64 { return m.TopLayer })
+	s.ChangedCompressed = pick(func(m measurement) int64 { return m.ChangedCompressed })
+	s.ContextLoad = time.Duration(pick(func(m measurement) int64 { return int64(m.ContextLoad) }))
+	s.FrontendRead = time.Duration(pick(func(m measurement) int64 { return int64(m.FrontendRead) }))
+	s.MinWall, s.MaxWall = ms[0].Wall, ms[0].Wall
+	for _, m := range ms {
+		s.MinWall, s.MaxWall = min(s.MinWall, m.Wall), max(s.MaxWall, m.Wall)
+		if m.Path != "" {
+			s.Paths = append(s.Paths, m.Path)
+		}
+	}
+	return s
+}
+
+// allPatch tells whether every run took the patch path.
+func (s summarized) allPatch() bool {
+	for _, p := range s.Paths {
+		if p != "patch" {
+			return false
+		}
+	}
+	return len(s.Paths) > 0
+}
+
+// compressedFiles is the size of the smallest layer that could carry the
+// given files at dest: a gzip'd tar of just those files (no parent
+// directories), at the default compression level, as BuildKit compresses.
+// It is the "compressed changed files" of the push target.
+func compressedFiles(appDir, dest string, files ...string) (int64, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, f := range files {
+		dt, err := os.ReadFile(filepath.Join(appDir, filepath.FromSlash(f)))
+		if err != nil {
+			return 0, err
+		}
+		hdr := &tar.Header{Name: path.Join(dest, f)[1:], Mode: 0o644, Size: int64(len(dt)),
+			ModTime: time.Unix(946684800, 0), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return 0, err
+		}
+		if _, err := tw.Write(dt); err != nil {
+			return 0, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return 0, err
+	}
+	if err := zw.Close(); err != nil {
+		return 0, err
+	}
+	return int64(buf.Len()), nil
+}
