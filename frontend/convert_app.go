@@ -112,6 +112,11 @@ func (c *converter) convertApp(ctx context.Context) (AppSpec, *ContextFiles, err
 	if err != nil {
 		return spec, nil, err
 	}
+	for _, p := range patterns {
+		if !anyMatch(p, files.Files) {
+			return spec, nil, errors.Errorf("APP %s matches no file in the build context: check the path (relative to the context root, also when it starts with /) and that .dockerignore does not exclude it", p)
+		}
+	}
 	spec.dirsKey = dirsKey(files.Files)
 	return spec, files, nil
 }

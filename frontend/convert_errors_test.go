@@ -39,6 +39,8 @@ func TestConvertErrors(t *testing.T) {
 			want: []string{"APP to / would mix"}, line: 3},
 		{name: "APP outside the context", patchfile: pinnedFrom + "APP ../other /app\n",
 			want: []string{"APP", "../other is outside the build context"}, line: 2},
+		{name: "APP matching no file", patchfile: pinnedFrom + "APP /etc /app/\n",
+			want: []string{"APP etc matches no file in the build context", "also when it starts with /"}, line: 2},
 		{name: "APP bad chmod", patchfile: pinnedFrom + "RUN true\nAPP --chmod=xyz . /app\n",
 			want: []string{"--chmod=xyz is not an octal mode"}, line: 3},
 		{name: "APP chmod too large", patchfile: pinnedFrom + "APP --chmod=17777 . /app\n",
