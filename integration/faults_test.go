@@ -1,0 +1,220 @@
+package integration
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/patchfile/patchfile/frontend"
+	"github.com/stretchr/testify/require"
+)
+
+// pending is a build running in the background.
+type pending struct {
+	done chan struct{}
+	res  result
+	err  error
+}
+
+func startBuild(t *testing.T, b build) *pending {
+	p := &pending{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.res, p.err = buildInProcess(t, b)
+	}()
+	return p
+}
+
+func (p *pending) wait(t *testing.T) (result, error) {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the build hung")
+		return result{}, nil
+	}
+}
+
+// tagDigest returns the digest a tag points to, or "" if it points nowhere.
+func tagDigest(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	require.NoError(t, err)
+	desc, err := remote.Head(r)
+	if err != nil {
+		require.Contains(t, err.Error(), "404", "the registry answers for %s", ref)
+		return ""
+	}
+	return desc.Digest.String()
+}
+
+// TestRegistryKilledMidPush: the registry crashes while a release is being
+// pushed and comes back on the same address and storage. The build fails
+// with the registry's error, or succeeds; the tag points to nothing or to a
+// whole, valid image; and building again pushes the right image, with the
+// digest any build that succeeded reported.
+func TestRegistryKilledMidPush(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	rng := rand.New(rand.NewChaCha8([32]byte{5}))
+	repo := "faults/push"
+	out := env.stack.Ref(repo, "release")
+	for i, trigger := range []string{"first upload", "500ms", "1500ms"} {
+		t.Run(trigger, func(t *testing.T) {
+			big := make([]byte, 12<<20) // incompressible: the push takes a while
+			for j := range big {
+				big[j] = byte(rng.Uint32())
+			}
+			writeTree(t, dir, map[string]file{"assets/big.bin": {content: string(big)}})
+			before := tagDigest(t, out)
+
+			p := startBuild(t, build{dir: dir, args: fullArgs(), output: out})
+			if d, err := time.ParseDuration(trigger); err == nil {
+				time.Sleep(d)
+			} else {
+				for !env.stack.UploadsInProgress(repo) && !isDone(p) {
+					time.Sleep(2 * time.Millisecond)
+				}
+			}
+			require.NoError(t, env.stack.KillRegistry())
+			res, buildErr := p.wait(t)
+			require.NoError(t, env.stack.RestartRegistry(context.Background()))
+			if buildErr != nil {
+				t.Logf("build %d failed: %s", i, lastLine(buildErr.Error()))
+				require.Regexp(t, `connection refused|connection reset|EOF|broken pipe`, buildErr.Error(), "the error names the registry's failure")
+			} else {
+				t.Logf("build %d pushed %s before the registry died", i, res.digest)
+			}
+
+			// The tag: where it was, or a whole image.
+			if d := tagDigest(t, out); d != "" && d != before {
+				pullImage(t, out+"@"+d)
+				if buildErr == nil {
+					require.Equal(t, res.digest, d)
+				}
+			}
+			again, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: out})
+			require.NoError(t, err, "the build works once the registry is back")
+			if buildErr == nil {
+				require.Equal(t, res.digest, again.digest, "same inputs, same image")
+			}
+			img := pullImage(t, out+"@"+again.digest)
+			require.Equal(t, tagDigest(t, out), again.digest)
+			require.True(t, string(big) == filesystem(t, img)["app/assets/big.bin"].Content, "the image holds the file")
+		})
+	}
+}
+
+func isDone(p *pending) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestPatchTagMoved: the PATCH tag moves to another release while a patch
+// build runs. The build patches the release it resolved, pinned by digest
+// from then on, and equals a full build; the next build sees the new tag.
+func TestPatchTagMoved(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	repo := "faults/moved"
+	ref := func(tag string) string { return env.stack.Ref(repo, tag) }
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: ref("release")})
+	require.NoError(t, err)
+	r1 := res.digest
+	applyChangeSet(t, dir)
+	res, err = buildInProcess(t, build{dir: dir, args: fullArgs(), output: ref("r2")})
+	require.NoError(t, err)
+	r2 := res.digest
+	writeTree(t, dir, map[string]file{"src/later.js": {content: "later\n"}})
+	res, err = buildInProcess(t, build{dir: dir, args: fullArgs(), output: ref("full")})
+	require.NoError(t, err)
+	fullFS := filesystem(t, pullImage(t, ref("full")+"@"+res.digest))
+
+	args := patchArgs(ref("release"))
+	args["PATCH_MAX_SHARE"] = "100"
+	offset := env.stack.LogSize()
+	p := startBuild(t, build{dir: dir, args: args, output: ref("patch1")})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, env.stack.WaitForRequest(ctx, offset, "", "/manifests/release"))
+	running := !isDone(p)
+	copyImage(t, ref("r2")+"@"+r2, ref("release")) // move the tag mid-build
+	t.Logf("the tag moved while the build was running: %v", running)
+	res, err = p.wait(t)
+	require.NoError(t, err)
+	require.Contains(t, res.output, "patch of release "+r1, "the release resolved when the build started")
+	img := pullImage(t, ref("patch1")+"@"+res.digest)
+	require.Equal(t, r1, configOf(t, img).Config.Labels[frontend.LabelRelease])
+	requireSameFilesystem(t, fullFS, filesystem(t, img))
+	require.Equal(t, r2, tagDigest(t, ref("release")))
+
+	res, err = buildInProcess(t, build{dir: dir, args: args, output: ref("patch2")})
+	require.NoError(t, err)
+	require.Contains(t, res.output, "patch of release "+r2+": 1 changed, 0 deleted", "the next build patches where the tag points now")
+	requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("patch2")+"@"+res.digest)))
+}
+
+// TestConcurrentBuilds: builds of the same Patchfile at once on one
+// daemon: the same release twice, the same patch twice, and a patch
+// racing the release build that moves its PATCH tag. Each ends with a
+// valid image equal to a full build of its inputs; equal inputs give equal
+// digests.
+func TestConcurrentBuilds(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	repo := "faults/concurrent"
+	ref := func(tag string) string { return env.stack.Ref(repo, tag) }
+
+	both := func(a, b build) [2]result {
+		t.Helper()
+		pa, pb := startBuild(t, a), startBuild(t, b)
+		ra, errA := pa.wait(t)
+		rb, errB := pb.wait(t)
+		require.NoError(t, errA)
+		require.NoError(t, errB)
+		return [2]result{ra, rb}
+	}
+	rs := both(build{dir: dir, args: fullArgs(), output: ref("release")}, build{dir: dir, args: fullArgs(), output: ref("release")})
+	require.Equal(t, rs[0].digest, rs[1].digest, "same inputs, same release")
+	require.Equal(t, rs[0].digest, tagDigest(t, ref("release")))
+	releaseFS := filesystem(t, pullImage(t, ref("release")+"@"+rs[0].digest))
+
+	changed := t.TempDir()
+	writeTree(t, changed, releaseTree())
+	applyChangeSet(t, changed)
+	res, err := buildInProcess(t, build{dir: changed, args: fullArgs(), output: ref("full")})
+	require.NoError(t, err)
+	fullFS := filesystem(t, pullImage(t, ref("full")+"@"+res.digest))
+
+	args := patchArgs(ref("release"))
+	rs = both(build{dir: changed, args: args, output: ref("patch")}, build{dir: changed, args: args, output: ref("patch")})
+	require.Equal(t, rs[0].digest, rs[1].digest, "same inputs, same patch")
+	for _, r := range rs {
+		require.Contains(t, r.output, "patch of release ")
+		requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("patch")+"@"+r.digest)))
+	}
+
+	// A patch of the changed tree while the changed tree is released to
+	// the tag it patches: it patches the old release or the new one (then
+	// without a change); either way, the same filesystem.
+	rs = both(build{dir: changed, args: args, output: ref("racing-patch")}, build{dir: changed, args: fullArgs(), output: ref("release")})
+	require.Contains(t, rs[0].output, "patch of release ")
+	requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("racing-patch")+"@"+rs[0].digest)))
+	requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("release")+"@"+rs[1].digest)))
+	// And the old release's contents never leak into the new one.
+	require.NotEqual(t, releaseFS["app/src/a.js"].Content, fullFS["app/src/a.js"].Content)
+}
