@@ -105,7 +105,7 @@ func (c *converter) convertDeps(ctx context.Context, inst *DepsInstruction) erro
 // contextPath cleans a source path and keeps it inside the build context.
 func contextPath(p string) (string, error) {
 	clean := path.Clean("/" + p)[1:]
-	if strings.HasPrefix(path.Clean(p), "..") {
+	if c := path.Clean(p); c == ".." || strings.HasPrefix(c, "../") {
 		return "", errors.Errorf("%s is outside the build context: sources are paths inside the context directory", p)
 	}
 	if clean == "" {

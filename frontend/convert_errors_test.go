@@ -113,3 +113,18 @@ func TestConvertWithoutSourceMap(t *testing.T) {
 		"[app] add /app/ as its own layer",
 	}, names)
 }
+
+// TestContextPath: sources are cleaned into the context; only paths that
+// climb out of it are refused, not names that start with two dots.
+func TestContextPath(t *testing.T) {
+	for in, want := range map[string]string{".": ".", "./": ".", "/": ".", "/etc": "etc", "/../etc": "etc",
+		"src/": "src", "..data": "..data", "...": "...", "a/../..b": "..b", "a/..": "."} {
+		got, err := contextPath(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"..", "../", "../x", "a/../../x", "./.."} {
+		_, err := contextPath(in)
+		require.ErrorContains(t, err, "is outside the build context", in)
+	}
+}
