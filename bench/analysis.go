@@ -128,6 +128,14 @@ func (r *report) observations() []string {
 			human(pc.PulledFrontend), 100*float64(pc.PulledFrontend)/float64(pc.PulledFrontend+pc.PulledConfigs+pc.PulledLayers()),
 			secs(medianRun(m.Runs[pfCold]).Phases.FrontendImage)))
 	}
+	if pr, dr := m.Releases[pfRelease], m.Releases[dfRelease]; pr.DepsStart > dr.DepsStart+time.Second {
+		out = append(out, fmt.Sprintf("In a full build the dependency RUN starts only after the frontend has received and hashed every app file: %s into the Patchfile release against %s into the Dockerfile's (context upload %s, read+hash %s). With a 100,000-file app that wait grows to tens of seconds (see Scale).",
+			secs(pr.DepsStart), secs(dr.DepsStart), secs(pr.Phases.ContextUpload), secs(pr.Phases.FrontendRead)))
+	}
+	if lc := summarize(m.Runs[dflCache]); lc.Wall > 0 {
+		out = append(out, fmt.Sprintf("The strongest anchor is COPY --link with the registry cache on a cold builder: %s, %s of layers pulled (its dependency layers stay lazy), %.1f× the cold patch's time, but it pushes the whole app layer again (%s against %s).",
+			secs(lc.Wall), human(lc.PulledLayers()), lc.Wall.Seconds()/pc.Wall.Seconds(), human(lc.Pushed), human(pc.Pushed)))
+	}
 	if pcm, dcm := medianRun(m.Runs[pfCold]), medianRun(m.Runs[dfCold]); pcm.Phases.ContextUpload > 2*dcm.Phases.ContextUpload+200*time.Millisecond {
 		out = append(out, fmt.Sprintf("On a cold builder the Patchfile frontend's `load application files` took %s, the Dockerfile frontend's `load build context` %s, for the same %s context: the largest part of the cold patch.",
 			secs(pcm.Phases.ContextUpload), secs(dcm.Phases.ContextUpload), human(m.AppBytes)))
@@ -171,7 +179,10 @@ func (r *report) scaleBytesGrowth() string {
 	}
 	first, last := ps[0], ps[len(ps)-1]
 	fc, lc := summarize(first.Cold), summarize(last.Cold)
-	return fmt.Sprintf("From %s to %s changed, the cold patch went from %.1f s to %.1f s and its push from %s to %s: the push is the changed bytes plus a constant %s to %s (config, manifest, directory entries), and the time grows with compressing and pushing the new bytes only.",
-		human(int64(first.Bytes)), human(int64(last.Bytes)), fc.Wall.Seconds(), lc.Wall.Seconds(), human(fc.Pushed), human(lc.Pushed),
-		human(fc.Pushed-fc.ChangedCompressed), human(lc.Pushed-lc.ChangedCompressed))
+	overhead := human(fc.Pushed - fc.ChangedCompressed)
+	if o := human(lc.Pushed - lc.ChangedCompressed); o != overhead {
+		overhead += " to " + o
+	}
+	return fmt.Sprintf("From %s to %s changed, the cold patch went from %.1f s to %.1f s and its push from %s to %s: the push is the compressed changed bytes plus a constant %s (config, manifest, directory entries), and the time grows only with compressing and pushing the new bytes.",
+		human(int64(first.Bytes)), human(int64(last.Bytes)), fc.Wall.Seconds(), lc.Wall.Seconds(), human(fc.Pushed), human(lc.Pushed), overhead)
 }

@@ -147,10 +147,14 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	if cfg.Scale {
-		if rep.ScaleFiles, err = e.runScaleFiles(ctx); err != nil {
+		// The change-size series first: it patches the main app, whose
+		// context the warm builder still holds. BuildKit keeps one cached
+		// copy per local source name, so after the file-count apps the
+		// first warm build of the main app would upload it all again.
+		if rep.ScaleBytes, err = e.runScaleBytes(ctx); err != nil {
 			return err
 		}
-		if rep.ScaleBytes, err = e.runScaleBytes(ctx); err != nil {
+		if rep.ScaleFiles, err = e.runScaleFiles(ctx); err != nil {
 			return err
 		}
 	}

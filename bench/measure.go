@@ -43,6 +43,9 @@ type measurement struct {
 	ContextLoad, FrontendRead time.Duration
 	// Phases is where the wall time went, from the progress vertexes.
 	Phases phases
+	// DepsStart is when the dependency RUN started, from the build's first
+	// progress (0 if it did not run).
+	DepsStart time.Duration
 	// ConfigBytes and ManifestBytes are the pushed image's config and
 	// manifest sizes (part of what a patch pushes besides its layer).
 	ConfigBytes, ManifestBytes int64
@@ -109,6 +112,7 @@ func (e *env) measure(ctx context.Context, b buildSpec) (measurement, error) {
 		m.ContextLoad, m.FrontendRead = frontendReadTimes(run)
 	}
 	m.Phases = e.phasesOf(run, m.FrontendRead)
+	m.DepsStart = depsStart(run)
 	return m, nil
 }
 
@@ -225,4 +229,20 @@ func fileSize(p string) int64 {
 		return 0
 	}
 	return st.Size()
+}
+
+// depsStart is the dependency RUN's start, from the build's first vertex.
+func depsStart(run *buildRun) time.Duration {
+	var first time.Time
+	for _, v := range run.vertexes {
+		if v.Started != nil && (first.IsZero() || v.Started.Before(first)) {
+			first = *v.Started
+		}
+	}
+	for _, v := range run.vertexes {
+		if !v.Cached && v.Started != nil && strings.Contains(v.Name, "RUN sh npm-ci.sh") {
+			return v.Started.Sub(first)
+		}
+	}
+	return 0
 }

@@ -11,8 +11,9 @@ import (
 
 // phases splits a build's wall time by what its progress shows, so that a
 // missed target can say where the time went. The phases are mostly
-// sequential; what overlaps (a context upload during a cache pull) is
-// counted in both, and Other is then smaller.
+// sequential; what runs in parallel (a context upload during a cache pull,
+// COPY --link's copy during the RUN) counts in both, and Other is then
+// smaller.
 type phases struct {
 	// FrontendImage: resolving, pulling and unpacking the frontend image
 	// (a Patchfile build on a cold builder).
@@ -69,25 +70,37 @@ func (e *env) phasesOf(run *buildRun, frontendRead time.Duration) phases {
 	return p
 }
 
-// span is the time from the first start to the last completion of the
-// matching vertexes (0 if none ran).
+// span is the time during which at least one matching vertex ran: the
+// length of the union of their intervals. Vertexes that run in parallel
+// with others (COPY --link's copy during the RUN) count for their own time
+// only, and gaps between matching vertexes are not counted.
 func span(vs []*client.Vertex, match func(*client.Vertex) bool) time.Duration {
-	var first, last time.Time
+	type interval struct{ from, to time.Time }
+	var ivs []interval
 	for _, v := range vs {
-		if v.Started == nil || v.Completed == nil || !match(v) {
+		if v.Started == nil || v.Completed == nil || !match(v) || v.Completed.Before(*v.Started) {
 			continue
 		}
-		if first.IsZero() || v.Started.Before(first) {
-			first = *v.Started
-		}
-		if v.Completed.After(last) {
-			last = *v.Completed
+		ivs = append(ivs, interval{*v.Started, *v.Completed})
+	}
+	slices.SortFunc(ivs, func(a, b interval) int { return a.from.Compare(b.from) })
+	var total time.Duration
+	var cur interval
+	for i, iv := range ivs {
+		switch {
+		case i == 0:
+			cur = iv
+		case iv.from.After(cur.to):
+			total += cur.to.Sub(cur.from)
+			cur = iv
+		case iv.to.After(cur.to):
+			cur.to = iv.to
 		}
 	}
-	if first.IsZero() {
-		return 0
+	if len(ivs) > 0 {
+		total += cur.to.Sub(cur.from)
 	}
-	return last.Sub(first)
+	return total
 }
 
 // namedPhase is one phase with its name, for tables and sentences.
