@@ -1,0 +1,322 @@
+package integration
+
+import (
+	"archive/tar"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/patchfile/patchfile/frontend"
+	pllb "github.com/patchfile/patchfile/llb"
+	"github.com/stretchr/testify/require"
+)
+
+// propPatchfile is the Patchfile of TestPatchProperty; %s is its APP line.
+// The dependency stage writes under the APP destination, which patches
+// must leave alone.
+const propPatchfile = `ARG BASE
+ARG RELEASE
+FROM ${BASE}
+WORKDIR /app
+DEPS deps.txt
+RUN mkdir -p node_modules/dep && cp deps.txt node_modules/dep/deps.txt
+%s
+PATCH ${RELEASE}
+CMD ["sh"]
+`
+
+// propVariants are the APP lines, seed N running variant N mod 4: root is
+// where the random tree lives in the context, exclude the suffix --exclude
+// drops.
+var propVariants = []struct{ app, root, exclude string }{
+	{app: "APP . /app"},
+	{app: "APP --chown=1000:1000 . /app"},
+	{app: "APP --exclude=**/*.tmp . /app", exclude: ".tmp"},
+	{app: "APP src /app/", root: "src"},
+}
+
+// The CI run: four seeds (one per APP variant) of ten steps each, about a
+// minute on a 2-core machine.
+const (
+	defaultPropertySeed  = 1
+	defaultPropertySeeds = 4
+	defaultPropertySteps = 10
+)
+
+// TestPatchProperty is a seeded, reproducible property test of "never a
+// wrong image" (issue 5). A seed picks an APP variant and generates an app
+// tree (nested directories; names with spaces, unicode, leading dashes,
+// brackets, glob characters, leading "!", leading and trailing blanks, tabs;
+// empty and multi-MB files; executables and setuid files; symlinks within
+// and across directories and out of the tree; empty directories;
+// .dockerignore'd files), makes a release with a full build, then applies
+// steps of one to three random changes (edits, same-size edits, deletes,
+// renames, deep adds, chmod and chown, symlink retargets, empty directories
+// added and removed, files turned into directories or symlinks and back,
+// ignored and excluded files changing). One step changes the mode of one of
+// the release's directories instead.
+//
+// After each step it builds a patch (PATCH_MAX_SHARE=100, so the share rule
+// never interferes) and a full build of the same inputs, and requires:
+//   - the flattened filesystems are identical (contents, modes, owners,
+//     symlink targets, mtimes);
+//   - the full build's /app is the tree on disk (owners aside: BuildKit
+//     clients send the context as 0:0) and nothing else;
+//   - the patch says "patch of release <digest>" and is the release's
+//     layers plus one (none when the image cannot see the change);
+//   - or, when a directory of the release changed mode or owner, the patch
+//     build is a full build that says so; it is the release from then on.
+//
+// CI runs seeds 1 to 4 (one per APP variant) of 10 steps, about a minute
+// on a 2-core machine. A failure logs the seed and every change; replay it,
+// or hunt with more seeds and steps, with:
+//
+//	PATCHFILE_PROPERTY_SEED=7 PATCHFILE_PROPERTY_STEPS=40 go test ./integration -run 'TestPatchProperty$' -v
+//	PATCHFILE_PROPERTY_SEED=100 PATCHFILE_PROPERTY_SEEDS=24 PATCHFILE_PROPERTY_STEPS=30 \
+//	  go test ./integration -run 'TestPatchProperty$' -timeout 60m
+//
+// PATCHFILE_PROPERTY_SEED alone replays that one seed.
+func TestPatchProperty(t *testing.T) {
+	seed := envInt(t, "PATCHFILE_PROPERTY_SEED", defaultPropertySeed)
+	steps := envInt(t, "PATCHFILE_PROPERTY_STEPS", defaultPropertySteps)
+	seeds := envInt(t, "PATCHFILE_PROPERTY_SEEDS", defaultPropertySeeds)
+	if os.Getenv("PATCHFILE_PROPERTY_SEED") != "" && os.Getenv("PATCHFILE_PROPERTY_SEEDS") == "" {
+		seeds = 1 // replaying one seed
+	}
+	for s := seed; s < seed+seeds; s++ {
+		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) { runProperty(t, uint64(s), steps) })
+	}
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(t, err, "%s=%s", name, v)
+	return n
+}
+
+// propRelease is the release the steps patch.
+type propRelease struct {
+	ref, digest string
+	layers      []string // layer digests
+	fs          map[string]entry
+}
+
+func runProperty(t *testing.T, seed uint64, steps int) {
+	t.Logf("replay with PATCHFILE_PROPERTY_SEED=%d PATCHFILE_PROPERTY_STEPS=%d", seed, steps)
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	variant := propVariants[seed%uint64(len(propVariants))]
+	t.Logf("seed %d: %s", seed, variant.app)
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]file{
+		"Patchfile":     {content: fmt.Sprintf(propPatchfile, variant.app)},
+		".dockerignore": {content: "**/*.log\n"},
+		"deps.txt":      {content: "dep==1.0\n"},
+	})
+	tree := &propTree{t: t, r: r, root: filepath.Join(ctxDir, variant.root), keep: map[string]bool{}}
+	require.NoError(t, os.MkdirAll(tree.root, 0o755))
+	if variant.root == "" {
+		tree.keep = map[string]bool{"Patchfile": true, ".dockerignore": true, "deps.txt": true}
+	}
+	tree.generate()
+	chown := strings.Contains(variant.app, "--chown")
+
+	repo := fmt.Sprintf("prop/s%d", seed)
+	res, err := buildInProcess(t, build{dir: ctxDir, args: fullArgs(), output: env.stack.Ref(repo, "release")})
+	require.NoError(t, err)
+	rel := loadPropRelease(t, env.stack.Ref(repo, "release"), res.digest)
+	requireMatchesDisk(t, tree, variant.exclude, chown, rel.fs)
+
+	dirStep := 1 + r.IntN(max(steps-1, 1))
+	for step := 1; step <= steps; step++ {
+		var changes []string
+		if dirs := releaseDirsOnDisk(tree, rel.fs); step == dirStep && len(dirs) > 0 {
+			changes = append(changes, tree.changeDirMetadata(dirs))
+		} else {
+			for range 1 + r.IntN(3) {
+				changes = append(changes, tree.change(variant.exclude))
+			}
+		}
+		t.Logf("seed %d step %d: %s", seed, step, strings.Join(changes, "; "))
+
+		patchRef := env.stack.Ref(repo, fmt.Sprintf("patch%d", step))
+		args := patchArgs(rel.ref)
+		args["PATCH_MAX_SHARE"] = "100"
+		pres, err := buildInProcess(t, build{dir: ctxDir, args: args, output: patchRef})
+		require.NoError(t, err, "seed %d step %d: patch build", seed, step)
+		fres, err := buildInProcess(t, build{dir: ctxDir, args: fullArgs(), output: env.stack.Ref(repo, "full")})
+		require.NoError(t, err, "seed %d step %d: full build", seed, step)
+		patched := pullImage(t, patchRef+"@"+pres.digest)
+		patchFS := filesystem(t, patched)
+		fullFS := filesystem(t, pullImage(t, env.stack.Ref(repo, "full")+"@"+fres.digest))
+
+		requireSameFilesystem(t, fullFS, patchFS)
+		requireMatchesDisk(t, tree, variant.exclude, chown, fullFS)
+		got := layerList(t, patched)
+		if dirs := changedDirs(rel.fs, fullFS); len(dirs) > 0 {
+			m := regexp.MustCompile(`full build: directory (.+) changed mode or owner since release ` + regexp.QuoteMeta(rel.digest)).FindStringSubmatch(pres.output)
+			require.NotNil(t, m, "seed %d step %d: directories %q changed mode or owner: a full build that says so\n%s", seed, step, dirs, pres.output)
+			require.Contains(t, dirs, m[1])
+			require.Len(t, got, len(rel.layers), "a full build has as many layers as the release")
+			require.NotContains(t, configOf(t, patched).Config.Labels, frontend.LabelRelease)
+			rel = loadPropRelease(t, patchRef, pres.digest) // the next steps patch this new release
+			continue
+		}
+		require.Contains(t, pres.output, "patch of release "+rel.digest, "seed %d step %d", seed, step)
+		require.Equal(t, rel.layers, got[:min(len(got), len(rel.layers))], "the release's layers come first")
+		if sameApp(rel.fs, fullFS) {
+			require.Contains(t, pres.output, "no change, the release itself")
+			require.Len(t, got, len(rel.layers))
+			continue
+		}
+		require.Len(t, got, len(rel.layers)+1, "seed %d step %d: the release plus one layer", seed, step)
+		for n := range layerEntries(t, layers(t, patched)[len(got)-1]) {
+			require.True(t, n == "app" || strings.HasPrefix(n, "app/"), "the patch layer holds %s, outside /app", n)
+		}
+	}
+}
+
+func loadPropRelease(t *testing.T, ref, digest string) propRelease {
+	img := pullImage(t, ref+"@"+digest)
+	return propRelease{ref: ref, digest: digest, layers: layerList(t, img), fs: filesystem(t, img)}
+}
+
+// layerList is an image's layer digests, in order.
+func layerList(t *testing.T, img v1.Image) []string {
+	t.Helper()
+	var out []string
+	for _, l := range layers(t, img) {
+		d, err := l.Digest()
+		require.NoError(t, err)
+		out = append(out, d.String())
+	}
+	return out
+}
+
+// releaseDirsOnDisk are the release's app directories still on disk as
+// directories (relative to the tree root).
+func releaseDirsOnDisk(p *propTree, fs map[string]entry) []string {
+	var out []string
+	for _, n := range names(fs) {
+		rel, ok := strings.CutPrefix(n, "app/")
+		if !ok || fs[n].Type != tar.TypeDir || strings.HasPrefix(rel, "node_modules") {
+			continue
+		}
+		if st, err := os.Lstat(p.abs(rel)); err == nil && st.IsDir() {
+			out = append(out, rel)
+		}
+	}
+	return out
+}
+
+// changedDirs are the app directories of both images whose mode or owner
+// differ (relative to /app).
+func changedDirs(old, cur map[string]entry) []string {
+	var out []string
+	for _, n := range names(cur) {
+		c, o := cur[n], old[n]
+		rel, ok := strings.CutPrefix(n, "app/")
+		if ok && c.Type == tar.TypeDir && o.Type == tar.TypeDir && (c.Mode != o.Mode || c.UID != o.UID || c.GID != o.GID) {
+			out = append(out, rel)
+		}
+	}
+	return out
+}
+
+// sameApp tells whether two images have the same /app.
+func sameApp(a, b map[string]entry) bool {
+	a, b = under(a, "app"), under(b, "app")
+	if len(a) != len(b) {
+		return false
+	}
+	for n, e := range a {
+		if b[n] != e {
+			return false
+		}
+	}
+	return true
+}
+
+// requireMatchesDisk checks an image's /app against the tree on disk: every
+// entry .dockerignore and --exclude keep (by suffix) is there with its type,
+// mode, owner (0:0 or --chown's), content or target and the pinned mtime, and
+// nothing else is, besides what the dependency stage wrote (DEPS deps.txt
+// and node_modules).
+func requireMatchesDisk(t *testing.T, p *propTree, exclude string, chown bool, image map[string]entry) {
+	t.Helper()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(p.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(p.root, path)
+		if rel == "." {
+			return nil
+		}
+		if strings.HasSuffix(rel, ".log") || (exclude != "" && strings.HasSuffix(rel, exclude)) {
+			if d.IsDir() {
+				return filepath.SkipDir // an ignored directory takes its entries along
+			}
+			return nil
+		}
+		n := "app/" + filepath.ToSlash(rel)
+		seen[n] = true
+		got, ok := image[n]
+		require.True(t, ok, "%s is missing from the image", n)
+		info, err := os.Lstat(path)
+		require.NoError(t, err)
+		// BuildKit clients send the context owned by 0:0 (resetUIDAndGID in
+		// client/solve.go), as docker build does: owners on disk never count.
+		owner := [2]int{0, 0}
+		if chown {
+			owner = [2]int{1000, 1000}
+		}
+		require.Equal(t, owner, [2]int{got.UID, got.GID}, "owner of %s", n)
+		require.Equal(t, pllb.PinnedTime.Unix(), got.ModTime, "mtime of %s", n)
+		switch {
+		case info.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			require.NoError(t, err)
+			require.Equal(t, byte(tar.TypeSymlink), got.Type, "type of %s", n)
+			require.Equal(t, target, got.Linkname, "target of %s", n)
+			return nil
+		case info.IsDir():
+			require.Equal(t, byte(tar.TypeDir), got.Type, "type of %s", n)
+		default:
+			require.Equal(t, byte(tar.TypeReg), got.Type, "type of %s", n)
+			dt, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.True(t, string(dt) == got.Content, "content of %s", n)
+		}
+		require.Equal(t, fmt.Sprintf("%o", tarMode(info.Mode())), fmt.Sprintf("%o", got.Mode&0o7777), "mode of %s", n)
+		return nil
+	})
+	require.NoError(t, err)
+	for n := range image {
+		fromDeps := n == "app/deps.txt" || n == "app/node_modules" || strings.HasPrefix(n, "app/node_modules/")
+		if strings.HasPrefix(n, "app/") && !seen[n] && !fromDeps {
+			require.Fail(t, "the image holds "+n+", which the context does not")
+		}
+	}
+}
+
+// tarMode is an os.FileMode's permission and special bits as tar has them.
+func tarMode(m os.FileMode) int64 {
+	out := int64(m.Perm())
+	for bit, tb := range map[os.FileMode]int64{os.ModeSetuid: 0o4000, os.ModeSetgid: 0o2000, os.ModeSticky: 0o1000} {
+		if m&bit != 0 {
+			out |= tb
+		}
+	}
+	return out
+}
