@@ -209,6 +209,10 @@ func TestForgedReleases(t *testing.T) {
 		// build) or "trusted" (a patch against what the list says).
 		outcome string
 	}{
+		{name: "candidate that does not exist", outcome: "full", output: "full build: candidate " + ref("missing") + " unreachable",
+			forge: func(*testing.T) string { return ref("missing") }},
+		{name: "candidate not built by Patchfile", outcome: "full", output: "full build: candidate " + busybox + " was not built by Patchfile",
+			forge: func(*testing.T) string { return busybox }},
 		{name: "file list not base64", outcome: "full", output: "has no usable file list",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = "not base64!" })},
 		{name: "file list not gzip", outcome: "full", output: "has no usable file list",
