@@ -120,6 +120,11 @@ func (r *report) observations() []string {
 	if pc.TopLayer > 2*pc.ChangedCompressed+2048 {
 		out = append(out, fmt.Sprintf("The patch layer (%s) is much larger than the changed file compressed (%s).", human(pc.TopLayer), human(pc.ChangedCompressed)))
 	}
+	if pcm := medianRun(m.Runs[pfCold]); pcm.ConfigBytes > 0 {
+		meta := pcm.ConfigBytes + pcm.ManifestBytes
+		out = append(out, fmt.Sprintf("A cold patch pushes its layer (%s, for a changed file that compresses to %s), its config (%s) and its manifest (%s): config and manifest take %s of the 4 KiB the push target allows beyond the changed files. Both grow with the base image (a manifest entry per layer, a history entry per instruction; this busybox base has one of each), so a base with many layers would exceed the target by itself.",
+			human(pcm.TopLayer), human(pcm.ChangedCompressed), human(pcm.ConfigBytes), human(pcm.ManifestBytes), human(meta)))
+	}
 	if pw.PulledLayers() > 0 {
 		out = append(out, fmt.Sprintf("A warm patch pulled %s of layers; the warm builder has the release.", human(pw.PulledLayers())))
 	}

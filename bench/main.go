@@ -10,13 +10,17 @@
 //	./hack/bench.sh                  the full benchmark (about 15 minutes)
 //	./hack/bench.sh -quick           a small version, to smoke-test
 //	./hack/bench.sh -n 5 -scale=false
+//	go run ./bench -report .tmp/bench-<time>/results.json   (render again)
 //
 // Each run lives in .tmp/bench-<time>/ (logs, progress, results); every
-// daemon it starts is stopped by PID at the end, on error or on Ctrl-C too.
+// daemon it starts is stopped by PID at the end, on error or on Ctrl-C too
+// (after a second Ctrl-C, `go run ./cmd/devstack down --dir <run dir>/stack`
+// stops what is left).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -39,6 +43,7 @@ type config struct {
 	ScaleRuns  int
 	Seed       int64
 	Out        string // where to write BENCHMARKS.md; "" for the default
+	Report     string // render this results.json instead of running
 	Keep       bool   // keep registry data and daemon state
 	GoBench    bool   // run the frontend's Go benchmarks
 	App        appSpec
@@ -55,6 +60,7 @@ func parseFlags() config {
 	flag.Int64Var(&c.Seed, "seed", 1, "seed of the generated app")
 	flag.StringVar(&c.Out, "out", "", "where to write the report (default BENCHMARKS.md at the repository root; the run dir with -quick)")
 	flag.BoolVar(&c.Keep, "keep", false, "keep the registry's data and the daemons' state in the run dir")
+	flag.StringVar(&c.Report, "report", "", "render the report of a previous run from its results.json (in its run dir) without running anything")
 	flag.BoolVar(&c.GoBench, "gobench", true, "run go test -bench for the frontend's parse and conversion")
 	files := flag.String("scale-files", "", "app sizes of the file-count series, comma-separated (default 1000,10000,100000; 100,1000 with -quick)")
 	changes := flag.String("scale-bytes", "", "changed bytes of the change-size series, comma-separated (default 1024,1048576,10485760)")
@@ -103,6 +109,10 @@ func main() {
 	cfg := parseFlags()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	run := run
+	if cfg.Report != "" {
+		run = rerender
+	}
 	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -163,20 +173,49 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	rep.Duration = time.Since(started)
 	rep.Load = load.stop()
-
-	text := rep.table()
-	fmt.Println(text)
-	out := cfg.Out
-	if out == "" {
-		out = filepath.Join(repoRoot, "BENCHMARKS.md")
-		if cfg.Quick {
-			out = filepath.Join(runDir, "BENCHMARKS.md")
-		}
-	}
-	if err := os.WriteFile(out, []byte(rep.markdown()), 0o644); err != nil {
+	// The raw figures, so that the report can be rendered again (-report)
+	// without measuring again.
+	dt, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
 		return err
 	}
-	logf("wrote %s (the run took %s)", out, rep.Duration.Round(time.Second))
+	if err := os.WriteFile(filepath.Join(runDir, "results.json"), dt, 0o644); err != nil {
+		return err
+	}
+	return rep.write(cfg.Out, repoRoot)
+}
+
+// rerender writes the report of a previous run from its results.json.
+func rerender(_ context.Context, cfg config) error {
+	dt, err := os.ReadFile(cfg.Report)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(dt, &rep); err != nil {
+		return fmt.Errorf("%s: %w", cfg.Report, err)
+	}
+	repoRoot, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	return rep.write(cfg.Out, repoRoot)
+}
+
+// write prints the tables and writes the report: to out, or by default to
+// BENCHMARKS.md at the repository root (the run dir for a -quick run).
+func (r *report) write(out, repoRoot string) error {
+	fmt.Println(r.table())
+	if out == "" {
+		out = filepath.Join(repoRoot, "BENCHMARKS.md")
+		if r.Config.Quick {
+			out = filepath.Join(r.RunDir, "BENCHMARKS.md")
+		}
+	}
+	if err := os.WriteFile(out, []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s (the run took %s)", out, r.Duration.Round(time.Second))
 	return nil
 }
 

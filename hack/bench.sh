@@ -12,6 +12,9 @@
 #                                the report goes to the run dir, not BENCHMARKS.md)
 #   ./hack/bench.sh -n 5 -scale=false    more runs per build, no scale series
 #   ./hack/bench.sh -h           every flag
+#
+# The raw figures stay in .tmp/bench-<time>/results.json;
+# `go run ./bench -report <that file>` renders the report again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
