@@ -86,7 +86,7 @@ func TestRegistryKilledMidPush(t *testing.T) {
 			require.NoError(t, env.stack.RestartRegistry(context.Background()))
 			if buildErr != nil {
 				t.Logf("build %d failed: %s", i, lastLine(buildErr.Error()))
-				require.Regexp(t, `connection refused|connection reset|EOF|broken pipe`, buildErr.Error(), "the error names the registry's failure")
+				require.Regexp(t, `connection refused|connection reset|EOF|broken pipe|server closed`, buildErr.Error(), "the error names the registry's failure")
 			} else {
 				t.Logf("build %d pushed %s before the registry died", i, res.digest)
 			}

@@ -16,11 +16,12 @@ import (
 // (the disk is the model: the test reads it back to know what to expect).
 // Every random choice comes from r, so a seed replays the same steps.
 type propTree struct {
-	t    *testing.T
-	r    *rand.Rand
-	root string          // the tree's root: the context, or a directory of it
-	keep map[string]bool // paths (relative to root) the changes leave alone
-	seq  int             // makes every new name unique
+	t         *testing.T
+	r         *rand.Rand
+	root      string          // the tree's root: the context, or a directory of it
+	rootInCtx string          // root relative to the context root
+	keep      map[string]bool // paths (relative to root) the changes leave alone
+	seq       int             // makes every new name unique
 }
 
 // namePieces are the awkward parts of generated names. Each name gets a
@@ -217,7 +218,7 @@ func (p *propTree) generate() {
 func (p *propTree) change(excludeSuffix string) string {
 	files, links, dirs := p.scan()
 	nonDirs := append(append([]string{}, files...), links...)
-	switch op := p.r.IntN(17); {
+	switch op := p.r.IntN(19); {
 	case op == 0 && len(files) > 0: // edit, new size
 		f := p.pick(files)
 		st, err := os.Stat(p.abs(f))
@@ -303,6 +304,17 @@ func (p *propTree) change(excludeSuffix string) string {
 		require.NoError(p.t, os.Remove(p.abs(l)))
 		p.writeFile(l, p.content(), 0o755)
 		return "symlink to file " + l
+	case op == 17 && len(links) > 0:
+		l := p.pick(links)
+		require.NoError(p.t, os.Remove(p.abs(l)))
+		p.writeFile(filepath.Join(l, p.name()), p.content(), 0o644)
+		return "symlink to directory " + l
+	case op == 18 && len(dirs) > 0:
+		d := p.pick(dirs)
+		require.NoError(p.t, os.RemoveAll(p.abs(d)))
+		target := p.symlinkTarget(d)
+		require.NoError(p.t, os.Symlink(target, p.abs(d)))
+		return fmt.Sprintf("directory to symlink %s -> %s", d, target)
 	}
 	return p.addFile(2)
 }
