@@ -26,6 +26,8 @@ FROM ${BINARY} AS binary
 FROM scratch
 COPY --from=binary /out/patchfile-frontend /bin/patchfile-frontend
 LABEL moby.buildkit.frontend.network.none="true"
-LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests"
+# contexts: buildx refuses --build-context unless the syntax image declares it,
+# and air-gapped CI replaces the syntax image itself with a named context.
+LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts"
 LABEL org.opencontainers.image.title="Patchfile frontend"
 ENTRYPOINT ["/bin/patchfile-frontend"]
