@@ -27,6 +27,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("FROM a\nAPP --chown=1\v. /app\n"))
 	f.Add([]byte("FROM a\nWORKDIR --x -- /a\n"))
 	f.Add([]byte("FROM a\nWORKDIR --x --\"\" /a\n"))
+	f.Add([]byte("WORKDIR --\xa0"))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lines := lineCount(data)

@@ -164,12 +164,18 @@ func argumentText(original string, nflags int, escape rune) string {
 	s = trimFlagSpace(s[end:])
 	for i := 0; i <= nflags && strings.HasPrefix(s, "--"); i++ {
 		end := wordEnd(s, escape, isFlagSpace)
-		if i == nflags && unquote(s[:end], escape) != "--" {
-			break
+		if i == nflags {
+			if unquote(s[:end], escape) != "--" {
+				break
+			}
+			// BuildKit keeps what follows a lone "--" from the byte after
+			// it and trims it with strings.TrimSpace, which (unlike the
+			// byte-wise flag spacing) leaves a stray 0xA0 byte in place.
+			return strings.TrimSpace(s[end:])
 		}
 		s = trimFlagSpace(s[end:])
 	}
-	return s
+	return strings.TrimSpace(s)
 }
 
 // unquote returns a flag word as BuildKit reads it: quotes removed, escaped
