@@ -42,7 +42,43 @@ build_from_module() {
   echo "$module@$version" >"$stamp"
 }
 
-apt_install runc ca-certificates busybox-static
+# enable_arm64_emulation registers qemu-aarch64 with binfmt_misc (flag F, so
+# it works inside build containers), for multi-platform RUN steps. A kernel
+# that refuses it leaves the arm64 tests that need emulation skipped.
+enable_arm64_emulation() {
+  local bm=/proc/sys/fs/binfmt_misc
+  if ! [ -e "$bm/register" ] && ! mount -t binfmt_misc binfmt_misc "$bm" 2>/dev/null; then
+    log "cannot mount binfmt_misc: arm64 RUN steps will not run here"
+    return 0
+  fi
+  [ -e "$bm/qemu-aarch64" ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 ||
+    log "cannot register qemu-aarch64: arm64 RUN steps will not run here"
+}
+
+# fetch_arm64_busybox puts Debian's arm64 busybox-static next to the tools,
+# for the multi-platform base image (internal/stack).
+fetch_arm64_busybox() {
+  local out="$TOOLS_DIR/bin/busybox-arm64"
+  [ -x "$out" ] && return 0
+  log "downloading busybox-static:arm64"
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+    apt-get update -qq >/dev/null
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq busybox-static:arm64 >/dev/null 2>&1) || {
+    apt-get update -qq >/dev/null
+    (cd "$tmp" && apt-get download -qq busybox-static:arm64 >/dev/null)
+  }
+  dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/root"
+  install -m 0755 "$tmp/root/bin/busybox" "$out"
+  rm -rf "$tmp"
+}
+
+apt_install runc ca-certificates busybox-static qemu-user-static binfmt-support
+enable_arm64_emulation
+fetch_arm64_busybox
 if ! [ -f "$TOOLS_DIR/go.mod" ]; then
   printf 'module patchfile.tools\n\ngo 1.24\n' >"$TOOLS_DIR/go.mod"
 fi

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -27,46 +28,95 @@ var baseTime = time.Unix(946684800, 0).UTC()
 // (/bin/busybox with its applets as symlinks, /etc/passwd with root and
 // app:1000, /tmp) and pushes it as ref. It returns ref pinned by digest.
 func (s *Stack) PushBaseImage(ctx context.Context, d *Daemon, ref string) (string, error) {
-	rootfs := filepath.Join(s.Dir, "base-rootfs")
-	if err := makeBusyboxRootfs(rootfs); err != nil {
-		return "", err
+	return s.pushBusybox(ctx, d, ref, nil)
+}
+
+// PushBaseIndex pushes the same busybox base for linux/amd64 and
+// linux/arm64 as one image index (arm64's busybox comes from
+// hack/install-tools.sh) and returns ref pinned by the index digest, as
+// users pin multi-platform bases.
+func (s *Stack) PushBaseIndex(ctx context.Context, d *Daemon, ref string) (string, error) {
+	return s.pushBusybox(ctx, d, ref, []ocispecs.Platform{
+		{OS: "linux", Architecture: "amd64"},
+		{OS: "linux", Architecture: "arm64"},
+	})
+}
+
+// busyboxFor is where each platform's busybox binary is.
+var busyboxFor = map[string]string{
+	"amd64": "/bin/busybox",
+	"arm64": filepath.Join(ToolsDir(), "busybox-arm64"),
+}
+
+// pushBusybox pushes the busybox base for each platform, as one manifest
+// when platforms is nil (linux/amd64) and as an index otherwise.
+func (s *Stack) pushBusybox(ctx context.Context, d *Daemon, ref string, plats []ocispecs.Platform) (string, error) {
+	index := plats != nil
+	if !index {
+		plats = []ocispecs.Platform{{OS: "linux", Architecture: "amd64"}}
+	}
+	mounts := map[string]fsutil.FS{}
+	for _, p := range plats {
+		rootfs := filepath.Join(s.Dir, "base-rootfs-"+p.Architecture)
+		if err := makeBusyboxRootfs(rootfs, busyboxFor[p.Architecture]); err != nil {
+			return "", err
+		}
+		fs, err := fsutil.NewFS(rootfs)
+		if err != nil {
+			return "", err
+		}
+		mounts["rootfs-"+p.Architecture] = fs
 	}
 	c, err := d.Client(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	fs, err := fsutil.NewFS(rootfs)
-	if err != nil {
-		return "", err
-	}
 	t := baseTime
 	resp, err := c.Build(ctx, client.SolveOpt{
-		LocalMounts: map[string]fsutil.FS{"rootfs": fs},
+		LocalMounts: mounts,
 		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{
 			"name": ref, "push": "true",
 		}}},
 	}, "", func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
-		st := llb.Scratch().File(llb.Copy(llb.Local("rootfs"), "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &t}))
-		def, err := st.Marshal(ctx, llb.LinuxAmd64)
+		res := gateway.NewResult()
+		var exp exptypes.Platforms
+		for _, p := range plats {
+			src := llb.Local("rootfs-" + p.Architecture)
+			st := llb.Scratch().File(llb.Copy(src, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &t}))
+			def, err := st.Marshal(ctx, llb.Platform(p))
+			if err != nil {
+				return nil, err
+			}
+			r, err := gc.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+			if err != nil {
+				return nil, err
+			}
+			img := dockerspec.DockerOCIImage{}
+			img.Created = &t
+			img.Architecture, img.OS = p.Architecture, p.OS
+			img.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+			img.Config.Cmd = []string{"sh"}
+			img.History = []ocispecs.History{{Created: &t, CreatedBy: "busybox-static from Debian", Comment: "patchfile test stack"}}
+			dt, err := json.Marshal(img)
+			if err != nil {
+				return nil, err
+			}
+			if !index {
+				res.SetRef(r.Ref)
+				res.AddMeta(exptypes.ExporterImageConfigKey, dt)
+				return res, nil
+			}
+			id := platforms.FormatAll(p)
+			res.AddRef(id, r.Ref)
+			res.AddMeta(exptypes.ExporterImageConfigKey+"/"+id, dt)
+			exp.Platforms = append(exp.Platforms, exptypes.Platform{ID: id, Platform: p})
+		}
+		dt, err := json.Marshal(exp)
 		if err != nil {
 			return nil, err
 		}
-		res, err := gc.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
-		if err != nil {
-			return nil, err
-		}
-		img := dockerspec.DockerOCIImage{}
-		img.Created = &t
-		img.Architecture, img.OS = "amd64", "linux"
-		img.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-		img.Config.Cmd = []string{"sh"}
-		img.History = []ocispecs.History{{Created: &t, CreatedBy: "busybox-static from Debian", Comment: "patchfile test stack"}}
-		dt, err := json.Marshal(img)
-		if err != nil {
-			return nil, err
-		}
-		res.AddMeta(exptypes.ExporterImageConfigKey, dt)
+		res.AddMeta(exptypes.ExporterPlatformsKey, dt)
 		return res, nil
 	}, nil)
 	if err != nil {
@@ -84,8 +134,9 @@ func pinned(ref string, resp *client.SolveResponse) (string, error) {
 	return name + "@" + dgst, nil
 }
 
-// makeBusyboxRootfs lays out a busybox root filesystem in dir.
-func makeBusyboxRootfs(dir string) error {
+// makeBusyboxRootfs lays out a busybox root filesystem in dir, with the
+// busybox binary at path (the applet list comes from the host's busybox).
+func makeBusyboxRootfs(dir, path string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -97,9 +148,9 @@ func makeBusyboxRootfs(dir string) error {
 	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
 		return err
 	}
-	busybox, err := os.ReadFile("/bin/busybox")
+	busybox, err := os.ReadFile(path)
 	if err != nil {
-		return errors.Wrap(err, "busybox-static is not installed (hack/install-tools.sh installs it)")
+		return errors.Wrapf(err, "%s: busybox-static is not installed (hack/install-tools.sh installs it)", path)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), busybox, 0o755); err != nil {
 		return err
