@@ -81,8 +81,13 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if out.warn != "" && idx == 0 {
-			src.Warn(ctx, out.warn, client.WarnOpts{Range: toPBRanges(patchLocation(pf))})
+		if out.warn != "" {
+			// Each platform decides on its own (a release may lack one).
+			msg := out.warn
+			if bc.MultiPlatformRequested {
+				msg = platformID(res.Platform) + ": " + msg
+			}
+			src.Warn(ctx, msg, client.WarnOpts{Range: toPBRanges(patchLocation(pf))})
 		}
 		if out.extraConfig != nil {
 			extraConfigs.Store(platformID(res.Platform), out.extraConfig)

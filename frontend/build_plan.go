@@ -37,19 +37,19 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 		return nil, err
 	}
 	if rel := d.Release; rel != nil {
-		summary := "[patch] " + d.Summary()
+		summary := opt.vertexName(res.Platform, "patch", d.Summary())
 		var st llb.State
 		if d.Changes.Empty() {
 			// The release itself: no layer, no history entry.
 			st = llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(summary), res.appLocation)
 		} else {
-			st = patchLayer(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName("[patch] release "+rel.Ref)),
+			st = patchLayer(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(opt.vertexName(res.Platform, "patch", "release "+rel.Ref))),
 				res.App, res.AppContext, d.Changes, summary, res.appLocation)
 		}
 		return &buildOutput{state: st, image: patchImage(res.Image, rel, d.Changes, opt), baseImage: rel.Image}, nil
 	}
 	out := &buildOutput{
-		state:     llb.Merge([]llb.State{res.Deps, res.AppTree}, llb.WithCustomName("[app] "+d.Summary()), res.appLocation),
+		state:     llb.Merge([]llb.State{res.Deps, res.AppTree}, llb.WithCustomName(opt.vertexName(res.Platform, "app", d.Summary())), res.appLocation),
 		image:     res.Image,
 		baseImage: res.BaseImage,
 	}

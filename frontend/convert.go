@@ -44,6 +44,16 @@ type ConvertOpt struct {
 	Epoch *time.Time
 }
 
+// vertexName is how a step shows in progress output: "[tag] text", with
+// the platform first when several are built ("[linux/arm64 deps 1/2] RUN
+// ..."), as BuildKit's Dockerfile frontend names its steps.
+func (o ConvertOpt) vertexName(p ocispecs.Platform, tag, text string) string {
+	if o.MultiPlatformRequested {
+		tag = platforms.FormatAll(p) + " " + tag
+	}
+	return "[" + tag + "] " + text
+}
+
 // Result is the LLB and image config of one platform's full build.
 type Result struct {
 	// State is the final filesystem: the dependency stage merged with the app tree.
@@ -155,8 +165,8 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 	}
 	maps.Copy(c.image.Config.Labels, id.Labels())
 
-	tree := app.Tree(appFiles.State, llb.WithCustomName(fmt.Sprintf("[app] copy %s files to %s", countFiles(appFiles.Files), app.Dest)), c.location(pf.App))
-	final := llb.Merge([]llb.State{deps, tree}, llb.WithCustomName(fmt.Sprintf("[app] add %s as its own layer", app.Dest)), c.location(pf.App))
+	tree := app.Tree(appFiles.State, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles.Files), app.Dest))), c.location(pf.App))
+	final := llb.Merge([]llb.State{deps, tree}, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
 	return &Result{
 		State: final, Deps: deps, AppTree: tree, Image: c.image, BaseImage: baseImg,
 		Identity: id, App: app, AppContext: appFiles.State, AppFiles: appFiles.Files,
@@ -208,7 +218,7 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 		return fail(err)
 	}
 	_, manifest, config, err := c.opt.MetaResolver.ResolveImageConfig(ctx, base.String(), sourceresolver.Opt{
-		LogName:  fmt.Sprintf("[base] load metadata for %s", base),
+		LogName:  c.opt.vertexName(c.platform, "base", "load metadata for "+base.String()),
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &c.platform, ResolveMode: c.opt.ImageResolveMode.String()},
 	})
 	if err != nil {
@@ -220,7 +230,7 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 	}
 	baseImg := img
 	c.image = newImage(&img, c.platform, c.opt.Epoch)
-	st := llb.Image(base.String(), llb.Platform(c.platform), llb.WithCustomName("[base] "+base.String()), c.location(from))
+	st := llb.Image(base.String(), llb.Platform(c.platform), llb.WithCustomName(c.opt.vertexName(c.platform, "base", base.String())), c.location(from))
 	if st, err = st.WithImageConfig(config); err != nil {
 		return fail(err)
 	}

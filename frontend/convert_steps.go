@@ -107,7 +107,7 @@ func (c *converter) convertWorkdir(inst *instructions.WorkdirCommand, inDeps boo
 }
 
 func (c *converter) stepName(what string) string {
-	return fmt.Sprintf("[deps %d/%d] %s", c.step, c.nsteps, what)
+	return c.opt.vertexName(c.platform, fmt.Sprintf("deps %d/%d", c.step, c.nsteps), what)
 }
 
 // convertConfig applies the instructions that only change the image config.

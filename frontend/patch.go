@@ -15,6 +15,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 )
 
@@ -149,6 +150,9 @@ func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref str
 	}
 	want := res.Identity
 	switch {
+	case imagePlatform(rel.Image) != platformID(res.Platform):
+		// A single-manifest release resolves for any platform asked.
+		return nil, fmt.Sprintf("release %s is for %s, not %s", rel.Digest, imagePlatform(rel.Image), platformID(res.Platform))
 	case labels[LabelBase] != want.Base.String():
 		return nil, fmt.Sprintf("base image changed since release %s (it has %s, FROM pins %s)", rel.Digest, labels[LabelBase], want.Base)
 	case labels[LabelDeps] != want.Deps.String():
@@ -161,10 +165,15 @@ func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref str
 	return rel, ""
 }
 
+// imagePlatform is the platform an image config declares, normalized.
+func imagePlatform(img *dockerspec.DockerOCIImage) string {
+	return platformID(ocispecs.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant})
+}
+
 // loadRelease resolves one image config, with its file list if it has one.
 func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, res *Result, opt ConvertOpt) (*release, error) {
 	_, dgst, dt, err := resolver.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
-		LogName:  "[patch] load metadata for " + ref,
+		LogName:  opt.vertexName(res.Platform, "patch", "load metadata for "+ref),
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &res.Platform, ResolveMode: opt.ImageResolveMode.String()},
 	})
 	if err != nil {
