@@ -39,6 +39,9 @@ type build struct {
 	// keepSyntax leaves the Patchfile's `# syntax=` line as written
 	// (buildx builds otherwise point it at the test registry's frontend).
 	keepSyntax bool
+	// platforms is the --platform list ("linux/amd64,linux/arm64"); empty
+	// builds the daemon's own platform.
+	platforms string
 }
 
 // result is what a build produced.
@@ -95,6 +98,9 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 	fs, err := fsutil.NewFS(b.dir)
 	require.NoError(t, err)
 	attrs := map[string]string{"filename": b.file}
+	if b.platforms != "" {
+		attrs["platform"] = b.platforms
+	}
 	for k, v := range b.args {
 		attrs["build-arg:"+k] = v
 	}
@@ -143,6 +149,9 @@ func buildWithBuildctl(t *testing.T, b build) (result, error) {
 		"--opt", "filename=" + b.file,
 		"--output", b.outputFlag(),
 		"--metadata-file", meta}
+	if b.platforms != "" {
+		args = append(args, "--opt", "platform="+b.platforms)
+	}
 	for k, v := range b.args {
 		args = append(args, "--opt", "build-arg:"+k+"="+v)
 	}
@@ -189,6 +198,9 @@ func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
 	args := append([]string{"buildx", "build", "--builder", builder, "--progress=plain", "-f", filepath.Join(ctxDir, b.file)}, flags...)
 	for k, v := range b.args {
 		args = append(args, "--build-arg", k+"="+v)
+	}
+	if b.platforms != "" {
+		args = append(args, "--platform", b.platforms)
 	}
 	out, err := docker(append(args, ctxDir)...)
 	if err != nil {
