@@ -2,8 +2,12 @@
 #
 #   docker buildx build -t <registry>/patchfile:1 --push .
 #
-# BINARY=prebuilt packs bin/patchfile-frontend from the context instead of
-# compiling (for hosts that cannot pull a Go image, like the test stack).
+# Multi-arch: add --platform linux/amd64,linux/arm64 (Go cross-compiles on
+# the build platform, no emulation needed).
+#
+# BINARY=prebuilt packs bin/<os>-<arch>/patchfile-frontend from the context
+# instead of compiling (for hosts that cannot pull a Go image, like the test
+# stack).
 ARG GO_VERSION=1.26
 ARG BINARY=build
 
@@ -19,7 +23,8 @@ RUN --mount=type=bind,target=. \
       -o /out/patchfile-frontend ./cmd/frontend
 
 FROM scratch AS prebuilt
-COPY bin/patchfile-frontend /out/patchfile-frontend
+ARG TARGETOS TARGETARCH
+COPY bin/${TARGETOS}-${TARGETARCH}/patchfile-frontend /out/patchfile-frontend
 
 FROM ${BINARY} AS binary
 

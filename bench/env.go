@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/patchfile/patchfile/internal/stack"
@@ -37,7 +38,7 @@ type env struct {
 type frontendInfo struct {
 	Image       string
 	ImageBytes  int64 // compressed: layers and config, as the registry stores them
-	BinaryBytes int64 // bin/patchfile-frontend as built (-trimpath -ldflags='-s -w')
+	BinaryBytes int64 // bin/linux-$GOARCH/patchfile-frontend as built (-trimpath -ldflags='-s -w')
 }
 
 // setup starts the warm daemon and pushes the base and frontend images.
@@ -54,7 +55,7 @@ func (e *env) setup(ctx context.Context) error {
 	if e.frontendImage, err = e.stack.BuildFrontendImage(ctx, e.warm, e.repoRoot, e.stack.Ref("patchfile", "bench")); err != nil {
 		return err
 	}
-	e.frontendInfo = frontendInfo{Image: e.frontendImage, BinaryBytes: fileSize(filepath.Join(e.repoRoot, "bin", "patchfile-frontend"))}
+	e.frontendInfo = frontendInfo{Image: e.frontendImage, BinaryBytes: fileSize(filepath.Join(e.repoRoot, "bin", "linux-"+runtime.GOARCH, "patchfile-frontend"))}
 	if e.frontendBlobs, e.frontendInfo.ImageBytes, err = e.imageBlobs(e.frontendImage); err != nil {
 		return err
 	}

@@ -42,6 +42,8 @@ type build struct {
 	// platforms is the --platform list ("linux/amd64,linux/arm64"); empty
 	// builds the daemon's own platform.
 	platforms string
+	// frontendImage is the frontend buildctl runs; env.frontendImage if "".
+	frontendImage string
 }
 
 // result is what a build produced.
@@ -68,6 +70,9 @@ func (b build) withDefaults() build {
 	}
 	if b.daemon == nil {
 		b.daemon = env.warm
+	}
+	if b.frontendImage == "" {
+		b.frontendImage = env.frontendImage
 	}
 	return b
 }
@@ -144,7 +149,7 @@ func buildWithBuildctl(t *testing.T, b build) (result, error) {
 	meta := filepath.Join(t.TempDir(), "metadata.json")
 	args := []string{"--addr", b.daemon.Addr, "build",
 		"--progress=plain",
-		"--frontend", "gateway.v0", "--opt", "source=" + env.frontendImage,
+		"--frontend", "gateway.v0", "--opt", "source=" + b.frontendImage,
 		"--local", "context=" + b.dir, "--local", "dockerfile=" + b.dir,
 		"--opt", "filename=" + b.file,
 		"--output", b.outputFlag(),

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -182,14 +183,26 @@ func makeBusyboxRootfs(dir, path string) error {
 // BuildFrontendImage compiles the frontend and pushes its image as ref,
 // using the project's Dockerfile with BuildKit's own Dockerfile frontend
 // (the prebuilt-binary variant: no Go toolchain image is reachable here).
-// It returns ref pinned by digest.
-func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref string) (string, error) {
-	bin := filepath.Join(repoRoot, "bin", "patchfile-frontend")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/frontend")
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", errors.Wrapf(err, "go build ./cmd/frontend: %s", out)
+// With platforms ("linux/arm64", ...) it cross-compiles for each and pushes
+// an index; without, it builds for this machine. It returns ref pinned by
+// digest.
+func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref string, plats ...string) (string, error) {
+	if len(plats) == 0 {
+		plats = []string{"linux/" + runtime.GOARCH}
+	}
+	for _, p := range plats {
+		goos, goarch, ok := strings.Cut(p, "/")
+		if !ok {
+			return "", errors.Errorf("platform %q is not os/arch", p)
+		}
+		// The Dockerfile's prebuilt stage copies bin/$TARGETOS-$TARGETARCH.
+		bin := filepath.Join(repoRoot, "bin", goos+"-"+goarch, "patchfile-frontend")
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/frontend")
+		build.Dir = repoRoot
+		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
+		if out, err := build.CombinedOutput(); err != nil {
+			return "", errors.Wrapf(err, "go build ./cmd/frontend for %s: %s", p, out)
+		}
 	}
 	c, err := d.Client(ctx)
 	if err != nil {
@@ -206,6 +219,7 @@ func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref
 			"filename":           "Dockerfile",
 			"build-arg:BINARY":   "prebuilt",
 			"build-arg:REVISION": "test",
+			"platform":           strings.Join(plats, ","),
 		},
 		LocalMounts: map[string]fsutil.FS{"context": fs, "dockerfile": fs},
 		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{
