@@ -31,10 +31,13 @@ const (
 type release struct {
 	// Ref is the release pinned by its manifest digest.
 	Ref string
-	// Digest is the release's manifest digest for the platform built.
+	// Digest is what the release reference resolved to: its manifest, or
+	// its index for a multi-platform release.
 	Digest digest.Digest
 	Image  *dockerspec.DockerOCIImage
 	Files  *Manifest
+	// filesProblem says why Files is nil.
+	filesProblem string
 }
 
 // decision is the path a build takes and why.
@@ -160,7 +163,7 @@ func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref str
 	case labels[LabelApp] != want.App.String():
 		return nil, fmt.Sprintf("APP destination or --chown changed since release %s", rel.Digest)
 	case rel.Files == nil:
-		return nil, fmt.Sprintf("release %s has no usable file list", rel.Digest)
+		return nil, fmt.Sprintf("release %s has no usable file list (%s)", rel.Digest, rel.filesProblem)
 	}
 	return rel, ""
 }
@@ -193,9 +196,11 @@ func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string
 		return nil, err
 	}
 	rel.Ref = reference.TrimNamed(named).String() + "@" + dgst.String()
-	if extra.Files != nil {
+	if extra.Files == nil {
+		rel.filesProblem = "its config has no " + configField + " field"
+	} else if rel.Files, err = DecodeManifest(*extra.Files); err != nil {
 		// A malformed list leaves Files nil: the release is not patched.
-		rel.Files, _ = DecodeManifest(*extra.Files)
+		rel.Files, rel.filesProblem = nil, err.Error()
 	}
 	return rel, nil
 }

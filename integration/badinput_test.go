@@ -213,21 +213,21 @@ func TestForgedReleases(t *testing.T) {
 			forge: func(*testing.T) string { return ref("missing") }},
 		{name: "candidate not built by Patchfile", outcome: "full", output: "full build: candidate " + busybox + " was not built by Patchfile",
 			forge: func(*testing.T) string { return busybox }},
-		{name: "file list not base64", outcome: "full", output: "has no usable file list",
+		{name: "file list not base64", outcome: "full", output: "has no usable file list (file list is not base64",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = "not base64!" })},
-		{name: "file list not gzip", outcome: "full", output: "has no usable file list",
+		{name: "file list not gzip", outcome: "full", output: "has no usable file list (file list is not gzip",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = "cGxhaW4=" })},
-		{name: "file list of an unknown version", outcome: "full", output: "has no usable file list",
+		{name: "file list of an unknown version", outcome: "full", output: "has no usable file list (file list version 9 is not supported)",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = gzipBase64(t, []byte{9}) })},
-		{name: "file list missing", outcome: "full", output: "has no usable file list",
+		{name: "file list missing", outcome: "full", output: "has no usable file list (its config has no dev.patchfile.files field)",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { delete(c, "dev.patchfile.files") })},
-		{name: "file list with a path out of the APP destination", outcome: "full", output: "has no usable file list",
+		{name: "file list with a path out of the APP destination", outcome: "full", output: "has no usable file list (file list is corrupt: path \"../../etc/passwd\")",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
 				c.editList(t, func(m *frontend.Manifest) {
 					m.Entries = append([]frontend.ManifestEntry{{Path: "../../etc/passwd", Type: frontend.TypeFile}}, m.Entries...)
 				})
 			})},
-		{name: "file list out of order", outcome: "full", output: "has no usable file list",
+		{name: "file list out of order", outcome: "full", output: "has no usable file list (file list is corrupt",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
 				c.editList(t, func(m *frontend.Manifest) { m.Entries[0], m.Entries[1] = m.Entries[1], m.Entries[0] })
 			})},
