@@ -5,6 +5,7 @@ import (
 	stderrors "errors"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,7 +62,8 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	// convertOpt is called once per platform: each gets its own build args
 	// map, as dockerui.Client.Build runs the platforms concurrently.
 	convertOpt := func() ConvertOpt {
-		opt := ConvertOpt{Config: bc.Config, MetaResolver: c, SourceMap: src.SourceMap, Context: gctx, Epoch: epoch}
+		opt := ConvertOpt{Config: bc.Config, MetaResolver: c, SourceMap: src.SourceMap, Context: gctx, Epoch: epoch,
+			NamedContexts: namedContexts(c.BuildOpts().Opts)}
 		opt.BuildArgs = maps.Clone(bc.BuildArgs)
 		return opt
 	}
@@ -113,6 +115,18 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		return nil, err
 	}
 	return rb.Finalize()
+}
+
+// namedContexts returns the build's named contexts by name, from the
+// "context:<name>" frontend options buildx and buildctl send.
+func namedContexts(opts map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range opts {
+		if name, ok := strings.CutPrefix(k, "context:"); ok {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // sourceDateEpoch reads the SOURCE_DATE_EPOCH build arg, if given.

@@ -42,6 +42,9 @@ type ConvertOpt struct {
 	Context ContextSource
 	// Epoch is SOURCE_DATE_EPOCH, used for image and history timestamps.
 	Epoch *time.Time
+	// NamedContexts are the build's named contexts (`--build-context
+	// name=value`, the "context:" frontend options), by name.
+	NamedContexts map[string]string
 }
 
 // vertexName is how a step shows in progress output: "[tag] text", with
@@ -217,6 +220,9 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 	if err != nil {
 		return fail(err)
 	}
+	if base, err = c.replacedBase(base); err != nil {
+		return fail(err)
+	}
 	_, manifest, config, err := c.opt.MetaResolver.ResolveImageConfig(ctx, base.String(), sourceresolver.Opt{
 		LogName:  c.opt.vertexName(c.platform, "base", "load metadata for "+base.String()),
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &c.platform, ResolveMode: c.opt.ImageResolveMode.String()},
@@ -239,6 +245,44 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 	c.state = st.Platform(c.platform)
 	c.deps = newDepsHasher(base.Digest(), manifest, c.platform)
 	return &baseImg, nil
+}
+
+// replacedBase applies a named context that replaces the base image
+// (`--build-context <FROM image>=docker-image://<mirror>@sha256:...`, as
+// with the Dockerfile frontend's FROM). Only a pinned image can replace it:
+// the base digest is part of the build's identity, and a local directory or
+// a tag would make that identity a guess.
+func (c *converter) replacedBase(base reference.Canonical) (reference.Canonical, error) {
+	name, value, ok := namedContext(c.opt.NamedContexts, base, c.platform)
+	if !ok {
+		return base, nil
+	}
+	ref, found := strings.CutPrefix(value, "docker-image://")
+	if !found {
+		return nil, errors.Errorf("--build-context %s=%s cannot replace the base image: use docker-image://<image>@sha256:<digest>", name, value)
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, errors.Wrapf(err, "--build-context %s=%s is not a valid image reference", name, value)
+	}
+	canonical, ok := named.(reference.Canonical)
+	if !ok {
+		return nil, errors.Errorf("--build-context %s=%s is not pinned: write docker-image://%s@sha256:<digest> so the base stays the one the release was built from", name, value, reference.FamiliarString(named))
+	}
+	return canonical, nil
+}
+
+// namedContext finds the named context given for an image, trying the
+// names dockerui.Client.NamedContext tries: the familiar name with the
+// platform, then without.
+func namedContext(contexts map[string]string, image reference.Named, p ocispecs.Platform) (name, value string, ok bool) {
+	familiar := strings.TrimSuffix(reference.FamiliarString(image), ":latest")
+	for _, n := range []string{familiar + "::" + platforms.FormatAll(platforms.Normalize(p)), familiar} {
+		if v, ok := contexts[n]; ok {
+			return n, v, true
+		}
+	}
+	return "", "", false
 }
 
 // pinnedImage parses a FROM reference and insists on a digest.

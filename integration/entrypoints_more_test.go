@@ -4,8 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
+	"github.com/patchfile/patchfile/frontend"
 	"github.com/stretchr/testify/require"
 )
 
@@ -47,6 +49,30 @@ func TestBuildxEntryPoints(t *testing.T) {
 		require.Contains(t, string(dt), "shop web")
 		_, err = os.Stat(filepath.Join(out, "app", "node_modules", "ms", "index.js"))
 		require.NoError(t, err, "with the dependency stage's files")
+	})
+
+	t.Run("named context replaces the FROM image", func(t *testing.T) {
+		// Another pinned image stands in for the base, as a mirror would.
+		mirror := multiPlatformBase(t)
+		ref := env.stack.Ref("entry/web", "from-context")
+		res, err := runBuildx(t, build{dir: dir, args: args},
+			"--build-context", env.base+"=docker-image://"+mirror,
+			"--output", "type=image,push=true,name="+ref, "--metadata-file", filepath.Join(t.TempDir(), "meta.json"))
+		require.NoError(t, err)
+		require.Contains(t, string(res), "[base] "+mirror)
+		img := pullImage(t, ref)
+		_, mirrorDigest, _ := strings.Cut(mirror, "@")
+		require.Equal(t, mirrorDigest, configOf(t, img).Config.Labels[frontend.LabelBase], "the identity records the image actually used")
+
+		unpinned := strings.Split(mirror, "@")[0]
+		out, err := runBuildx(t, build{dir: dir, args: args}, "--build-context", env.base+"=docker-image://"+unpinned)
+		require.Error(t, err)
+		require.Contains(t, string(out), "is not pinned: write docker-image://"+unpinned+"@sha256:<digest>")
+		require.Contains(t, string(out), ">>> FROM ${BASE}", "located at the FROM line")
+
+		out, err = runBuildx(t, build{dir: dir, args: args}, "--build-context", env.base+"="+t.TempDir())
+		require.Error(t, err)
+		require.Contains(t, string(out), "cannot replace the base image: use docker-image://<image>@sha256:<digest>")
 	})
 
 	t.Run("oci output", func(t *testing.T) {
