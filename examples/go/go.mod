@@ -1,0 +1,3 @@
+module example.com/patchfile-go-example
+
+go 1.22
