@@ -1,0 +1,274 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/internal/stack"
+	"github.com/stretchr/testify/require"
+)
+
+// TestExamples builds each of examples/<lang> as a user would (the
+// Patchfile as written, with BASE and RELEASE pointed at the test stack),
+// checks what the pushed image holds, runs the app's own smoke check
+// inside the image, and for most of them patches one changed file.
+func TestExamples(t *testing.T) {
+	t.Run("static", func(t *testing.T) {
+		t.Parallel()
+		testStaticExample(t)
+	})
+	t.Run("go", func(t *testing.T) {
+		t.Parallel()
+		testGoExample(t)
+	})
+	t.Run("node", func(t *testing.T) {
+		t.Parallel()
+		testNodeExample(t)
+	})
+	t.Run("python", func(t *testing.T) {
+		t.Parallel()
+		testPythonExample(t)
+	})
+}
+
+// example is one example's release, built in full from a copy of its
+// directory.
+type example struct {
+	name    string
+	dir     string // the copy: tests edit it
+	base    string
+	release string // the release tag
+	digest  string // the release's digest
+	img     v1.Image
+	output  string // the build's progress
+}
+
+// copyExample copies examples/<name> to a temporary directory.
+func copyExample(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(env.repoRoot, "examples", name))))
+	return dir
+}
+
+// releaseExample builds the example in dir in full, as examples/<name>:release.
+func releaseExample(t *testing.T, name, dir, base string) *example {
+	t.Helper()
+	ex := &example{name: name, dir: dir, base: base, release: env.stack.Ref("examples/"+name, "release")}
+	res, err := buildInProcess(t, build{dir: dir, args: map[string]string{"BASE": base, "PATCH": ""}, output: ex.release})
+	require.NoError(t, err, res.output)
+	require.Contains(t, res.output, "full build: PATCH disabled by --build-arg PATCH=")
+	ex.digest, ex.output = res.digest, res.output
+	ex.img = pullImage(t, ex.release+"@"+res.digest)
+	cfg := configOf(t, ex.img).Config
+	require.Equal(t, base[strings.Index(base, "@")+1:], cfg.Labels[frontend.LabelBase])
+	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[frontend.LabelDeps])
+	require.Equal(t, name+" example", cfg.Labels["org.opencontainers.image.title"])
+	require.Equal(t, "1000:1000", cfg.User)
+	require.Contains(t, cfg.ExposedPorts, "8080/tcp")
+	return ex
+}
+
+// patchExample builds dir against the release with the Patchfile's own
+// PATCH ${RELEASE} and checks that the result is the release plus one layer
+// holding exactly want (the changed files and their parents), the
+// dependency stage not run. It returns the patched image.
+func (ex *example) patch(t *testing.T, want []string, depsStep string) v1.Image {
+	t.Helper()
+	ref := env.stack.Ref("examples/"+ex.name, "patch")
+	res, err := buildInProcess(t, build{dir: ex.dir, args: map[string]string{"BASE": ex.base, "RELEASE": ex.release}, output: ref})
+	require.NoError(t, err, res.output)
+	require.Contains(t, res.output, "patch of release "+ex.digest+": 1 changed, 0 deleted")
+	if depsStep != "" {
+		require.Contains(t, ex.output, depsStep, "the release ran the dependency step")
+		require.NotContains(t, res.output, depsStep, "the patch did not run the dependency stage")
+	}
+	img := pullImage(t, ref+"@"+res.digest)
+	rls, pls := layers(t, ex.img), layers(t, img)
+	require.Len(t, pls, len(rls)+1, "the release's layers plus exactly one")
+	for i := range rls {
+		d1, err := rls[i].Digest()
+		require.NoError(t, err)
+		d2, err := pls[i].Digest()
+		require.NoError(t, err)
+		require.Equal(t, d1, d2, "layer %d is the release's own", i)
+	}
+	require.Equal(t, want, names(layerEntries(t, pls[len(pls)-1])), "the patch layer holds the changed file and its parents")
+	require.Equal(t, ex.digest, configOf(t, img).Config.Labels[frontend.LabelRelease])
+	return img
+}
+
+// runInImage runs a shell script in a container of the image ref (with
+// the image's environment and working directory, as root, no network) on
+// the warm daemon, and returns what it printed followed by "exit <code>".
+func runInImage(t *testing.T, ref, script string) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := env.warm.Client(ctx)
+	require.NoError(t, err)
+	defer c.Close()
+	var out []byte
+	_, err = c.Build(ctx, client.SolveOpt{}, "", func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
+		run := llb.Image(ref, llb.WithMetaResolver(gc)).Run(
+			llb.Args([]string{"/bin/sh", "-c", "{ " + script + "\n} >/tmp/run.out 2>&1; echo \"exit $?\" >>/tmp/run.out"}),
+			llb.Network(llb.NetModeNone),
+			llb.WithCustomName("smoke check: "+script))
+		def, err := run.Root().Marshal(ctx, llb.LinuxAmd64)
+		if err != nil {
+			return nil, err
+		}
+		r, err := gc.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+		if err != nil {
+			return nil, err
+		}
+		res, err := r.SingleRef()
+		if err != nil {
+			return nil, err
+		}
+		out, err = res.ReadFile(ctx, gateway.ReadRequest{Filename: "/tmp/run.out"})
+		return gateway.NewResult(), err
+	}, nil)
+	require.NoError(t, err)
+	return string(out)
+}
+
+func testStaticExample(t *testing.T) {
+	dir := copyExample(t, "static")
+	ex := releaseExample(t, "static", dir, env.base)
+	ls := layers(t, ex.img)
+	require.Len(t, ls, len(layers(t, pullImage(t, env.base)))+1, "the base and the site's layer")
+	require.Equal(t, []string{"srv", "srv/www", "srv/www/about.html", "srv/www/css", "srv/www/css/site.css", "srv/www/index.html"},
+		names(layerEntries(t, ls[len(ls)-1])), "the pages and nothing else (.dockerignore)")
+	fs := filesystem(t, ex.img)
+	for _, f := range []string{"index.html", "about.html", "css/site.css"} {
+		want, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		require.Equal(t, string(want), fs["srv/www/"+f].Content)
+	}
+	cfg := configOf(t, ex.img).Config
+	require.Equal(t, []string{"httpd", "-f", "-p", "8080", "-h", "/srv/www"}, cfg.Cmd)
+
+	// The image's own httpd serves the page (on loopback, port 18080).
+	serve := "httpd -p 127.0.0.1:18080 -h /srv/www && wget -q -O - http://127.0.0.1:18080/about.html"
+	out := runInImage(t, ex.release+"@"+ex.digest, serve)
+	require.Contains(t, out, "Served by busybox httpd from /srv/www.")
+	require.Contains(t, out, "exit 0")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "about.html"), []byte("<h1>About, edited</h1>\n"), 0o644))
+	img := ex.patch(t, []string{"srv", "srv/www", "srv/www/about.html"}, "")
+	require.Equal(t, "<h1>About, edited</h1>\n", filesystem(t, img)["srv/www/about.html"].Content)
+}
+
+func testGoExample(t *testing.T) {
+	dir := copyExample(t, "go")
+	// The binary is built outside the image, as the example's Patchfile says.
+	gobuild := exec.Command("go", "build", "-trimpath", "-ldflags=-X main.version=1.0.0-test", "-o", "bin/server", ".")
+	gobuild.Dir = dir
+	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
+	out, err := gobuild.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	bin, err := os.ReadFile(filepath.Join(dir, "bin/server"))
+	require.NoError(t, err)
+
+	ex := releaseExample(t, "go", dir, env.base)
+	ls := layers(t, ex.img)
+	require.Len(t, ls, len(layers(t, pullImage(t, env.base)))+2, "the base, WORKDIR and the app layer")
+	app := layerEntries(t, ls[len(ls)-1])
+	require.Equal(t, []string{"app", "app/bin", "app/bin/server", "app/web", "app/web/index.html"}, names(app),
+		"the binary and the pages; the sources stay out (.dockerignore)")
+	require.True(t, app["app/bin/server"].Content == string(bin), "the layer holds the binary go build wrote")
+	require.Equal(t, int64(0o755), app["app/bin/server"].Mode&0o777)
+	cfg := configOf(t, ex.img).Config
+	require.Equal(t, []string{"/app/bin/server", "-addr", ":8080", "-web", "/app/web"}, cfg.Cmd)
+	require.Equal(t, "/app", cfg.WorkingDir)
+
+	out2 := runInImage(t, ex.release+"@"+ex.digest, "/app/bin/server --version")
+	require.Equal(t, "server 1.0.0-test\nexit 0\n", out2, "the static binary runs on the busybox base")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "web/index.html"), []byte("<h1>edited</h1>\n"), 0o644))
+	img := ex.patch(t, []string{"app", "app/web", "app/web/index.html"}, "")
+	fs := filesystem(t, img)
+	require.Equal(t, "<h1>edited</h1>\n", fs["app/web/index.html"].Content)
+	require.True(t, fs["app/bin/server"].Content == string(bin), "the release's binary is still there")
+}
+
+func testNodeExample(t *testing.T) {
+	base, err := env.stack.PushDebianImage(context.Background(), env.warm, env.stack.Ref("examples/node-base", "test"), stack.NodeBase)
+	require.NoError(t, err)
+	dir := copyExample(t, "node")
+	ex := releaseExample(t, "node", dir, base)
+	require.Contains(t, ex.output, "npm ci --omit=dev")
+	fs := filesystem(t, ex.img)
+	for _, f := range []string{"src/server.js", "src/greeting.js", "public/index.html", "package.json", "package-lock.json"} {
+		want, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		require.Equal(t, string(want), fs["app/"+f].Content, f)
+	}
+	require.NotContains(t, fs, "app/Patchfile")
+	// What npm ci installed from the registry, as the lock file pins it.
+	require.Contains(t, fs["app/node_modules/is-number/package.json"].Content, `"version": "7.0.0"`)
+	require.Contains(t, fs["app/node_modules/ms/package.json"].Content, `"version": "2.1.3"`)
+	require.Contains(t, fs, "app/node_modules/.package-lock.json")
+	cfg := configOf(t, ex.img).Config
+	require.Equal(t, []string{"node", "src/server.js"}, cfg.Cmd)
+	require.Equal(t, "/app", cfg.WorkingDir)
+	require.Contains(t, cfg.Env, "NODE_ENV=production")
+
+	// The app's server answers with the installed packages.
+	check := `node -e "const s = require('./src/server');
+s.listen(0, '127.0.0.1', () => require('http').get('http://127.0.0.1:' + s.address().port + '/is-number?v=42',
+  (r) => { r.pipe(process.stdout); r.on('end', () => { console.log(require('ms')(90000)); s.close(); }); }));"`
+	out := runInImage(t, ex.release+"@"+ex.digest, check)
+	require.Equal(t, "true\n2m\nexit 0\n", out)
+
+	writeTree(t, dir, map[string]file{"src/greeting.js": {content: "'use strict';\nmodule.exports.greeting = () => 'hello, patched';\n"}})
+	img := ex.patch(t, []string{"app", "app/src", "app/src/greeting.js"}, "npm ci --omit=dev")
+	fs = filesystem(t, img)
+	require.Contains(t, fs["app/src/greeting.js"].Content, "hello, patched")
+	require.Contains(t, fs, "app/node_modules/is-number/index.js", "the release's dependencies are still there")
+	out = runInImage(t, env.stack.Ref("examples/node", "patch"), `node -e "console.log(require('./src/greeting').greeting())"`)
+	require.Equal(t, "hello, patched\nexit 0\n", out)
+}
+
+func testPythonExample(t *testing.T) {
+	base, err := env.stack.PushDebianImage(context.Background(), env.warm, env.stack.Ref("examples/python-base", "test"), stack.PythonBase)
+	require.NoError(t, err)
+	dir := copyExample(t, "python")
+	ex := releaseExample(t, "python", dir, base)
+	require.Contains(t, ex.output, "pip install")
+	fs := filesystem(t, ex.img)
+	for _, f := range []string{"app.py", "greeting.py", "requirements.txt"} {
+		want, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		require.Equal(t, string(want), fs["app/"+f].Content, f)
+	}
+	ls := layers(t, ex.img)
+	for n := range layerEntries(t, ls[len(ls)-1]) {
+		require.False(t, strings.HasPrefix(n, "app/wheels"), "APP --exclude=wheels: %s", n)
+	}
+	// What pip installed from the vendored wheel.
+	require.Contains(t, fs["app/deps/wheel/__init__.py"].Content, `__version__ = "0.43.0"`)
+	require.Contains(t, fs, "app/deps/wheel-0.43.0.dist-info/RECORD")
+	cfg := configOf(t, ex.img).Config
+	require.Equal(t, []string{"python3", "app.py"}, cfg.Cmd)
+	require.Contains(t, cfg.Env, "PYTHONPATH=/app/deps")
+
+	out := runInImage(t, ex.release+"@"+ex.digest, "python3 app.py --check")
+	require.Contains(t, out, "wheel 0.43.0 from /app/deps/wheel\n")
+	require.Contains(t, out, `"namever": "wheel-0.43.0", "plat": "any"`)
+	require.Contains(t, out, "exit 0")
+
+	writeTree(t, dir, map[string]file{"greeting.py": {content: "def greeting():\n    return \"hello, patched\"\n"}})
+	img := ex.patch(t, []string{"app", "app/greeting.py"}, "pip install")
+	require.Contains(t, filesystem(t, img)["app/greeting.py"].Content, "hello, patched")
+	require.Contains(t, filesystem(t, img), "app/deps/wheel/__init__.py")
+}
