@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
@@ -204,9 +205,21 @@ func testGoExample(t *testing.T) {
 	require.True(t, fs["app/bin/server"].Content == string(bin), "the release's binary is still there")
 }
 
-func testNodeExample(t *testing.T) {
-	base, err := env.stack.PushDebianImage(context.Background(), env.warm, env.stack.Ref("examples/node-base", "test"), stack.NodeBase)
+// pushDebianBase makes the example's base image from Debian packages.
+func pushDebianBase(t *testing.T, name string, spec stack.DebianImage) string {
+	t.Helper()
+	start := time.Now()
+	base, err := env.stack.PushDebianImage(context.Background(), env.warm, env.stack.Ref("examples/"+name, "test"), spec)
 	require.NoError(t, err)
+	ls := layers(t, pullImage(t, base))
+	size, err := ls[0].Size()
+	require.NoError(t, err)
+	t.Logf("%s: %s, one %.1f MiB layer, in %s", name, base, float64(size)/(1<<20), time.Since(start).Round(time.Millisecond))
+	return base
+}
+
+func testNodeExample(t *testing.T) {
+	base := pushDebianBase(t, "node-base", stack.NodeBase)
 	dir := copyExample(t, "node")
 	ex := releaseExample(t, "node", dir, base)
 	require.Contains(t, ex.output, "npm ci --omit=dev")
@@ -246,8 +259,7 @@ s.listen(0, '127.0.0.1', () => require('http').get('http://127.0.0.1:' + s.addre
 }
 
 func testPythonExample(t *testing.T) {
-	base, err := env.stack.PushDebianImage(context.Background(), env.warm, env.stack.Ref("examples/python-base", "test"), stack.PythonBase)
-	require.NoError(t, err)
+	base := pushDebianBase(t, "python-base", stack.PythonBase)
 	dir := copyExample(t, "python")
 	ex := releaseExample(t, "python", dir, base)
 	require.Contains(t, ex.output, "pip install")

@@ -240,7 +240,28 @@ func debClosure(ctx context.Context, names, skip []string) ([]debPackage, error)
 	if err != nil {
 		return nil, err
 	}
-	return pkgs, os.WriteFile(cached, dt, 0o644)
+	return pkgs, writeFileAtomic(cached, dt)
+}
+
+// writeFileAtomic writes a cache file so that a concurrent run reads either
+// nothing or all of it.
+func writeFileAtomic(path string, dt []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(dt); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // fetchDebs returns the cached .deb of every package, downloading the
@@ -298,7 +319,7 @@ func extractTarball(ctx context.Context, tb Tarball, rootfs string) error {
 		if err := checkIntegrity(dt, tb.Integrity); err != nil {
 			return errors.Wrap(err, tb.URL)
 		}
-		if err := os.WriteFile(path, dt, 0o644); err != nil {
+		if err := writeFileAtomic(path, dt); err != nil {
 			return err
 		}
 	}
