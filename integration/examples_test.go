@@ -203,6 +203,24 @@ func testGoExample(t *testing.T) {
 	fs := filesystem(t, img)
 	require.Equal(t, "<h1>edited</h1>\n", fs["app/web/index.html"].Content)
 	require.True(t, fs["app/bin/server"].Content == string(bin), "the release's binary is still there")
+
+	// A new binary is most of the app's bytes: a new release, as the
+	// Patchfile's comment says, unless PATCH_MAX_SHARE allows it.
+	gobuild = exec.Command("go", "build", "-trimpath", "-ldflags=-X main.version=1.0.1-test", "-o", "bin/server", ".")
+	gobuild.Dir = dir
+	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
+	out, err = gobuild.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	args := map[string]string{"BASE": env.base, "RELEASE": ex.release}
+	res, err := buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref("examples/go", "v1.0.1")})
+	require.NoError(t, err, res.output)
+	require.Regexp(t, `full build: the change is \d+% of the app tree's bytes \(more than PATCH_MAX_SHARE=50%\)`, res.output)
+	args["PATCH_MAX_SHARE"] = "100"
+	res, err = buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref("examples/go", "v1.0.1-patch")})
+	require.NoError(t, err, res.output)
+	require.Contains(t, res.output, "patch of release "+ex.digest+": 2 changed, 0 deleted")
+	out2 = runInImage(t, env.stack.Ref("examples/go", "v1.0.1-patch")+"@"+res.digest, "/app/bin/server --version")
+	require.Equal(t, "server 1.0.1-test\nexit 0\n", out2)
 }
 
 // pushDebianBase makes the example's base image from Debian packages.
