@@ -12,12 +12,11 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/pkg/errors"
-	"golang.org/x/sync/errgroup"
 )
 
 // readParallelism bounds concurrent gateway reads: each file is one
 // ReadFile round trip, and 16 in flight kept hashing a small part of a build.
-const readParallelism = 16
+const readParallelism = 32
 
 // gatewayContext reads the build context through the gateway.
 type gatewayContext struct {
@@ -57,15 +56,24 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 // ReadTree lists the directories, regular files and symlinks below dir of
 // a solved reference, sorted by path (relative to dir). With hash, it
 // streams every regular file through SHA-256.
+//
+// Every entry costs a gateway round trip (ReadDir per directory, ReadFile
+// per file), so the round trips of the whole tree, directories included,
+// share one pool of readParallelism workers: a deep tree of small
+// directories does not walk one directory at a time.
 func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) ([]ContextFile, error) {
 	var (
 		mu    sync.Mutex
 		files []ContextFile
 	)
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(readParallelism)
-	var walk func(rel string) error
-	walk = func(rel string) error {
+	add := func(f ContextFile) {
+		mu.Lock()
+		files = append(files, f)
+		mu.Unlock()
+	}
+	var readDir func(rel string) error
+	q := newWorkQueue(ctx, readParallelism)
+	readDir = func(rel string) error {
 		entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join(dir, rel)})
 		if err != nil {
 			return err
@@ -75,39 +83,30 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 			mode := os.FileMode(e.Mode)
 			switch {
 			case mode.IsDir():
-				mu.Lock()
-				files = append(files, ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
-				mu.Unlock()
-				if err := walk(p); err != nil {
-					return err
-				}
+				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
+				q.push(func() error { return readDir(p) })
 			case mode&os.ModeSymlink != 0:
-				mu.Lock()
-				files = append(files, ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Linkname: e.Linkname})
-				mu.Unlock()
+				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Linkname: e.Linkname})
 			case mode.IsRegular():
-				eg.Go(func() error {
-					f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size}
-					if hash {
-						var err error
-						if f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, p), e.Size); err != nil {
-							return err
-						}
+				f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size}
+				if !hash {
+					add(f)
+					continue
+				}
+				q.push(func() error {
+					var err error
+					if f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, p), e.Size); err != nil {
+						return err
 					}
-					mu.Lock()
-					files = append(files, f)
-					mu.Unlock()
+					add(f)
 					return nil
 				})
 			}
 		}
 		return nil
 	}
-	if err := walk(""); err != nil {
-		_ = eg.Wait()
-		return nil, err
-	}
-	if err := eg.Wait(); err != nil {
+	q.push(func() error { return readDir("") })
+	if err := q.wait(); err != nil {
 		return nil, err
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
