@@ -98,7 +98,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		if err != nil {
 			return nil, errors.Wrap(err, "marshaling LLB")
 		}
-		r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: bc.CacheImports})
+		r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: out.cacheImports(bc.CacheImports)})
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/gateway/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/parser"
@@ -28,6 +29,21 @@ type buildOutput struct {
 	extraConfig map[string]any
 	// warn is a message for the user when a PATCH candidate was unusable.
 	warn string
+	// cacheFrom is a release whose inline build cache holds this full
+	// build's dependency stage, to import (by digest); "" for none.
+	cacheFrom string
+}
+
+// cacheImports are the build's own cache imports (--cache-from) plus the
+// release whose dependency stage this build shares, so that a builder
+// with an empty cache takes the stage from the registry instead of
+// running it: reuse with no cache set-up beyond the release's inline cache.
+func (o *buildOutput) cacheImports(fromClient []client.CacheOptionsEntry) []client.CacheOptionsEntry {
+	out := slices.Clone(fromClient)
+	if o.cacheFrom != "" {
+		out = append(out, client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": o.cacheFrom}})
+	}
+	return out
 }
 
 // plan turns a conversion into a patch build or a full build.
@@ -55,6 +71,9 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 	}
 	if d.Warn {
 		out.warn = "PATCH: " + d.Reason + "; building in full"
+	}
+	if d.DepsFrom != nil && d.DepsFrom.HasBuildCache {
+		out.cacheFrom = d.DepsFrom.Ref
 	}
 	if unpatchableApp(res.App) == "" {
 		files, err := appManifest(res.AppFiles, res.App)

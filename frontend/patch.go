@@ -38,6 +38,11 @@ type release struct {
 	Files  *Manifest
 	// filesProblem says why Files is nil.
 	filesProblem string
+	// HasBuildCache is set when the config carries BuildKit's inline
+	// cache (the release was built with --cache-to type=inline): a build
+	// that imports it finds the release's dependency stage in it, and on
+	// a cold builder its layers stay in the registry.
+	HasBuildCache bool
 }
 
 // decision is the path a build takes and why.
@@ -50,6 +55,10 @@ type decision struct {
 	// Warn is set when the reason is a problem the user should see (a
 	// candidate that could not be used), not an expected full build.
 	Warn bool
+	// DepsFrom is, for a full build, a release whose dependency stage is
+	// this build's (same dependency hash): its build cache, when it has
+	// one, saves running the stage again (see depsReuse).
+	DepsFrom *release
 }
 
 // Summary is the line the progress output shows.
@@ -57,10 +66,25 @@ func (d *decision) Summary() string {
 	if d.Release != nil {
 		return patchSummary(d.Release.Digest.String(), d.Changes)
 	}
-	return "full build: " + d.Reason
+	s := "full build: " + d.Reason
+	if d.DepsFrom != nil {
+		s += "; " + d.depsReuse()
+	}
+	return s
+}
+
+// depsReuse says where a full build's dependency stage comes from.
+func (d *decision) depsReuse() string {
+	if d.DepsFrom.HasBuildCache {
+		return fmt.Sprintf("dependency stage from release %s (its inline build cache)", d.DepsFrom.Digest)
+	}
+	return fmt.Sprintf("release %s has the same dependency stage but no inline build cache to take it from (build releases with --cache-to type=inline)", d.DepsFrom.Digest)
 }
 
 // decide picks a patch build or a full build, reading only image configs.
+// It tries the candidates in order and patches the first that matches.
+// For a full build it also names the first candidate whose dependency
+// stage is this build's, which may spare running the stage.
 func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt ConvertOpt) (*decision, error) {
 	if res.PatchDisabled {
 		return &decision{Reason: "PATCH disabled by --build-arg PATCH="}, nil
@@ -68,35 +92,66 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 	if len(res.PatchRefs) == 0 {
 		return &decision{Reason: "no PATCH candidate (add PATCH <release image> to patch deploys)"}, nil
 	}
-	if why := unpatchableApp(res.App); why != "" {
-		return &decision{Reason: why}, nil
-	}
 	maxShare, err := patchMaxShare(opt.BuildArgs)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := appManifest(res.AppFiles, res.App)
-	if err != nil {
-		return nil, err
+	unpatchable := unpatchableApp(res.App)
+	var cur *Manifest
+	if unpatchable == "" {
+		if cur, err = appManifest(res.AppFiles, res.App); err != nil {
+			return nil, err
+		}
 	}
+	full := &decision{}
 	var reasons []string
 	for _, ref := range res.PatchRefs {
 		rel, why := resolveRelease(ctx, resolver, ref, res, opt)
 		if rel == nil {
+			reasons, full.Warn = append(reasons, why), true
+			continue
+		}
+		if full.DepsFrom == nil && sameDeps(rel, res) {
+			full.DepsFrom = rel
+		}
+		if unpatchable != "" {
+			if full.DepsFrom != nil {
+				break
+			}
+			continue
+		}
+		if why := mismatch(rel, res); why != "" {
 			reasons = append(reasons, why)
 			continue
 		}
 		cs := Changes(rel.Files, cur)
-		if p := changedDirMetadata(rel.Files, cs); p != "" {
-			return &decision{Reason: fmt.Sprintf("directory %s changed mode or owner since release %s, which a patch layer cannot express exactly", p, rel.Digest)}, nil
-		}
-		if total := cur.TotalSize(); total > 0 && cs.ChangedBytes*100 > total*int64(maxShare) {
-			return &decision{Reason: fmt.Sprintf("the change is %d%% of the app tree's bytes (more than %s=%d%%): a new release is smaller to ship than a patch of release %s",
-				cs.ChangedBytes*100/total, keyPatchMaxShareArg, maxShare, rel.Digest)}, nil
+		if why := tooBigToPatch(rel, cs, cur.TotalSize(), maxShare); why != "" {
+			return &decision{Reason: why, DepsFrom: rel}, nil
 		}
 		return &decision{Release: rel, Changes: cs}, nil
 	}
-	return &decision{Reason: strings.Join(reasons, "; "), Warn: true}, nil
+	full.Reason = strings.Join(reasons, "; ")
+	if unpatchable != "" {
+		full.Reason, full.Warn = unpatchable, false
+	}
+	return full, nil
+}
+
+// tooBigToPatch says why a matching release should get a new release
+// rather than a patch, or "": a change one patch layer cannot express, or
+// more of the app than PATCH_MAX_SHARE allows (0: never patch).
+func tooBigToPatch(rel *release, cs *ChangeSet, total int64, maxShare int) string {
+	if p := changedDirMetadata(rel.Files, cs); p != "" {
+		return fmt.Sprintf("directory %s changed mode or owner since release %s, which a patch layer cannot express exactly", p, rel.Digest)
+	}
+	if maxShare == 0 && !cs.Empty() {
+		return fmt.Sprintf("%s=0: a new release instead of a patch of release %s", keyPatchMaxShareArg, rel.Digest)
+	}
+	if total > 0 && cs.ChangedBytes*100 > total*int64(maxShare) {
+		return fmt.Sprintf("the change is %d%% of the app tree's bytes (more than %s=%d%%): a new release is smaller to ship than a patch of release %s",
+			cs.ChangedBytes*100/total, keyPatchMaxShareArg, maxShare, rel.Digest)
+	}
+	return ""
 }
 
 // unpatchableApp says why an APP instruction cannot be patched, or "".
@@ -123,7 +178,8 @@ func patchMaxShare(args map[string]string) (int, error) {
 }
 
 // resolveRelease reads a candidate's config and, for a patch, its release's.
-// It returns the release if it can be patched, or why not.
+// It returns the Patchfile release the candidate stands for, or why there
+// is none (unreachable, not built by Patchfile, a malformed patch).
 func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, res *Result, opt ConvertOpt) (*release, string) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
@@ -146,26 +202,38 @@ func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref str
 		if rel, err = loadRelease(ctx, resolver, reference.TrimNamed(named).String()+"@"+dgst.String(), res, opt); err != nil {
 			return nil, fmt.Sprintf("release %s of candidate %s unreachable (%v)", dgst, ref, err)
 		}
-		labels = rel.Image.Config.Labels
-		if labels[LabelRelease] != "" || labels[LabelDeps] == "" {
+		if labels := rel.Image.Config.Labels; labels[LabelRelease] != "" || labels[LabelDeps] == "" {
 			return nil, fmt.Sprintf("release %s of candidate %s is not a Patchfile release", dgst, ref)
 		}
 	}
-	want := res.Identity
+	return rel, ""
+}
+
+// mismatch says why a release cannot be patched into this build, or "".
+func mismatch(rel *release, res *Result) string {
+	labels, want := rel.Image.Config.Labels, res.Identity
 	switch {
 	case imagePlatform(rel.Image) != platformID(res.Platform):
 		// A single-manifest release resolves for any platform asked.
-		return nil, fmt.Sprintf("release %s is for %s, not %s", rel.Digest, imagePlatform(rel.Image), platformID(res.Platform))
+		return fmt.Sprintf("release %s is for %s, not %s", rel.Digest, imagePlatform(rel.Image), platformID(res.Platform))
 	case labels[LabelBase] != want.Base.String():
-		return nil, fmt.Sprintf("base image changed since release %s (it has %s, FROM pins %s)", rel.Digest, labels[LabelBase], want.Base)
+		return fmt.Sprintf("base image changed since release %s (it has %s, FROM pins %s)", rel.Digest, labels[LabelBase], want.Base)
 	case labels[LabelDeps] != want.Deps.String():
-		return nil, fmt.Sprintf("dependencies changed since release %s (a DEPS file or a step before APP differs)", rel.Digest)
+		return fmt.Sprintf("dependencies changed since release %s (a DEPS file or a step before APP differs)", rel.Digest)
 	case labels[LabelApp] != want.App.String():
-		return nil, fmt.Sprintf("APP destination or --chown changed since release %s", rel.Digest)
+		return fmt.Sprintf("APP destination or --chown changed since release %s", rel.Digest)
 	case rel.Files == nil:
-		return nil, fmt.Sprintf("release %s has no usable file list (%s)", rel.Digest, rel.filesProblem)
+		return fmt.Sprintf("release %s has no usable file list (%s)", rel.Digest, rel.filesProblem)
 	}
-	return rel, ""
+	return ""
+}
+
+// sameDeps tells whether a release holds this build's dependency stage:
+// the same platform, base and dependency hash (which covers the base).
+func sameDeps(rel *release, res *Result) bool {
+	labels := rel.Image.Config.Labels
+	return imagePlatform(rel.Image) == platformID(res.Platform) &&
+		labels[LabelBase] == res.Identity.Base.String() && labels[LabelDeps] == res.Identity.Deps.String()
 }
 
 // imagePlatform is the platform an image config declares, normalized.
@@ -187,10 +255,11 @@ func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string
 		return nil, errors.Wrap(err, "invalid image config")
 	}
 	var extra struct {
-		Files *string `json:"dev.patchfile.files"`
+		Files      *string         `json:"dev.patchfile.files"`
+		BuildCache json.RawMessage `json:"moby.buildkit.cache.v0"`
 	}
 	_ = json.Unmarshal(dt, &extra)
-	rel := &release{Digest: dgst, Image: &img}
+	rel := &release{Digest: dgst, Image: &img, HasBuildCache: len(extra.BuildCache) > 0 && string(extra.BuildCache) != "null"}
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return nil, err

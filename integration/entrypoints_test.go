@@ -44,6 +44,9 @@ type build struct {
 	platforms string
 	// frontendImage is the frontend buildctl runs; env.frontendImage if "".
 	frontendImage string
+	// flags are extra flags of the CLI entry points, as that CLI spells
+	// them (buildctl --export-cache, buildx --cache-to).
+	flags []string
 }
 
 // result is what a build produced.
@@ -154,6 +157,7 @@ func buildWithBuildctl(t *testing.T, b build) (result, error) {
 		"--opt", "filename=" + b.file,
 		"--output", b.outputFlag(),
 		"--metadata-file", meta}
+	args = append(args, b.flags...)
 	if b.platforms != "" {
 		args = append(args, "--opt", "platform="+b.platforms)
 	}
@@ -174,7 +178,7 @@ var builderSeq atomic.Int32
 func buildWithBuildx(t *testing.T, b build) (result, error) {
 	b = b.withDefaults()
 	meta := filepath.Join(t.TempDir(), "metadata.json")
-	out, err := runBuildx(t, b, "--output", b.outputFlag(), "--metadata-file", meta)
+	out, err := runBuildx(t, b, append([]string{"--output", b.outputFlag(), "--metadata-file", meta}, b.flags...)...)
 	if err != nil {
 		return result{output: string(out)}, err
 	}

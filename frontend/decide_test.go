@@ -1,0 +1,162 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/opencontainers/go-digest"
+	"github.com/stretchr/testify/require"
+)
+
+// releaseResolver serves release configs by reference, and the base config
+// for anything else.
+type releaseResolver struct {
+	releases map[string][]byte
+}
+
+func (r *releaseResolver) ResolveImageConfig(ctx context.Context, ref string, opt sourceresolver.Opt) (string, digest.Digest, []byte, error) {
+	for name, cfg := range r.releases {
+		if strings.HasPrefix(ref, name) {
+			return ref, digest.FromBytes(cfg), cfg, nil
+		}
+	}
+	if strings.Contains(ref, "shop/") {
+		return "", "", nil, fmt.Errorf("%s: not found", ref)
+	}
+	return (&fakeResolver{}).ResolveImageConfig(ctx, ref, opt)
+}
+
+// releaseConfig is the config a full build of res would push, with labels
+// edited by edit, and BuildKit's inline cache when withCache.
+func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels map[string]string)) []byte {
+	t.Helper()
+	list, err := appManifest(res.AppFiles, res.App)
+	require.NoError(t, err)
+	enc, err := list.Encode()
+	require.NoError(t, err)
+	labels := maps.Clone(res.Image.Config.Labels)
+	if edit != nil {
+		edit(labels)
+	}
+	cfg := map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"config":    map[string]any{"Labels": labels},
+		"rootfs":    map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + strings.Repeat("1", 64)}},
+		configField: enc,
+	}
+	if withCache {
+		cfg["moby.buildkit.cache.v0"] = "W3siZGlnZXN0Ijoic2hhMjU2OmFiYyJ9XQ=="
+	}
+	dt, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	return dt
+}
+
+const decidePatchfile = pinnedFrom + `WORKDIR /app
+DEPS package.json package-lock.json
+RUN npm ci
+APP . /app
+PATCH shop/web:release shop/web:older
+`
+
+func TestDecideReusesTheDependencyStage(t *testing.T) {
+	released, _, err := convert(t, decidePatchfile, shopContext(), nil)
+	require.NoError(t, err)
+	changed := shopContext()
+	changed["src/server.js"] = `console.log("ho")`
+	rewritten := shopContext()
+	rewritten["src/server.js"] = `console.log("a much longer line than before, to weigh more than half the app")`
+	otherApp := func(l map[string]string) { l[LabelApp] = "sha256:" + strings.Repeat("a", 64) }
+	otherDeps := func(l map[string]string) { l[LabelDeps] = "sha256:" + strings.Repeat("d", 64) }
+
+	cases := []struct {
+		name     string
+		releases map[string][]byte
+		args     map[string]string
+		files    fakeContext
+		patch    bool   // a patch build
+		depsFrom string // the release DepsFrom names ("" for none)
+		cache    bool   // the build imports its cache
+		warn     bool
+		summary  string
+	}{
+		{name: "patch", releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
+			files: changed, patch: true, summary: "patch of release"},
+		{name: "re-release rule takes the dependency stage from the release's cache",
+			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
+			files:    rewritten, depsFrom: "docker.io/shop/web:release", cache: true, summary: "more than PATCH_MAX_SHARE=50%"},
+		{name: "re-release takes the dependency stage from the release's cache",
+			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
+			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: changed,
+			depsFrom: "docker.io/shop/web:release", cache: true, summary: "PATCH_MAX_SHARE=0: a new release instead of a patch"},
+		{name: "no change with PATCH_MAX_SHARE=0 is the release itself",
+			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
+			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: shopContext(), patch: true, summary: "no change, the release itself"},
+		{name: "release without inline cache: say how to get one",
+			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, false, nil)},
+			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: changed,
+			depsFrom: "docker.io/shop/web:release", summary: "no inline build cache to take it from (build releases with --cache-to type=inline)"},
+		{name: "APP spec changed: full build, dependency stage reused",
+			releases: map[string][]byte{
+				"docker.io/shop/web:release": releaseConfig(t, released, true, otherApp),
+				"docker.io/shop/web:older":   releaseConfig(t, released, false, otherDeps),
+			},
+			files: changed, depsFrom: "docker.io/shop/web:release", cache: true, summary: "APP destination or --chown changed"},
+		{name: "dependencies changed: nothing to reuse, no warning",
+			releases: map[string][]byte{
+				"docker.io/shop/web:release": releaseConfig(t, released, true, otherDeps),
+				"docker.io/shop/web:older":   releaseConfig(t, released, true, otherDeps),
+			},
+			files: changed, summary: "dependencies changed since release"},
+		{name: "an unreachable candidate is skipped, the next one patches",
+			releases: map[string][]byte{"docker.io/shop/web:older": releaseConfig(t, released, true, nil)},
+			files:    changed, patch: true, summary: "patch of release"},
+		{name: "the second candidate holds the dependency stage",
+			releases: map[string][]byte{
+				"docker.io/shop/web:release": releaseConfig(t, released, true, otherDeps),
+				"docker.io/shop/web:older":   releaseConfig(t, released, true, otherApp),
+			},
+			files: changed, depsFrom: "docker.io/shop/web:older", cache: true, summary: "APP destination or --chown changed"},
+		{name: "unreachable candidates warn", releases: map[string][]byte{}, files: changed, warn: true, summary: "unreachable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _, err := convert(t, decidePatchfile, tc.files, tc.args)
+			require.NoError(t, err)
+			resolver := &releaseResolver{releases: tc.releases}
+			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+			opt.BuildArgs = tc.args
+			d, err := decide(context.Background(), resolver, res, opt)
+			require.NoError(t, err)
+			require.Equal(t, tc.patch, d.Release != nil, d.Summary())
+			require.Contains(t, d.Summary(), tc.summary)
+			require.Equal(t, tc.warn, d.Warn, d.Summary())
+			out, err := plan(context.Background(), resolver, res, opt)
+			require.NoError(t, err)
+			if tc.depsFrom == "" {
+				require.Nil(t, d.DepsFrom, d.Summary())
+				require.Empty(t, out.cacheFrom)
+				return
+			}
+			require.NotNil(t, d.DepsFrom, d.Summary())
+			want := digest.FromBytes(tc.releases[tc.depsFrom])
+			require.Equal(t, want, d.DepsFrom.Digest)
+			if !tc.cache {
+				require.Empty(t, out.cacheFrom)
+				require.Len(t, out.cacheImports(nil), 0)
+				return
+			}
+			require.Equal(t, "docker.io/shop/web@"+want.String(), out.cacheFrom)
+			imports := out.cacheImports(nil)
+			require.Len(t, imports, 1)
+			require.Equal(t, "registry", imports[0].Type)
+			require.Equal(t, out.cacheFrom, imports[0].Attrs["ref"])
+			require.Contains(t, d.Summary(), "dependency stage from release "+want.String())
+		})
+	}
+}
