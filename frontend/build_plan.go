@@ -74,6 +74,7 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 	}
 	if d.DepsFrom != nil && d.DepsFrom.HasBuildCache {
 		out.cacheFrom = d.DepsFrom.Ref
+		out.baseImage = depsOf(d.DepsFrom.Image)
 	}
 	if unpatchableApp(res.App) == "" {
 		files, err := appManifest(res.AppFiles, res.App)
@@ -87,6 +88,18 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 		out.extraConfig = map[string]any{configField: enc}
 	}
 	return out, nil
+}
+
+// depsOf is a release's config cut to its base and dependency layers (a
+// full build's app layer is its last), handed to the exporter as the
+// build's base: under rewrite-timestamp=true the exporter then leaves the
+// dependency layers taken from the release as they are, rather than
+// pulling them to rewrite their times.
+func depsOf(img *dockerspec.DockerOCIImage) *dockerspec.DockerOCIImage {
+	out := *img
+	ids := img.RootFS.DiffIDs
+	out.RootFS.DiffIDs = slices.Clone(ids[:max(len(ids)-1, 0)])
+	return &out
 }
 
 // patchImage is the config of a patch: the new Patchfile's config on the

@@ -45,8 +45,9 @@ func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels m
 	}
 	cfg := map[string]any{
 		"architecture": "amd64", "os": "linux",
-		"config":    map[string]any{"Labels": labels},
-		"rootfs":    map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + strings.Repeat("1", 64)}},
+		"config": map[string]any{"Labels": labels},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{ // base, dependency step, app
+			"sha256:" + strings.Repeat("1", 64), "sha256:" + strings.Repeat("2", 64), "sha256:" + strings.Repeat("3", 64)}},
 		configField: enc,
 	}
 	if withCache {
@@ -157,6 +158,8 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			require.Equal(t, "registry", imports[0].Type)
 			require.Equal(t, out.cacheFrom, imports[0].Attrs["ref"])
 			require.Contains(t, d.Summary(), "dependency stage from release "+want.String())
+			// The exporter sees the release's base and dependency layers as the base.
+			require.Equal(t, d.DepsFrom.Image.RootFS.DiffIDs[:2], out.baseImage.RootFS.DiffIDs)
 		})
 	}
 }

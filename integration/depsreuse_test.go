@@ -33,15 +33,21 @@ CMD ["sh"]
 func TestReleaseReusesDependencies(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
+		repo       string
 		inline     bool
 		wantReused bool
+		// reproducible builds both releases as the CI recipe does:
+		// SOURCE_DATE_EPOCH and rewrite-timestamp=true, which must not
+		// pull the reused layers to rewrite them.
+		reproducible bool
 	}{
-		{name: "release with inline cache", inline: true, wantReused: true},
-		{name: "release without inline cache", inline: false, wantReused: false},
+		{name: "release with inline cache", repo: "reuse/inline", inline: true, wantReused: true},
+		{name: "release without inline cache", repo: "reuse/plain", inline: false, wantReused: false},
+		{name: "reproducible releases with inline cache", repo: "reuse/epoch", inline: true, wantReused: true, reproducible: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			repo := "reuse/" + map[bool]string{true: "inline", false: "plain"}[tc.inline]
+			repo := tc.repo
 			releaseRef := env.stack.Ref(repo, "release")
 			writeTree(t, dir, map[string]file{
 				"Patchfile":     {content: reusePatchfile},
@@ -49,7 +55,12 @@ func TestReleaseReusesDependencies(t *testing.T) {
 				"src/server.js": {content: "console.log('v1')\n"},
 			})
 			args := map[string]string{"BASE": env.base, "RELEASE": releaseRef}
-			rb := build{dir: dir, args: args, output: releaseRef}
+			var exporterAttrs map[string]string
+			if tc.reproducible {
+				args["SOURCE_DATE_EPOCH"] = "1700000000"
+				exporterAttrs = map[string]string{"rewrite-timestamp": "true"}
+			}
+			rb := build{dir: dir, args: args, output: releaseRef, exporterAttrs: exporterAttrs}
 			if tc.inline {
 				rb.flags = []string{"--cache-to", "type=inline"}
 			}
@@ -59,8 +70,11 @@ func TestReleaseReusesDependencies(t *testing.T) {
 			_, hasCache := configFields(t, release)["moby.buildkit.cache.v0"]
 			require.Equal(t, tc.inline, hasCache, "--cache-to type=inline puts BuildKit's cache in the release config")
 
-			writeTree(t, dir, map[string]file{"src/server.js": {content: "console.log('v2, rewritten')\n"}})
-			cold, err := env.stack.NewDaemon(context.Background(), "reuse-"+strings.ReplaceAll(repo, "/", "-"))
+			// Each case ships its own app: equal files give equal layers,
+			// which the registry would already hold from another case.
+			v2 := "console.log('v2 of " + repo + "')\n"
+			writeTree(t, dir, map[string]file{"src/server.js": {content: v2}})
+			cold, err := env.stack.NewDaemon(context.Background(), strings.ReplaceAll(repo, "/", "-"))
 			require.NoError(t, err)
 			defer cold.Stop()
 			blobsBefore, err := env.stack.Blobs()
@@ -68,7 +82,10 @@ func TestReleaseReusesDependencies(t *testing.T) {
 			logAt := env.stack.LogSize()
 			newRef := env.stack.Ref(repo, "v2")
 			args["PATCH_MAX_SHARE"] = "0"
-			res, err = buildWithBuildctl(t, build{dir: dir, args: args, output: newRef, daemon: cold})
+			if tc.reproducible {
+				args["SOURCE_DATE_EPOCH"] = "1800000000" // a later commit
+			}
+			res, err = buildWithBuildctl(t, build{dir: dir, args: args, output: newRef, daemon: cold, exporterAttrs: exporterAttrs})
 			require.NoError(t, err)
 			served, err := env.stack.RegistryRequests(logAt)
 			require.NoError(t, err)
@@ -82,7 +99,7 @@ func TestReleaseReusesDependencies(t *testing.T) {
 			token := func(img v1.Image) string {
 				return filesystem(t, img)["app/node_modules/.installed-by"].Content
 			}
-			require.Equal(t, "console.log('v2, rewritten')\n", filesystem(t, img)["app/src/server.js"].Content)
+			require.Equal(t, v2, filesystem(t, img)["app/src/server.js"].Content)
 			if !tc.wantReused {
 				require.Contains(t, res.output, "has the same dependency stage but no inline build cache to take it from (build releases with --cache-to type=inline)")
 				require.NotEqual(t, token(release), token(img), "without a cache the dependency step runs again")
