@@ -145,10 +145,10 @@ func tooBigToPatch(rel *release, cs *ChangeSet, total int64, maxShare int) strin
 		return fmt.Sprintf("directory %s changed mode or owner since release %s, which a patch layer cannot express exactly", p, rel.Digest)
 	}
 	if maxShare == 0 && !cs.Empty() {
-		return fmt.Sprintf("%s=0: a new release instead of a patch of release %s", keyPatchMaxShareArg, rel.Digest)
+		return fmt.Sprintf("%s=0: a new release instead of patching release %s", keyPatchMaxShareArg, rel.Digest)
 	}
 	if total > 0 && cs.ChangedBytes*100 > total*int64(maxShare) {
-		return fmt.Sprintf("the change is %d%% of the app tree's bytes (more than %s=%d%%): a new release is smaller to ship than a patch of release %s",
+		return fmt.Sprintf("the change is %d%% of the app tree's bytes (more than %s=%d%%): a new release is smaller to ship than patching release %s",
 			cs.ChangedBytes*100/total, keyPatchMaxShareArg, maxShare, rel.Digest)
 	}
 	return ""

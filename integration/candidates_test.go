@@ -50,7 +50,7 @@ func TestPatchCandidates(t *testing.T) {
 	}, {
 		name:    "re-release rule",
 		args:    map[string]string{"BASE": env.base, "RELEASE": releaseRef, "PATCH_MAX_SHARE": "1"},
-		outputs: []string{"more than PATCH_MAX_SHARE=1%", "a new release is smaller to ship than a patch of release " + releaseDigest},
+		outputs: []string{"more than PATCH_MAX_SHARE=1%", "a new release is smaller to ship than patching release " + releaseDigest},
 	}}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -91,7 +91,7 @@ func TestReleaseReusesDependencies(t *testing.T) {
 			require.NoError(t, err)
 			blobsAfter, err := env.stack.Blobs()
 			require.NoError(t, err)
-			require.Contains(t, res.output, "full build: PATCH_MAX_SHARE=0: a new release instead of a patch of release "+digestOf(t, release))
+			require.Contains(t, res.output, "full build: PATCH_MAX_SHARE=0: a new release instead of patching release "+digestOf(t, release))
 			img := pullImage(t, newRef+"@"+res.digest)
 
 			relLayers, newLayers := layers(t, release), layers(t, img)
