@@ -137,6 +137,15 @@ func (r *report) observations() []string {
 		out = append(out, fmt.Sprintf("In a full build the dependency RUN starts only after the frontend has received and hashed every app file: %s into the Patchfile release against %s into the Dockerfile's (context upload %s, read+hash %s). With a 100,000-file app that wait grows to tens of seconds (see Scale).",
 			secs(pr.DepsStart), secs(dr.DepsStart), secs(pr.Phases.ContextUpload), secs(pr.Phases.FrontendRead)))
 	}
+	if nr := summarize(m.Runs[pfNewRel]); nr.Wall > 0 {
+		if !nr.allPath(pathFullReused) {
+			out = append(out, fmt.Sprintf("**A cold Patchfile new release did not take its dependency stage from the release's inline cache** (paths: %s).", strings.Join(nr.Paths, ", ")))
+		}
+		dc, lc := summarize(m.Runs[dfCache]), summarize(m.Runs[dflCache])
+		out = append(out, fmt.Sprintf("A new release of the changed app on a cold builder (PATCH_MAX_SHARE=0, no --cache-from: the frontend imports the previous release's inline cache by itself) took %s, pulled %s of base and dependency layers and pushed %s; the Dockerfile with --import-cache from a registry cache took %s (%.1f×, pulling %s of layers), with COPY --link %s (%.1f×).",
+			secs(nr.Wall), human(nr.PulledBaseDeps), human(nr.Pushed), secs(dc.Wall), dc.Wall.Seconds()/nr.Wall.Seconds(), human(dc.PulledLayers()),
+			secs(lc.Wall), lc.Wall.Seconds()/nr.Wall.Seconds()))
+	}
 	if lc := summarize(m.Runs[dflCache]); lc.Wall > 0 {
 		out = append(out, fmt.Sprintf("The strongest anchor is COPY --link with the registry cache on a cold builder: %s, %s of layers pulled (its dependency layers stay lazy), %.1f× the cold patch's time, but it pushes the whole app layer again (%s against %s).",
 			secs(lc.Wall), human(lc.PulledLayers()), lc.Wall.Seconds()/pc.Wall.Seconds(), human(lc.Pushed), human(pc.Pushed)))
@@ -187,7 +196,7 @@ func (r *report) scaleFilesGrowth() string {
 	if share >= 0.5 {
 		verdict = "**dominates**"
 	}
-	fmt.Fprintf(&b, "At %d files the frontend reading every file through the gateway (one ReadFile per file, 16 in parallel) takes %.0f%% of the cold patch and %.0f%% of the warm one: it %s. ",
+	fmt.Fprintf(&b, "At %d files the frontend reading every file through the gateway (one ReadFile per file, 32 round trips in flight) takes %.0f%% of the cold patch and %.0f%% of the warm one: it %s. ",
 		last.Files, 100*share, 100*wshare, verdict)
 	fmt.Fprintf(&b, "Pushes stay flat (%s at %d files, %s at %d): the patch layer does not grow with the app.", human(fc.Pushed), first.Files, human(lc.Pushed), last.Files)
 	return b.String()

@@ -33,7 +33,7 @@ type buildSpec struct {
 	file        string
 	args        map[string]string
 	output      string // image reference to push
-	exportCache string // registry reference for --export-cache mode=max
+	exportCache string // registry reference for --export-cache mode=max, or inlineCache
 	importCache string // registry reference for --import-cache
 }
 
@@ -72,7 +72,11 @@ func (e *env) runBuildctl(ctx context.Context, b buildSpec) (*buildRun, error) {
 	for _, k := range keys {
 		args = append(args, "--opt", "build-arg:"+k+"="+b.args[k])
 	}
-	if b.exportCache != "" {
+	switch b.exportCache {
+	case "":
+	case inlineCache:
+		args = append(args, "--export-cache", "type=inline")
+	default:
 		args = append(args, "--export-cache", "type=registry,ref="+b.exportCache+",mode=max")
 	}
 	if b.importCache != "" {
@@ -184,16 +188,29 @@ func findVertex(vs []*client.Vertex, s string) *client.Vertex {
 	return nil
 }
 
+// inlineCache as a buildSpec's exportCache exports BuildKit's inline cache
+// into the image's config (--export-cache type=inline).
+const inlineCache = "inline"
+
 // buildPath says which path a Patchfile build took, from the progress
-// line the frontend writes ("patch of release ..." or "full build: ...").
+// line the frontend writes ("patch of release ...", "full build: ...",
+// and for a full build that took its dependency stage from a release's
+// cache, "...; dependency stage from release ...").
 func buildPath(vs []*client.Vertex) string {
 	for _, v := range vs {
+		// "full build:" first, so that no reason's wording passes for a patch.
 		switch {
-		case strings.Contains(v.Name, "patch of release"):
-			return "patch"
+		case strings.Contains(v.Name, "full build:") && strings.Contains(v.Name, "dependency stage from release"):
+			return pathFullReused
 		case strings.Contains(v.Name, "full build:"):
 			return "full"
+		case strings.Contains(v.Name, "patch of release"):
+			return "patch"
 		}
 	}
 	return "unknown"
 }
+
+// pathFullReused is the path of a full build whose dependency stage came
+// from a release's inline cache.
+const pathFullReused = "full, dependency stage reused"

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -20,6 +21,7 @@ const (
 	dflWarm   = "dfl-warm"
 	pfCold    = "pf-cold"
 	pfWarm    = "pf-warm"
+	pfNewRel  = "pf-newrel-cold"
 	pfRelease = "pf-release"
 	dfRelease = "df-release"
 	dflRel    = "dfl-release"
@@ -31,19 +33,26 @@ type scenario struct {
 	file       string // Patchfile, Dockerfile or Dockerfile.link
 	cold       bool   // on a fresh daemon
 	cache      bool   // --import-cache from the release's registry cache
+	// args are build args on top of the app's (BASE, RELEASE).
+	args map[string]string
+	// path is the path every Patchfile build of the row must take.
+	path string
 }
 
 // scenarios are the measured builds, interleaved run by run so that
 // whatever else the machine does spreads over all of them.
 var scenarios = []scenario{
-	{dfCold, "Dockerfile, cold, no cache", "Dockerfile", true, false},
-	{dflCold, "Dockerfile COPY --link, cold, no cache", "Dockerfile.link", true, false},
-	{dfCache, "Dockerfile, cold, --import-cache registry", "Dockerfile", true, true},
-	{dflCache, "Dockerfile COPY --link, cold, --import-cache registry", "Dockerfile.link", true, true},
-	{dfWarm, "Dockerfile, warm builder", "Dockerfile", false, false},
-	{dflWarm, "Dockerfile COPY --link, warm builder", "Dockerfile.link", false, false},
-	{pfCold, "Patchfile patch, cold builder", "Patchfile", true, false},
-	{pfWarm, "Patchfile patch, warm builder", "Patchfile", false, false},
+	{dfCold, "Dockerfile, cold, no cache", "Dockerfile", true, false, nil, ""},
+	{dflCold, "Dockerfile COPY --link, cold, no cache", "Dockerfile.link", true, false, nil, ""},
+	{dfCache, "Dockerfile, cold, --import-cache registry", "Dockerfile", true, true, nil, ""},
+	{dflCache, "Dockerfile COPY --link, cold, --import-cache registry", "Dockerfile.link", true, true, nil, ""},
+	{dfWarm, "Dockerfile, warm builder", "Dockerfile", false, false, nil, ""},
+	{dflWarm, "Dockerfile COPY --link, warm builder", "Dockerfile.link", false, false, nil, ""},
+	{pfCold, "Patchfile patch, cold builder", "Patchfile", true, false, nil, "patch"},
+	{pfWarm, "Patchfile patch, warm builder", "Patchfile", false, false, nil, "patch"},
+	// A new release, not a patch: a full build whose dependency stage comes
+	// from the previous release's inline cache, with no --cache-from.
+	{pfNewRel, "Patchfile new release (PATCH_MAX_SHARE=0), cold builder", "Patchfile", true, false, map[string]string{"PATCH_MAX_SHARE": "0"}, pathFullReused},
 }
 
 // mainResult is the main comparison.
@@ -93,9 +102,10 @@ func (e *env) runMain(ctx context.Context) (*mainResult, error) {
 	app.release = e.stack.Ref("bench/app", "pf-release")
 	args := map[string]string{"BASE": e.base, "RELEASE": app.release}
 
-	// The releases: Patchfile's, and the anchors' with their registry cache.
+	// The releases: Patchfile's with its inline cache (as the README's
+	// release recipe builds them), and the anchors' with their registry cache.
 	for _, r := range []struct{ key, file, tag, cache string }{
-		{pfRelease, "Patchfile", "pf-release", ""},
+		{pfRelease, "Patchfile", "pf-release", inlineCache},
 		{dfRelease, "Dockerfile", "df-release", e.stack.Ref("bench/cache", "df")},
 		{dflRel, "Dockerfile.link", "dfl-release", e.stack.Ref("bench/cache", "dfl")},
 	} {
@@ -147,7 +157,7 @@ func (e *env) runMain(ctx context.Context) (*mainResult, error) {
 // runScenario builds the changed app one way.
 func (e *env) runScenario(ctx context.Context, app *mainApp, sc scenario, args map[string]string, n int) (measurement, error) {
 	b := buildSpec{name: fmt.Sprintf("%s-%d", sc.key, n), appDir: app.dir, defsDir: app.defs,
-		file: sc.file, args: args, output: e.stack.Ref("bench/app", fmt.Sprintf("%s-%d", sc.key, n))}
+		file: sc.file, args: withArgs(args, sc.args), output: e.stack.Ref("bench/app", fmt.Sprintf("%s-%d", sc.key, n))}
 	if sc.cache {
 		cache := "df"
 		if sc.file == "Dockerfile.link" {
@@ -167,6 +177,13 @@ func (e *env) runScenario(ctx context.Context, app *mainApp, sc scenario, args m
 		return err
 	})
 	return m, err
+}
+
+// withArgs is args plus extra, in a new map.
+func withArgs(args, extra map[string]string) map[string]string {
+	out := maps.Clone(args)
+	maps.Copy(out, extra)
+	return out
 }
 
 // summary is the one-line progress report of a measurement.

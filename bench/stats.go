@@ -66,9 +66,12 @@ func summarize(ms []measurement) summarized {
 }
 
 // allPatch tells whether every run took the patch path.
-func (s summarized) allPatch() bool {
+func (s summarized) allPatch() bool { return s.allPath("patch") }
+
+// allPath tells whether every run took the given path.
+func (s summarized) allPath(path string) bool {
 	for _, p := range s.Paths {
-		if p != "patch" {
+		if p != path {
 			return false
 		}
 	}
