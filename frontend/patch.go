@@ -22,7 +22,8 @@ import (
 const (
 	// keyPatchMaxShareArg is the build arg that sets the re-release rule:
 	// when a patch would carry more than this percentage of the app tree's
-	// bytes, the build is a full one (a new release) instead.
+	// bytes, the build is a full one (a new release) instead. 0 means never
+	// patch: release pipelines build with it.
 	keyPatchMaxShareArg    = "PATCH_MAX_SHARE"
 	defaultPatchMaxPercent = 50
 )

@@ -67,7 +67,7 @@ func patchfileOutline(src *dockerui.Source, pf *Patchfile) *outline.Outline {
 	}
 	o.Args = append(o.Args,
 		outline.Arg{Name: keyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
-		outline.Arg{Name: keyPatchMaxShareArg, Description: "largest patch, in percent of the app tree's bytes, before a full build", Value: "50"})
+		outline.Arg{Name: keyPatchMaxShareArg, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
 	for _, inst := range pf.Steps {
 		switch inst := inst.(type) {
 		case *instructions.ArgCommand:
