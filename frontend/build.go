@@ -73,8 +73,14 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	var extraConfigs sync.Map // platform ID -> fields to add to its image config
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
+		// Ends what startDeps started if this platform fails before its
+		// own solve; once that solve is done, the work is shared and done.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		opt := convertOpt()
 		opt.TargetPlatform = platform
+		opt.candidates = newCandidates()
+		opt.DepsReady = func(ctx context.Context, e *Early) { startDeps(ctx, c, e, opt, bc.CacheImports) }
 		res, err := Convert(ctx, pf, opt)
 		if err != nil {
 			return nil, err

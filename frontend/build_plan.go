@@ -39,9 +39,15 @@ type buildOutput struct {
 // with an empty cache takes the stage from the registry instead of
 // running it: reuse with no cache set-up beyond the release's inline cache.
 func (o *buildOutput) cacheImports(fromClient []client.CacheOptionsEntry) []client.CacheOptionsEntry {
+	return withReleaseCache(fromClient, o.cacheFrom)
+}
+
+// withReleaseCache adds the inline cache of a release (by digest; "" for
+// none) to the client's cache imports.
+func withReleaseCache(fromClient []client.CacheOptionsEntry, release string) []client.CacheOptionsEntry {
 	out := slices.Clone(fromClient)
-	if o.cacheFrom != "" {
-		out = append(out, client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": o.cacheFrom}})
+	if release != "" {
+		out = append(out, client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": release}})
 	}
 	return out
 }
@@ -88,6 +94,43 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 		out.extraConfig = map[string]any{configField: enc}
 	}
 	return out, nil
+}
+
+// startDeps starts solving the dependency stage, in the background, when
+// the build cannot be a patch whatever the app files hold: no candidate,
+// or none of this build's platform, base, dependency stage and APP spec.
+// Its steps then run while the app files are uploaded and hashed, instead
+// of after; the build's own solve shares the work. When a candidate could
+// be patched it does nothing: a patch must not run the stage at all.
+// Errors are the final solve's to report.
+func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, fromClient []client.CacheOptionsEntry) {
+	var depsFrom *release
+	if !e.PatchDisabled {
+		for _, ref := range e.PatchRefs {
+			rel, _ := resolveRelease(ctx, c, ref, e, opt)
+			if rel == nil {
+				continue
+			}
+			if identityMismatch(rel, e) == "" {
+				return // maybe a patch: the app files decide
+			}
+			if depsFrom == nil && sameDeps(rel, e) {
+				depsFrom = rel
+			}
+		}
+	}
+	def, err := e.Deps.Marshal(ctx)
+	if err != nil {
+		return
+	}
+	var cacheFrom string
+	if depsFrom != nil && depsFrom.HasBuildCache {
+		cacheFrom = depsFrom.Ref
+	}
+	go func() {
+		// Evaluate: a gateway solve is lazy otherwise, and runs nothing.
+		_, _ = c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: withReleaseCache(fromClient, cacheFrom), Evaluate: true})
+	}()
 }
 
 // depsOf is a release's config cut to its base and dependency layers (a

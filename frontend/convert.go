@@ -45,6 +45,15 @@ type ConvertOpt struct {
 	// NamedContexts are the build's named contexts (`--build-context
 	// name=value`, the "context:" frontend options), by name.
 	NamedContexts map[string]string
+	// DepsReady, when set, is called once the dependency stage and the
+	// build's identity are known, before the app files are read: reading
+	// and hashing them takes seconds on a large app, which Build spends
+	// running the dependency stage when no candidate can be patched
+	// (startDeps). It must not block for long.
+	DepsReady func(ctx context.Context, e *Early)
+
+	// candidates memoizes the PATCH candidates' configs for one platform.
+	candidates *candidates
 }
 
 // vertexName is how a step shows in progress output: "[tag] text", with
@@ -57,32 +66,39 @@ func (o ConvertOpt) vertexName(p ocispecs.Platform, tag, text string) string {
 	return "[" + tag + "] " + text
 }
 
-// Result is the LLB and image config of one platform's full build.
-type Result struct {
-	// State is the final filesystem: the dependency stage merged with the app tree.
-	State llb.State
+// Early is what a conversion knows before it reads the app files: the
+// dependency stage, and enough to tell whether a candidate could be
+// patched.
+type Early struct {
 	// Deps is the dependency stage alone.
 	Deps llb.State
-	// AppTree is the application files on an empty filesystem.
-	AppTree llb.State
-	// Image is the config of the final image.
-	Image *dockerspec.DockerOCIImage
-	// BaseImage is the config of the FROM image, so exporters leave its layers alone.
-	BaseImage *dockerspec.DockerOCIImage
 	// Identity says what the build was made of, as recorded in the labels.
 	Identity Identity
-	// App is the resolved APP instruction.
-	App AppSpec
-	// AppContext is the build context the app files come from.
-	AppContext llb.State
-	// AppFiles are the context entries AppContext holds, read for hashing.
-	AppFiles []ContextFile
 	// PatchRefs are the PATCH candidates, expanded, in order. PatchDisabled
 	// is set when --build-arg PATCH= (empty) turned patching off.
 	PatchRefs     []string
 	PatchDisabled bool
 	// Platform is the platform built.
 	Platform ocispecs.Platform
+}
+
+// Result is the LLB and image config of one platform's full build.
+type Result struct {
+	Early
+	// State is the final filesystem: the dependency stage merged with the app tree.
+	State llb.State
+	// AppTree is the application files on an empty filesystem.
+	AppTree llb.State
+	// Image is the config of the final image.
+	Image *dockerspec.DockerOCIImage
+	// BaseImage is the config of the FROM image, so exporters leave its layers alone.
+	BaseImage *dockerspec.DockerOCIImage
+	// App is the resolved APP instruction.
+	App AppSpec
+	// AppContext is the build context the app files come from.
+	AppContext llb.State
+	// AppFiles are the context entries AppContext holds, read for hashing.
+	AppFiles []ContextFile
 	// location ties ops to the APP line.
 	appLocation llb.ConstraintsOpt
 }
@@ -149,10 +165,12 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 		}
 	}
 	deps := c.state
-	app, appFiles, err := c.convertApp(ctx)
+	app, appPatterns, err := c.resolveApp()
 	if err != nil {
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
+	// Config steps only change the config: they go before the app files
+	// are read, so that everything but those files is known early.
 	for _, inst := range pf.ConfigSteps() {
 		if err := c.convertStep(ctx, inst, false); err != nil {
 			return nil, parser.WithLocationOnce(err, inst.Location())
@@ -162,18 +180,25 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	id := Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()}
+	early := Early{Deps: deps, Identity: Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()},
+		PatchRefs: patchRefs, PatchDisabled: patchDisabled, Platform: c.platform}
+	if opt.DepsReady != nil {
+		opt.DepsReady(ctx, &early)
+	}
+	appFiles, err := c.loadApp(ctx, &app, appPatterns)
+	if err != nil {
+		return nil, parser.WithLocationOnce(err, pf.App.Location())
+	}
 	if c.image.Config.Labels == nil {
 		c.image.Config.Labels = map[string]string{}
 	}
-	maps.Copy(c.image.Config.Labels, id.Labels())
+	maps.Copy(c.image.Config.Labels, early.Identity.Labels())
 
 	tree := app.Tree(appFiles.State, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles.Files), app.Dest))), c.location(pf.App))
 	final := llb.Merge([]llb.State{deps, tree}, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
 	return &Result{
-		State: final, Deps: deps, AppTree: tree, Image: c.image, BaseImage: baseImg,
-		Identity: id, App: app, AppContext: appFiles.State, AppFiles: appFiles.Files,
-		PatchRefs: patchRefs, PatchDisabled: patchDisabled, Platform: c.platform,
+		Early: early, State: final, AppTree: tree, Image: c.image, BaseImage: baseImg,
+		App: app, AppContext: appFiles.State, AppFiles: appFiles.Files,
 		appLocation: c.location(pf.App),
 	}, nil
 }

@@ -62,9 +62,9 @@ func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.Stat
 	return llb.Scratch().File(action, opts...)
 }
 
-// convertApp resolves the APP instruction and loads the context it reads.
-// The files are read (and hashed) from the very state the copy uses.
-func (c *converter) convertApp(ctx context.Context) (AppSpec, *ContextFiles, error) {
+// resolveApp resolves the APP instruction: sources, destination, owner
+// and mode, and the context patterns to load (none for the whole context).
+func (c *converter) resolveApp() (AppSpec, []string, error) {
 	inst := c.pf.App
 	var spec AppSpec
 	for _, src := range inst.Sources {
@@ -108,17 +108,23 @@ func (c *converter) convertApp(ctx context.Context) (AppSpec, *ContextFiles, err
 	if !slices.Contains(spec.Sources, ".") {
 		patterns = spec.Sources
 	}
+	return spec, patterns, nil
+}
+
+// loadApp loads the context an APP instruction reads. The files are read
+// (and hashed) from the very state the copy uses.
+func (c *converter) loadApp(ctx context.Context, spec *AppSpec, patterns []string) (*ContextFiles, error) {
 	files, err := c.opt.Context.Files(ctx, "application files", patterns)
 	if err != nil {
-		return spec, nil, err
+		return nil, err
 	}
 	for _, p := range patterns {
 		if !anyMatch(p, files.Files) {
-			return spec, nil, errors.Errorf("APP %s matches no file in the build context: check the path (relative to the context root, also when it starts with /) and that .dockerignore does not exclude it", p)
+			return nil, errors.Errorf("APP %s matches no file in the build context: check the path (relative to the context root, also when it starts with /) and that .dockerignore does not exclude it", p)
 		}
 	}
 	spec.dirsKey = dirsKey(files.Files)
-	return spec, files, nil
+	return files, nil
 }
 
 // dirsKey is an exclude pattern that matches nothing (copy sources are

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
@@ -107,12 +108,12 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 	full := &decision{}
 	var reasons []string
 	for _, ref := range res.PatchRefs {
-		rel, why := resolveRelease(ctx, resolver, ref, res, opt)
+		rel, why := resolveRelease(ctx, resolver, ref, &res.Early, opt)
 		if rel == nil {
 			reasons, full.Warn = append(reasons, why), true
 			continue
 		}
-		if full.DepsFrom == nil && sameDeps(rel, res) {
+		if full.DepsFrom == nil && sameDeps(rel, &res.Early) {
 			full.DepsFrom = rel
 		}
 		if unpatchable != "" {
@@ -121,7 +122,7 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 			}
 			continue
 		}
-		if why := mismatch(rel, res); why != "" {
+		if why := mismatch(rel, &res.Early); why != "" {
 			reasons = append(reasons, why)
 			continue
 		}
@@ -181,12 +182,24 @@ func patchMaxShare(args map[string]string) (int, error) {
 // resolveRelease reads a candidate's config and, for a patch, its release's.
 // It returns the Patchfile release the candidate stands for, or why there
 // is none (unreachable, not built by Patchfile, a malformed patch).
-func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, res *Result, opt ConvertOpt) (*release, string) {
+//
+// A build resolves each candidate once (opt.candidates): the early look
+// that may start the dependency stage (startDeps) and the decision read
+// the same configs, even if a tag moves in between.
+func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, string) {
+	if opt.candidates == nil {
+		return lookUpRelease(ctx, resolver, ref, e, opt)
+	}
+	return opt.candidates.resolve(ref, func() (*release, string) { return lookUpRelease(ctx, resolver, ref, e, opt) })
+}
+
+// lookUpRelease is resolveRelease without the memo.
+func lookUpRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, string) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return nil, fmt.Sprintf("PATCH %s is not an image reference", ref)
 	}
-	rel, err := loadRelease(ctx, resolver, named.String(), res, opt)
+	rel, err := loadRelease(ctx, resolver, named.String(), e, opt)
 	if err != nil {
 		return nil, fmt.Sprintf("candidate %s unreachable (%v)", ref, err)
 	}
@@ -200,7 +213,7 @@ func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref str
 		if err != nil {
 			return nil, fmt.Sprintf("candidate %s has a malformed %s label", ref, LabelRelease)
 		}
-		if rel, err = loadRelease(ctx, resolver, reference.TrimNamed(named).String()+"@"+dgst.String(), res, opt); err != nil {
+		if rel, err = loadRelease(ctx, resolver, reference.TrimNamed(named).String()+"@"+dgst.String(), e, opt); err != nil {
 			return nil, fmt.Sprintf("release %s of candidate %s unreachable (%v)", dgst, ref, err)
 		}
 		if labels := rel.Image.Config.Labels; labels[LabelRelease] != "" || labels[LabelDeps] == "" {
@@ -211,30 +224,41 @@ func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref str
 }
 
 // mismatch says why a release cannot be patched into this build, or "".
-func mismatch(rel *release, res *Result) string {
-	labels, want := rel.Image.Config.Labels, res.Identity
+func mismatch(rel *release, e *Early) string {
+	if why := identityMismatch(rel, e); why != "" {
+		return why
+	}
+	if rel.Files == nil {
+		return fmt.Sprintf("release %s has no usable file list (%s)", rel.Digest, rel.filesProblem)
+	}
+	return ""
+}
+
+// identityMismatch says why a release is not of this build's platform,
+// base, dependency stage and APP spec, or "": what can be told before the
+// app files are read.
+func identityMismatch(rel *release, e *Early) string {
+	labels, want := rel.Image.Config.Labels, e.Identity
 	switch {
-	case imagePlatform(rel.Image) != platformID(res.Platform):
+	case imagePlatform(rel.Image) != platformID(e.Platform):
 		// A single-manifest release resolves for any platform asked.
-		return fmt.Sprintf("release %s is for %s, not %s", rel.Digest, imagePlatform(rel.Image), platformID(res.Platform))
+		return fmt.Sprintf("release %s is for %s, not %s", rel.Digest, imagePlatform(rel.Image), platformID(e.Platform))
 	case labels[LabelBase] != want.Base.String():
 		return fmt.Sprintf("base image changed since release %s (it has %s, FROM pins %s)", rel.Digest, labels[LabelBase], want.Base)
 	case labels[LabelDeps] != want.Deps.String():
 		return fmt.Sprintf("dependencies changed since release %s (a DEPS file or a step before APP differs)", rel.Digest)
 	case labels[LabelApp] != want.App.String():
 		return fmt.Sprintf("APP destination or --chown changed since release %s", rel.Digest)
-	case rel.Files == nil:
-		return fmt.Sprintf("release %s has no usable file list (%s)", rel.Digest, rel.filesProblem)
 	}
 	return ""
 }
 
 // sameDeps tells whether a release holds this build's dependency stage:
 // the same platform, base and dependency hash (which covers the base).
-func sameDeps(rel *release, res *Result) bool {
+func sameDeps(rel *release, e *Early) bool {
 	labels := rel.Image.Config.Labels
-	return imagePlatform(rel.Image) == platformID(res.Platform) &&
-		labels[LabelBase] == res.Identity.Base.String() && labels[LabelDeps] == res.Identity.Deps.String()
+	return imagePlatform(rel.Image) == platformID(e.Platform) &&
+		labels[LabelBase] == e.Identity.Base.String() && labels[LabelDeps] == e.Identity.Deps.String()
 }
 
 // imagePlatform is the platform an image config declares, normalized.
@@ -243,10 +267,10 @@ func imagePlatform(img *dockerspec.DockerOCIImage) string {
 }
 
 // loadRelease resolves one image config, with its file list if it has one.
-func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, res *Result, opt ConvertOpt) (*release, error) {
+func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, error) {
 	_, dgst, dt, err := resolver.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
-		LogName:  opt.vertexName(res.Platform, "patch", "load metadata for "+ref),
-		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &res.Platform, ResolveMode: opt.ImageResolveMode.String()},
+		LogName:  opt.vertexName(e.Platform, "patch", "load metadata for "+ref),
+		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &e.Platform, ResolveMode: opt.ImageResolveMode.String()},
 	})
 	if err != nil {
 		return nil, err
@@ -333,4 +357,29 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 		m.Entries = append(m.Entries, e)
 	}
 	return m, nil
+}
+
+// candidates memoizes resolveRelease for one platform of one build.
+type candidates struct {
+	mu sync.Mutex
+	m  map[string]resolvedCandidate
+}
+
+type resolvedCandidate struct {
+	rel *release
+	why string
+}
+
+func newCandidates() *candidates { return &candidates{m: map[string]resolvedCandidate{}} }
+
+// resolve returns the memoized answer for ref, or look's.
+func (c *candidates) resolve(ref string, look func() (*release, string)) (*release, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.m[ref]; ok {
+		return r.rel, r.why
+	}
+	rel, why := look()
+	c.m[ref] = resolvedCandidate{rel, why}
+	return rel, why
 }

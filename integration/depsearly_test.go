@@ -1,0 +1,81 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"github.com/patchfile/patchfile/frontend"
+	"github.com/stretchr/testify/require"
+	"github.com/tonistiigi/fsutil"
+)
+
+// TestFullBuildStartsDependenciesEarly checks that a build that cannot be
+// a patch (here PATCH=) runs its dependency step while the frontend loads,
+// reads and hashes the app files, instead of after: the step has completed
+// before the app copy, which the build's own solve starts once every file
+// is hashed, has started. Without the early start the two begin in the
+// same solve, and the copy, whose only input is the loaded context, starts
+// first.
+func TestFullBuildStartsDependenciesEarly(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]file{
+		"Patchfile": {content: reusePatchfile},
+		// A new token: the step must run, not come from the cache.
+		"deps.txt": {content: fmt.Sprintf("%s %d\n", t.Name(), time.Now().UnixNano())},
+	}
+	// 10,000 files take the frontend about a second to read and hash.
+	for i := range 10000 {
+		files[fmt.Sprintf("src/m%03d/f%03d.js", i/100, i%100)] = file{content: fmt.Sprintf("module.exports = %d;\n", i)}
+	}
+	writeTree(t, dir, files)
+
+	c, err := env.warm.Client(context.Background())
+	require.NoError(t, err)
+	defer c.Close()
+	fs, err := fsutil.NewFS(dir)
+	require.NoError(t, err)
+	ch := make(chan *client.SolveStatus)
+	vertexes := map[string]*client.Vertex{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for st := range ch {
+			for _, v := range st.Vertexes {
+				vertexes[v.Digest.String()] = v
+			}
+		}
+	}()
+	_, err = c.Build(context.Background(), client.SolveOpt{
+		FrontendAttrs: map[string]string{"filename": "Patchfile", "build-arg:BASE": env.base, "build-arg:PATCH": ""},
+		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},
+		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{
+			"name": env.stack.Ref("early/web", "release"), "push": "true"}}},
+	}, "", frontend.Build, ch)
+	<-done
+	require.NoError(t, err)
+
+	find := func(prefix string) *client.Vertex {
+		for _, v := range vertexes {
+			if strings.HasPrefix(v.Name, prefix) && v.Started != nil && v.Completed != nil {
+				return v
+			}
+		}
+		var names []string
+		for _, v := range vertexes {
+			names = append(names, v.Name)
+		}
+		t.Fatalf("no vertex %q among %q", prefix, names)
+		return nil
+	}
+	run := find("[deps 3/3] RUN")
+	copyApp := find("[app] copy 10,002 files")
+	t.Logf("RUN %s–%s, app copy from %s", run.Started.Format(time.StampMilli), run.Completed.Format(time.StampMilli), copyApp.Started.Format(time.StampMilli))
+	require.True(t, run.Completed.Before(*copyApp.Started),
+		"the dependency step ran while the app files were read: it completed at %s, before the app copy started at %s",
+		run.Completed.Format(time.StampMilli), copyApp.Started.Format(time.StampMilli))
+}
