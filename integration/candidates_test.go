@@ -1,17 +1,22 @@
 package integration
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/stretchr/testify/require"
 )
 
-// TestPatchCandidates covers how a release is chosen: foreign and
-// unreachable candidates fall back to a full build with the reason, the
+// TestPatchCandidates covers how a release is chosen: foreign,
+// unreachable and password-protected candidates fall back to a full build
+// with the reason (a login from docker login patches), the
 // first usable candidate wins, --build-arg PATCH overrides the Patchfile,
 // and a change too large for a patch makes a new release.
 func TestPatchCandidates(t *testing.T) {
@@ -24,6 +29,13 @@ func TestPatchCandidates(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "src/a.js"), []byte("console.log('A');\n"), 0o644))
 
 	missing := env.stack.Ref("cand/none", "release")
+	// The release again, on a registry that wants a password the build
+	// does not have.
+	private, err := env.stack.StartAuthRegistry(context.Background(), "cand", "deployer", "s3cret")
+	require.NoError(t, err)
+	defer private.Stop()
+	privateRef := private.Addr + "/cand/app:release"
+	pushWithAuth(t, releaseRef+"@"+releaseDigest, privateRef, &authn.Basic{Username: private.User, Password: private.Password})
 	cases := []struct {
 		name    string
 		args    map[string]string
@@ -37,6 +49,10 @@ func TestPatchCandidates(t *testing.T) {
 		name:    "unreachable",
 		args:    map[string]string{"BASE": env.base, "RELEASE": missing},
 		outputs: []string{"full build: candidate " + missing + " unreachable"},
+	}, {
+		name:    "needs credentials",
+		args:    map[string]string{"BASE": env.base, "RELEASE": privateRef},
+		outputs: []string{"full build: candidate " + privateRef + " unreachable", "401 Unauthorized", "warning PATCH: candidate " + privateRef},
 	}, {
 		name:    "first usable of several",
 		args:    map[string]string{"BASE": env.base, "PATCH": missing + " " + env.base + " " + releaseRef},
@@ -52,6 +68,17 @@ func TestPatchCandidates(t *testing.T) {
 		args:    map[string]string{"BASE": env.base, "RELEASE": releaseRef, "PATCH_MAX_SHARE": "1"},
 		outputs: []string{"more than PATCH_MAX_SHARE=1%", "a new release is smaller to ship than patching release " + releaseDigest},
 	}}
+	t.Run("credentials from docker login", func(t *testing.T) {
+		out := env.stack.Ref("cand/app", "logged-in")
+		// buildx rewrites the Patchfile's syntax line: in this tiny app,
+		// the Patchfile and src/a.js are most of the bytes.
+		args := map[string]string{"BASE": env.base, "RELEASE": privateRef, "PATCH_MAX_SHARE": "100"}
+		res, err := buildWithBuildx(t, build{dir: dir, args: args, output: out,
+			logins: map[string]string{private.Addr: private.User + ":" + private.Password}})
+		require.NoError(t, err)
+		require.Contains(t, res.output, "patch of release "+releaseDigest+": 2 changed, 0 deleted")
+		require.Equal(t, releaseDigest, configOf(t, pullImage(t, out+"@"+res.digest)).Config.Labels[frontend.LabelRelease])
+	})
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := env.stack.Ref("cand/app", "case"+string(rune('a'+i)))
@@ -71,4 +98,14 @@ func TestPatchCandidates(t *testing.T) {
 			require.Equal(t, "console.log('A');\n", filesystem(t, img)["app/src/a.js"].Content, "either way, the image has the new file")
 		})
 	}
+}
+
+// pushWithAuth copies an image to a registry that needs credentials.
+func pushWithAuth(t *testing.T, src, dst string, auth authn.Authenticator) {
+	t.Helper()
+	ref, err := name.ParseReference(dst, name.Insecure)
+	require.NoError(t, err)
+	require.NoError(t, remote.Write(ref, pullImage(t, src), remote.WithAuth(auth)))
+	_, err = remote.Get(ref)
+	require.Error(t, err, "the registry refuses anonymous reads")
 }

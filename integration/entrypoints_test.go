@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -47,6 +48,9 @@ type build struct {
 	// flags are extra flags of the CLI entry points, as that CLI spells
 	// them (buildctl --export-cache, buildx --cache-to).
 	flags []string
+	// logins are registry credentials (host -> user:password) that buildx
+	// finds in its DOCKER_CONFIG, as after `docker login`.
+	logins map[string]string
 }
 
 // result is what a build produced.
@@ -194,6 +198,15 @@ func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
 		ctxDir = withSyntaxLine(t, b.dir, b.file, env.frontendTag)
 	}
 	dockerConfig := buildxConfig(t)
+	if len(b.logins) > 0 {
+		auths := map[string]any{}
+		for host, userPass := range b.logins {
+			auths[host] = map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(userPass))}
+		}
+		dt, err := json.Marshal(map[string]any{"auths": auths})
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dockerConfig, "config.json"), dt, 0o600))
+	}
 	builder := fmt.Sprintf("pf-%d-%d", os.Getpid(), builderSeq.Add(1))
 	docker := func(args ...string) ([]byte, error) {
 		cmd := exec.Command("docker", args...)

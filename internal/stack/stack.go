@@ -20,6 +20,7 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/pkg/errors"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Stack is one registry plus the daemons started against it.
@@ -32,6 +33,8 @@ type Stack struct {
 	ToolsDir string
 	registry *process
 	daemons  []*Daemon
+	// extra are more registries (StartAuthRegistry).
+	extra []*process
 }
 
 // Daemon is one buildkitd with its own root (its own cache).
@@ -75,14 +78,23 @@ func Start(ctx context.Context, dir string) (*Stack, error) {
 			return nil, errors.Errorf("%s is missing from %s: run hack/install-tools.sh", bin, s.ToolsDir)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "registry"), 0o755); err != nil {
+	if s.registry, s.Registry, err = startRegistry(ctx, filepath.Join(dir, "registry"), s.ToolsDir, ""); err != nil {
 		return nil, err
+	}
+	return s, nil
+}
+
+// startRegistry starts a distribution registry with its storage in dir, on
+// a free port of 127.0.0.1; extra is added to its config (an auth section).
+func startRegistry(ctx context.Context, dir, toolsDir, extra string) (*process, string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
 	}
 	port, err := freePort()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	s.Registry = fmt.Sprintf("127.0.0.1:%d", port)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: info
@@ -96,28 +108,65 @@ storage:
     enabled: true
 http:
   addr: %s
-`, filepath.Join(dir, "registry", "data"), s.Registry)
-	cfgPath := filepath.Join(dir, "registry", "config.yml")
+%s`, filepath.Join(dir, "data"), addr, extra)
+	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	s.registry, err = startProcess(filepath.Join(dir, "registry"), "registry", filepath.Join(s.ToolsDir, "registry"), "serve", cfgPath)
+	proc, err := startProcess(dir, "registry", filepath.Join(toolsDir, "registry"), "serve", cfgPath)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := waitFor(ctx, 30*time.Second, func() error {
-		resp, err := http.Get("http://" + s.Registry + "/v2/")
+		resp, err := http.Get("http://" + addr + "/v2/")
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
 		return nil
 	}); err != nil {
-		s.Stop()
-		return nil, errors.Wrapf(err, "registry did not start, see %s", s.registry.logPath)
+		_ = proc.stop()
+		return nil, "", errors.Wrapf(err, "registry did not start, see %s", proc.logPath)
 	}
-	return s, nil
+	return proc, addr, nil
 }
+
+// AuthRegistry is a second registry that answers only to one user, for
+// candidates that need credentials the build does not have.
+type AuthRegistry struct {
+	// Addr is its host:port on 127.0.0.1.
+	Addr           string
+	User, Password string
+	proc           *process
+}
+
+// StartAuthRegistry starts a registry with htpasswd auth in the stack's
+// directory (name keeps several apart); Stop stops it, and so does the
+// stack's Stop.
+func (s *Stack) StartAuthRegistry(ctx context.Context, name, user, password string) (*AuthRegistry, error) {
+	dir := filepath.Join(s.Dir, "registry-"+name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return nil, err
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	proc, addr, err := startRegistry(ctx, dir, s.ToolsDir, fmt.Sprintf("auth:\n  htpasswd:\n    realm: patchfile-test\n    path: %s\n", htpasswd))
+	if err != nil {
+		return nil, err
+	}
+	r := &AuthRegistry{Addr: addr, User: user, Password: password, proc: proc}
+	s.extra = append(s.extra, proc)
+	return r, nil
+}
+
+// Stop stops the registry.
+func (r *AuthRegistry) Stop() error { return r.proc.stop() }
 
 // NewDaemon starts a buildkitd with an empty cache: a cold builder.
 func (s *Stack) NewDaemon(ctx context.Context, name string) (*Daemon, error) {
@@ -185,8 +234,11 @@ func (s *Stack) Stop() error {
 			firstErr = err
 		}
 	}
-	if s.registry != nil {
-		if err := s.registry.stop(); err != nil && firstErr == nil {
+	for _, p := range append([]*process{s.registry}, s.extra...) {
+		if p == nil {
+			continue
+		}
+		if err := p.stop(); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
