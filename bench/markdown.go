@@ -65,7 +65,7 @@ func (r *report) markdown() string {
 	if len(r.ScaleFiles) > 0 {
 		fmt.Fprintf(&b, "### App size: one file changed, the app grows\n\n")
 		fmt.Fprintf(&b, "Apps of tiny files (100–300 bytes, 100 per directory) with a tiny dependency stage, so what grows is the per-file work: the context upload, the frontend reading every file through the gateway to hash it (frontend/gateway_context.go ReadTree: one ReadDir per directory and one ReadFile per file, 32 in flight), and the file list in the release config. %d run(s) per point. ", r.Config.ScaleRuns)
-		b.WriteString("*Context upload* is the `load application files` vertex; *frontend read+hash* is the time from its end to the frontend's next request (resolving the release config), which is ReadTree plus building the file list.\n\n")
+		b.WriteString("*Context upload* is the `load application files` vertex; *frontend read+hash* is the time from its end to the first app or patch step of the build's own solve, which is ReadTree plus building the file list and deciding.\n\n")
 		r.writeScaleFiles(&b)
 		b.WriteString("\n" + r.scaleFilesGrowth() + "\n")
 	}

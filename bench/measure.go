@@ -118,20 +118,32 @@ func (e *env) measure(ctx context.Context, b buildSpec) (measurement, error) {
 
 // frontendReadTimes finds, in a Patchfile build's progress, how long the
 // app files took to reach the daemon and how long the frontend then spent
-// before its next request, the release's config: that gap is ReadTree
-// (one gateway ReadFile per file) plus building the file list.
+// before the build's own solve started its first app or patch step: that
+// gap is ReadTree (gateway ReadDir and ReadFile round trips) plus the
+// file list and the decision. (The candidates' configs are read before the
+// app files are loaded, so a "load metadata" step does not end the gap.)
 func frontendReadTimes(run *buildRun) (load, read time.Duration) {
 	v := findVertex(run.vertexes, "load application files")
 	if v == nil || v.Started == nil || v.Completed == nil {
 		return 0, 0
 	}
 	load = v.Completed.Sub(*v.Started)
+	var first *time.Time
 	for _, next := range run.vertexes {
-		if strings.Contains(next.Name, "[patch] load metadata") && next.Started != nil && next.Started.After(*v.Completed) {
-			return load, next.Started.Sub(*v.Completed)
+		n := next.Name
+		solveStep := strings.HasPrefix(n, "[app] ") || strings.HasPrefix(n, "[patch] ") || strings.HasPrefix(n, "[internal] patch") ||
+			strings.Contains(n, " app] ") || strings.Contains(n, " patch] ") // "[linux/arm64 app] ..."
+		if !solveStep || strings.Contains(n, "load metadata") || next.Started == nil || !next.Started.After(*v.Completed) {
+			continue
+		}
+		if first == nil || next.Started.Before(*first) {
+			first = next.Started
 		}
 	}
-	return load, 0
+	if first == nil {
+		return load, 0
+	}
+	return load, first.Sub(*v.Completed)
 }
 
 // registryIndex classifies the registry's blobs by the manifests it holds.
