@@ -12,6 +12,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/pkg/errors"
+	"golang.org/x/sync/errgroup"
 )
 
 // readParallelism bounds concurrent gateway round trips (ReadDir and
@@ -60,8 +61,10 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 //
 // Every entry costs a gateway round trip (ReadDir per directory, ReadFile
 // per file), so the round trips of the whole tree, directories included,
-// share one pool of readParallelism workers: a deep tree of small
-// directories does not walk one directory at a time.
+// share one errgroup of readParallelism readers: a deep tree of small
+// directories does not walk one directory at a time. A job that finds
+// every reader busy runs in its caller instead of waiting for one, which
+// a reader listing a directory would otherwise do while holding a slot.
 func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) ([]ContextFile, error) {
 	var (
 		mu    sync.Mutex
@@ -72,8 +75,15 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 		files = append(files, f)
 		mu.Unlock()
 	}
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(readParallelism)
+	run := func(job func() error) error {
+		if eg.TryGo(job) {
+			return nil
+		}
+		return job()
+	}
 	var readDir func(rel string) error
-	q := newWorkQueue(ctx, readParallelism)
 	readDir = func(rel string) error {
 		entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join(dir, rel)})
 		if err != nil {
@@ -82,32 +92,39 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 		for _, e := range entries {
 			p := path.Join(rel, path.Base(e.Path))
 			mode := os.FileMode(e.Mode)
+			var job func() error
 			switch {
 			case mode.IsDir():
 				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
-				q.push(func() error { return readDir(p) })
+				job = func() error { return readDir(p) }
 			case mode&os.ModeSymlink != 0:
 				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Linkname: e.Linkname})
+			case mode.IsRegular() && !hash:
+				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size})
 			case mode.IsRegular():
-				f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size}
-				if !hash {
-					add(f)
-					continue
-				}
-				q.push(func() error {
+				job = func() error {
+					f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid}
 					var err error
 					if f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, p), e.Size); err != nil {
 						return err
 					}
 					add(f)
 					return nil
-				})
+				}
+			}
+			if job != nil {
+				if err := run(job); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	}
-	q.push(func() error { return readDir("") })
-	if err := q.wait(); err != nil {
+	err := readDir("")
+	if werr := eg.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
 		return nil, err
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
