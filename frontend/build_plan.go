@@ -78,8 +78,7 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 	if d.Warn {
 		out.warn = "PATCH: " + d.Reason + "; building in full"
 	}
-	if d.DepsFrom != nil && d.DepsFrom.HasBuildCache {
-		out.cacheFrom = d.DepsFrom.Ref
+	if out.cacheFrom = d.DepsFrom.cacheRef(); out.cacheFrom != "" {
 		out.baseImage = depsOf(d.DepsFrom.Image)
 	}
 	if unpatchableApp(res.App) == "" {
@@ -123,13 +122,10 @@ func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, f
 	if err != nil {
 		return
 	}
-	var cacheFrom string
-	if depsFrom != nil && depsFrom.HasBuildCache {
-		cacheFrom = depsFrom.Ref
-	}
+	imports := withReleaseCache(fromClient, depsFrom.cacheRef())
 	go func() {
 		// Evaluate: a gateway solve is lazy otherwise, and runs nothing.
-		_, _ = c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: withReleaseCache(fromClient, cacheFrom), Evaluate: true})
+		_, _ = c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: imports, Evaluate: true})
 	}()
 }
 

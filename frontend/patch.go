@@ -47,6 +47,15 @@ type release struct {
 	HasBuildCache bool
 }
 
+// cacheRef is the release pinned by digest when its config carries an
+// inline build cache to import, or "" (also for no release).
+func (r *release) cacheRef() string {
+	if r == nil || !r.HasBuildCache {
+		return ""
+	}
+	return r.Ref
+}
+
 // decision is the path a build takes and why.
 type decision struct {
 	// Release and Changes are set for a patch build.

@@ -103,9 +103,9 @@ func TestPatchCandidates(t *testing.T) {
 // pushWithAuth copies an image to a registry that needs credentials.
 func pushWithAuth(t *testing.T, src, dst string, auth authn.Authenticator) {
 	t.Helper()
+	copyImage(t, src, dst, remote.WithAuth(auth))
 	ref, err := name.ParseReference(dst, name.Insecure)
 	require.NoError(t, err)
-	require.NoError(t, remote.Write(ref, pullImage(t, src), remote.WithAuth(auth)))
 	_, err = remote.Get(ref)
 	require.Error(t, err, "the registry refuses anonymous reads")
 }

@@ -101,13 +101,14 @@ func forge(t *testing.T, src, dst string, edit func(c forgedConfig)) string {
 	return fmt.Sprintf("%s@sha256:%x", ref.Context().Name(), sha256.Sum256(body))
 }
 
-// copyImage pushes src (from any repository) to dst and returns it pinned.
-func copyImage(t *testing.T, src, dst string) string {
+// copyImage pushes src (from any repository) to dst and returns it pinned;
+// opts are the push's (credentials).
+func copyImage(t *testing.T, src, dst string, opts ...remote.Option) string {
 	t.Helper()
 	img := pullImage(t, src)
 	ref, err := name.ParseReference(dst, name.Insecure)
 	require.NoError(t, err)
-	require.NoError(t, remote.Write(ref, img))
+	require.NoError(t, remote.Write(ref, img, opts...))
 	d, err := img.Digest()
 	require.NoError(t, err)
 	return ref.Context().Name() + "@" + d.String()
