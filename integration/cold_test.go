@@ -68,14 +68,10 @@ func TestColdPatch(t *testing.T) {
 		}
 	}
 
-	// Pushed: the blobs the registry stores now and did not before.
-	pushed := map[string]int64{}
+	pushed := newBlobs(blobsBefore, blobsAfter)
 	var pushedBytes int64
-	for d, size := range blobsAfter {
-		if _, ok := blobsBefore[d]; !ok {
-			pushed[d] = size
-			pushedBytes += size
-		}
+	for _, size := range pushed {
+		pushedBytes += size
 	}
 	ls := layers(t, patched)
 	top, err := ls[len(ls)-1].Digest()
@@ -134,6 +130,18 @@ func imageBlobs(t *testing.T, ref string) map[string]bool {
 	cfg, err := img.ConfigName()
 	require.NoError(t, err)
 	out[cfg.String()] = true
+	return out
+}
+
+// newBlobs are what a build pushed: the blobs the registry stores after it
+// (Stack.Blobs) and did not before, with their sizes.
+func newBlobs(before, after map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for d, size := range after {
+		if _, ok := before[d]; !ok {
+			out[d] = size
+		}
+	}
 	return out
 }
 

@@ -120,13 +120,7 @@ func TestReleaseReusesDependencies(t *testing.T) {
 			require.NoError(t, err)
 			manifest, err := img.Digest()
 			require.NoError(t, err)
-			var pushed []string
-			for d := range blobsAfter {
-				if _, ok := blobsBefore[d]; !ok {
-					pushed = append(pushed, d)
-				}
-			}
-			require.ElementsMatch(t, []string{digestOfLayer(t, newLayers[len(newLayers)-1]), cfg.String(), manifest.String()}, pushed,
+			require.ElementsMatch(t, []string{digestOfLayer(t, newLayers[len(newLayers)-1]), cfg.String(), manifest.String()}, keys(newBlobs(blobsBefore, blobsAfter)),
 				"the new release pushes its app layer, config and manifest: the dependency layers are the release's")
 		})
 	}
