@@ -58,17 +58,28 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	caps := c.BuildOpts().LLBCaps
+	layers, err := choosePlan(&caps, bc.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
 	gctx := &gatewayContext{bc: bc, c: c}
 	// convertOpt is called once per platform: each gets its own build args
 	// map, as dockerui.Client.Build runs the platforms concurrently.
 	convertOpt := func() ConvertOpt {
 		opt := ConvertOpt{Config: bc.Config, MetaResolver: c, SourceMap: src.SourceMap, Context: gctx, Epoch: epoch,
-			NamedContexts: namedContexts(c.BuildOpts().Opts)}
+			NamedContexts: namedContexts(c.BuildOpts().Opts), Layers: layers}
 		opt.BuildArgs = maps.Clone(bc.BuildArgs)
 		return opt
 	}
 	if res, ok, err := bc.HandleSubrequest(ctx, subrequestHandler(src, pf, convertOpt, gctx)); err != nil || ok {
 		return res, err
+	}
+	// Subrequests (--call=check, outline) solve nothing: any builder
+	// serves them. A build fails here, before any step, on a builder that
+	// cannot run one.
+	if err := checkBuilder(&caps); err != nil {
+		return nil, parser.WithLocationOnce(err, pf.From.Location())
 	}
 	var extraConfigs sync.Map // platform ID -> fields to add to its image config
 
@@ -103,6 +114,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		def, err := out.state.Marshal(ctx)
 		if err != nil {
 			return nil, errors.Wrap(err, "marshaling LLB")
+		}
+		if err := checkDefinition(def, &caps); err != nil {
+			return nil, parser.WithLocationOnce(err, pf.App.Location())
 		}
 		r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: out.cacheImports(bc.CacheImports)})
 		if err != nil {

@@ -59,19 +59,24 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 		return nil, err
 	}
 	if rel := d.Release; rel != nil {
-		summary := opt.vertexName(res.Platform, "patch", d.Summary())
 		var st llb.State
 		if d.Changes.Empty() {
 			// The release itself: no layer, no history entry.
+			summary := opt.vertexName(res.Platform, "patch", d.Summary())
 			st = llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(summary), res.appLocation)
 		} else {
-			st = patchLayer(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(opt.vertexName(res.Platform, "patch", "release "+rel.Ref))),
-				res.App, res.AppContext, d.Changes, summary, res.appLocation)
+			layers := opt.layers()
+			summary := d.Summary()
+			if cost := layers.PatchCost(); cost != "" {
+				summary += " (" + cost + ")"
+			}
+			st = layers.Patch(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(opt.vertexName(res.Platform, "patch", "release "+rel.Ref))),
+				res.App, res.AppContext, d.Changes, opt.vertexName(res.Platform, "patch", summary), res.appLocation)
 		}
 		return &buildOutput{state: st, image: patchImage(res.Image, rel, d.Changes, opt), baseImage: rel.Image}, nil
 	}
 	out := &buildOutput{
-		state:     llb.Merge([]llb.State{res.Deps, res.AppTree}, llb.WithCustomName(opt.vertexName(res.Platform, "app", d.Summary())), res.appLocation),
+		state:     opt.layers().Full(res.Deps, res.AppTree, llb.WithCustomName(opt.vertexName(res.Platform, "app", d.Summary())), res.appLocation),
 		image:     res.Image,
 		baseImage: res.BaseImage,
 	}

@@ -52,8 +52,20 @@ type ConvertOpt struct {
 	// (startDeps). It must not block for long.
 	DepsReady func(ctx context.Context, e *Early)
 
+	// Layers is how the app files become layers (choosePlan); nil means
+	// the Merge/Diff plan.
+	Layers LayerPlan
+
 	// candidates memoizes the PATCH candidates' configs for one platform.
 	candidates *candidates
+}
+
+// layers returns the build's layer plan.
+func (o ConvertOpt) layers() LayerPlan {
+	if o.Layers == nil {
+		return mergeDiffPlan{}
+	}
+	return o.Layers
 }
 
 // vertexName is how a step shows in progress output: "[tag] text", with
@@ -85,7 +97,7 @@ type Early struct {
 // Result is the LLB and image config of one platform's full build.
 type Result struct {
 	Early
-	// State is the final filesystem: the dependency stage merged with the app tree.
+	// State is the final filesystem: the app tree on the dependency stage.
 	State llb.State
 	// AppTree is the application files on an empty filesystem.
 	AppTree llb.State
@@ -195,7 +207,7 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 	maps.Copy(c.image.Config.Labels, early.Identity.Labels())
 
 	tree := app.Tree(appFiles.State, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles.Files), app.Dest))), c.location(pf.App))
-	final := llb.Merge([]llb.State{deps, tree}, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
+	final := c.opt.layers().Full(deps, tree, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
 	return &Result{
 		Early: early, State: final, AppTree: tree, Image: c.image, BaseImage: baseImg,
 		App: app, AppContext: appFiles.State, AppFiles: appFiles.Files,

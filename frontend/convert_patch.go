@@ -11,7 +11,8 @@ import (
 
 // patchLayer returns the release with exactly one layer on top: the
 // difference between the release's app tree and the new one, computed
-// without reading any release layer (zero-pull).
+// without reading any release layer (zero-pull). It needs MergeOp and
+// DiffOp (mergeDiffPlan).
 //
 // Diff(lower, upper) with upper built on lower is exported from the
 // overlay upper directory: precisely the entries the file operation wrote,
@@ -19,12 +20,10 @@ import (
 // only what the change touches, rebuilt from the context and the release's
 // file list: the APP destination, the existing parents of every change
 // (copied from the context: unchanged directories have the release's
-// metadata), and a placeholder for every path that goes away. Upper removes
-// those, copies each changed entry with the full build's own copy options
-// (directories by themselves, then their entries), and re-pins the mtimes
-// of every directory it touched.
+// metadata), and a placeholder for every path that goes away. Upper is
+// patchActions on lower.
 //
-// Preconditions (checked by planPatch): APP has one directory source, no
+// Preconditions (checked by decide): APP has one directory source, no
 // --chmod, and no existing directory changed mode or owner.
 func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
 	src := spec.Sources[0]
@@ -38,8 +37,7 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 	rootInfo.ChownOpt = spec.chown
 	// The destination itself, made the way the full build makes it.
 	lower := llb.Copy(llb.Scratch(), "/", dest, rootInfo)
-	parents := existingParents(cs)
-	for _, p := range parents {
+	for _, p := range existingParents(cs) {
 		info := pllb.CopyDirOnly()
 		info.ChownOpt = spec.chown
 		info.ExcludePatterns = spec.withDirsKey(info.ExcludePatterns)
@@ -53,13 +51,31 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 		}
 	}
 	lowerSt := llb.Scratch().File(lower, append([]llb.ConstraintsOpt{dockerUIInternal("patch: the release's tree around the changes")}, opts...)...)
+	named := append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)
+	upperSt := lowerSt.File(patchActions(spec, appCtx, cs), named...)
+	return llb.Merge([]llb.State{release, llb.Diff(lowerSt, upperSt, opts...)}, named...)
+}
 
-	var upper *llb.FileAction
+// patchActions turns a tree that holds the release's app tree (or the
+// part of it around the changes) into the new one: it removes what was
+// deleted, copies each changed entry with the full build's own copy
+// options (directories by themselves, then their entries), and re-pins
+// the mtimes of every directory it touched, so that the directories of
+// the layer carry the release's metadata. A changed file or symlink is
+// removed before it is copied: a removal takes a symlink itself, where a
+// copy onto it would follow it.
+func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction {
+	src := spec.Sources[0]
+	dest := spec.Dest
+	inDest := func(p string) string { return path.Join(dest, p) }
+	inCtx := func(p string) string { return path.Join("/", src, p) }
+
+	var fa *llb.FileAction
 	add := func(next func(*llb.FileAction) *llb.FileAction, first *llb.FileAction) {
-		if upper == nil {
-			upper = first
+		if fa == nil {
+			fa = first
 		} else {
-			upper = next(upper)
+			fa = next(fa)
 		}
 	}
 	for _, e := range cs.Deleted {
@@ -78,14 +94,18 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 		}
 		info.ChownOpt = spec.chown
 		from, to := inCtx(e.Path), inDest(e.Path)
+		if e.Type != TypeDir {
+			// A copy resolves symlinks in its destination: onto the
+			// release's symlink, it would write where the link points.
+			add(func(fa *llb.FileAction) *llb.FileAction { return fa.Rm(to, llb.WithAllowNotFound(true)) }, llb.Rm(to, llb.WithAllowNotFound(true)))
+		}
 		add(func(fa *llb.FileAction) *llb.FileAction { return fa.Copy(appCtx, from, to, info) }, llb.Copy(appCtx, from, to, info))
 	}
 	// Adding and removing entries bumped their parents' mtimes.
-	for _, p := range append(append([]string{"."}, parents...), created...) {
-		upper = pllb.AddRepinDir(upper, inDest(p))
+	for _, p := range append(append([]string{"."}, existingParents(cs)...), created...) {
+		fa = pllb.AddRepinDir(fa, inDest(p))
 	}
-	upperSt := lowerSt.File(upper, append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)...)
-	return llb.Merge([]llb.State{release, llb.Diff(lowerSt, upperSt, opts...)}, append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)...)
+	return fa
 }
 
 // existingParents returns the directories (relative to the APP destination,

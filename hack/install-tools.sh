@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs the real BuildKit test stack into a cache folder, idempotently:
-# runc (Debian), buildkitd + buildctl (moby/buildkit), registry (distribution)
-# and docker-buildx, each built from the Go module proxy at a pinned version.
+# runc (Debian), buildkitd + buildctl (moby/buildkit), registry (distribution),
+# docker-buildx, and a Docker Engine (dockerd, containerd with its runc shim,
+# and the docker CLI), each built from the Go module proxy at a pinned version.
+# The docker CLI is always built here, whatever docker the machine has, so the
+# engine tests do not depend on the machine.
 # Prints nothing but progress; exits non-zero if anything cannot be installed.
 set -euo pipefail
 
 BUILDKIT_VERSION=v0.33.1
 DISTRIBUTION_VERSION=v3.1.2
 BUILDX_VERSION=v0.37.2
+MOBY_VERSION=v28.5.2
+DOCKER_CLI_VERSION=v28.5.2
+CONTAINERD_VERSION=v2.2.9
 
 TOOLS_DIR=${PATCHFILE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/patchfile/tools}
 mkdir -p "$TOOLS_DIR/bin"
@@ -36,9 +42,45 @@ build_from_module() {
   fi
   log "building $module@$version -> $(basename "$out")"
   local dir
-  dir=$(cd "$TOOLS_DIR" && GOFLAGS=-mod=mod go mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [ -n "$dir" ] || { log "cannot download $module@$version"; return 1; }
+  dir=$(module_dir "$module" "$version")
   (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$out" "$@")
+  echo "$module@$version" >"$stamp"
+}
+
+# module_dir MODULE VERSION: downloads the module and prints its directory in
+# the (read-only) module cache.
+module_dir() {
+  local dir
+  dir=$(cd "$TOOLS_DIR" && GOFLAGS=-mod=mod go mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { log "cannot download $1@$2"; return 1; }
+  echo "$dir"
+}
+
+# build_from_vendor_mod MODULE VERSION OUT TAGS LDFLAGS PKG...: for moby and
+# docker/cli, which are not Go modules yet: their module file is vendor.mod
+# and the proxy's zip has no vendor/ tree. A writable copy of the module, in
+# $TOOLS_DIR/src, gets vendor.mod as its go.mod and is built in module mode.
+build_from_vendor_mod() {
+  local module=$1 version=$2 out=$3 tags=$4 ldflags=$5; shift 5
+  local stamp="$TOOLS_DIR/bin/.$(basename "$out").version"
+  if [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$module@$version" ]; then
+    return 0
+  fi
+  log "building $module@$version -> $(basename "$out")"
+  local dir src
+  dir=$(module_dir "$module" "$version")
+  src="$TOOLS_DIR/src/$(basename "$module")-${version%+incompatible}"
+  if ! [ -f "$src/go.mod" ]; then
+    rm -rf "$src" "$src.tmp"
+    mkdir -p "$TOOLS_DIR/src"
+    cp -r "$dir" "$src.tmp"
+    chmod -R u+w "$src.tmp"
+    rm -rf "$src.tmp/vendor"
+    cp "$src.tmp/vendor.mod" "$src.tmp/go.mod"
+    cp "$src.tmp/vendor.sum" "$src.tmp/go.sum"
+    mv "$src.tmp" "$src"
+  fi
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out" "$@")
   echo "$module@$version" >"$stamp"
 }
 
@@ -76,7 +118,7 @@ fetch_arm64_busybox() {
   rm -rf "$tmp"
 }
 
-apt_install runc ca-certificates busybox-static qemu-user-static binfmt-support
+apt_install runc iproute2 ca-certificates busybox-static qemu-user-static binfmt-support
 enable_arm64_emulation
 fetch_arm64_busybox
 if ! [ -f "$TOOLS_DIR/go.mod" ]; then
@@ -87,6 +129,18 @@ build_from_module github.com/moby/buildkit "$BUILDKIT_VERSION" "$TOOLS_DIR/bin/b
 build_from_module github.com/moby/buildkit "$BUILDKIT_VERSION" "$TOOLS_DIR/bin/buildctl" ./cmd/buildctl
 build_from_module github.com/distribution/distribution/v3 "$DISTRIBUTION_VERSION" "$TOOLS_DIR/bin/registry" ./cmd/registry
 build_from_module github.com/docker/buildx "$BUILDX_VERSION" "$TOOLS_DIR/bin/docker-buildx" ./cmd/buildx
+
+# The Docker Engine (internal/stack's StartEngine): dockerd runs against its
+# own containerd, which starts containers with the runc shim and Debian's
+# runc. No docker-proxy (the engine runs with --userland-proxy=false) and no
+# docker-init (only for `docker run --init`).
+build_from_module github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$TOOLS_DIR/bin/containerd" ./cmd/containerd
+build_from_module github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$TOOLS_DIR/bin/containerd-shim-runc-v2" ./cmd/containerd-shim-runc-v2
+build_from_vendor_mod github.com/docker/docker "$MOBY_VERSION+incompatible" "$TOOLS_DIR/bin/dockerd" \
+  "netgo osusergo exclude_graphdriver_btrfs exclude_graphdriver_devicemapper exclude_disk_quota" \
+  "-X github.com/docker/docker/dockerversion.Version=${MOBY_VERSION#v}" ./cmd/dockerd
+build_from_vendor_mod github.com/docker/cli "$DOCKER_CLI_VERSION+incompatible" "$TOOLS_DIR/bin/docker" \
+  "netgo osusergo" "-X github.com/docker/cli/cli/version.Version=${DOCKER_CLI_VERSION#v}" ./cmd/docker
 
 mkdir -p "$HOME/.docker/cli-plugins"
 if ! cmp -s "$TOOLS_DIR/bin/docker-buildx" "$HOME/.docker/cli-plugins/docker-buildx"; then

@@ -42,6 +42,17 @@ var propVariants = []struct{ app, root, exclude string }{
 	{app: "APP src /app/", root: "src"},
 }
 
+// propPlans are the layer plans (PATCH_PLAN) the property test builds
+// with: the one with MergeOp and DiffOp, and the one made of file
+// operations only that Docker Engine's default builder runs.
+var propPlans = []string{"mergediff", "fileops"}
+
+// withPlan returns args that build with a layer plan.
+func withPlan(args map[string]string, plan string) map[string]string {
+	args["PATCH_PLAN"] = plan
+	return args
+}
+
 // The CI run: four seeds (one per APP variant) of ten steps each, about a
 // minute on a 2-core machine.
 const (
@@ -64,7 +75,9 @@ const (
 // the release's directories instead.
 //
 // After each step it builds a patch (PATCH_MAX_SHARE=100, so the share rule
-// never interferes) and a full build of the same inputs, and requires:
+// never interferes) and a full build of the same inputs, each with a layer
+// plan drawn at random (Merge/Diff or file operations only, PATCH_PLAN),
+// and requires:
 //   - the flattened filesystems are identical (contents, modes, owners,
 //     symlink targets, mtimes);
 //   - the full build's /app is the tree on disk (owners aside: BuildKit
@@ -133,8 +146,17 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 	tree.generate()
 	chown := strings.Contains(variant.app, "--chown")
 
+	// Which layer plan builds what is drawn from a generator of its own, so
+	// that the trees a seed makes do not depend on it: the release is built
+	// by one plan, and each step's patch and full build by either, so the
+	// plans are compared with each other and patch each other's releases.
+	plans := rand.New(rand.NewPCG(seed, 0x91a4))
+	plan := func() string { return propPlans[plans.IntN(len(propPlans))] }
+	relPlan := propPlans[seed%uint64(len(propPlans))]
+	t.Logf("seed %d: release built with PATCH_PLAN=%s", seed, relPlan)
+
 	repo := fmt.Sprintf("prop/s%d", seed)
-	res, err := buildInProcess(t, build{dir: ctxDir, args: fullArgs(), output: env.stack.Ref(repo, "release")})
+	res, err := buildInProcess(t, build{dir: ctxDir, args: withPlan(fullArgs(), relPlan), output: env.stack.Ref(repo, "release")})
 	require.NoError(t, err)
 	rel := loadPropRelease(t, env.stack.Ref(repo, "release"), res.digest)
 	requireMatchesDisk(t, tree, variant.exclude, chown, rel.fs)
@@ -156,14 +178,16 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 		if lastPatch != "" && r.IntN(2) == 0 {
 			candidate, kind = lastPatch, "its patch"
 		}
-		t.Logf("seed %d step %d (PATCH %s %s): %s", seed, step, kind, candidate[strings.LastIndex(candidate, ":")+1:], strings.Join(changes, "; "))
+		patchPlan, fullPlan := plan(), plan()
+		t.Logf("seed %d step %d (PATCH %s %s; patch %s, full %s): %s", seed, step, kind, candidate[strings.LastIndex(candidate, ":")+1:],
+			patchPlan, fullPlan, strings.Join(changes, "; "))
 
 		patchRef := env.stack.Ref(repo, fmt.Sprintf("patch%d", step))
-		args := patchArgs(candidate)
+		args := withPlan(patchArgs(candidate), patchPlan)
 		args["PATCH_MAX_SHARE"] = "100"
 		pres, err := buildInProcess(t, build{dir: ctxDir, args: args, output: patchRef})
 		require.NoError(t, err, "seed %d step %d: patch build", seed, step)
-		fres, err := buildInProcess(t, build{dir: ctxDir, args: fullArgs(), output: env.stack.Ref(repo, "full")})
+		fres, err := buildInProcess(t, build{dir: ctxDir, args: withPlan(fullArgs(), fullPlan), output: env.stack.Ref(repo, "full")})
 		require.NoError(t, err, "seed %d step %d: full build", seed, step)
 		patched := pullImage(t, patchRef+"@"+pres.digest)
 		patchFS := filesystem(t, patched)

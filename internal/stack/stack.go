@@ -1,6 +1,6 @@
 // Package stack runs the real BuildKit test stack on loopback: a
-// distribution registry and any number of buildkitd daemons, each with its
-// own directories, started and stopped by PID.
+// distribution registry and any number of buildkitd daemons and Docker
+// Engines, each with its own directories, started and stopped by PID.
 package stack
 
 import (
@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +34,7 @@ type Stack struct {
 	ToolsDir string
 	registry *process
 	daemons  []*Daemon
+	engines  []*Engine
 	// extra are more registries (StartAuthRegistry).
 	extra []*process
 }
@@ -226,9 +228,14 @@ func (d *Daemon) Stop() error {
 	return err
 }
 
-// Stop stops every daemon and the registry.
+// Stop stops every engine, every daemon and the registry.
 func (s *Stack) Stop() error {
 	var firstErr error
+	for _, e := range s.engines {
+		if err := e.stop(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
 	for _, d := range s.daemons {
 		if err := d.proc.stop(); err != nil && firstErr == nil {
 			firstErr = err
@@ -249,10 +256,31 @@ func (s *Stack) Stop() error {
 // it recorded there. It is how the demo stops a stack started by another
 // process.
 func StopDir(dir string) error {
+	// An engine's bridge name, shim address and mounts are absolute paths.
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	engines, _ := filepath.Glob(filepath.Join(dir, "engine-*"))
+	for _, e := range engines {
+		(&Engine{Host: "unix://" + filepath.Join(e, "docker.sock")}).killContainers()
+	}
 	pidFiles, _ := filepath.Glob(filepath.Join(dir, "*", "*.pid"))
+	// An engine's dockerd stops before its containerd.
+	sort.SliceStable(pidFiles, func(i, j int) bool {
+		return filepath.Base(pidFiles[i]) != "containerd.pid" && filepath.Base(pidFiles[j]) == "containerd.pid"
+	})
 	for _, f := range pidFiles {
 		p := &process{pidFile: f}
 		if err := p.stop(); err != nil {
+			return err
+		}
+	}
+	for _, e := range engines {
+		killShims(filepath.Join(e, "containerd.sock"))
+		if err := unmountUnder(e); err != nil {
+			return err
+		}
+		if err := deleteBridge(bridgeName(e)); err != nil {
 			return err
 		}
 	}
@@ -325,6 +353,12 @@ func splitRegistryURI(uri string) (repo, kind, ref string, ok bool) {
 }
 
 func startProcess(dir, name, bin string, args ...string) (*process, error) {
+	return startProcessEnv(dir, name, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with env as the environment (nil: this
+// process's).
+func startProcessEnv(dir, name string, env []string, bin string, args ...string) (*process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -333,6 +367,7 @@ func startProcess(dir, name, bin string, args ...string) (*process, error) {
 	defer logFile.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = env
 	// Its own session: it outlives a demo script's shell and is stopped by PID.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
