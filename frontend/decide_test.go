@@ -25,7 +25,11 @@ func (r *releaseResolver) ResolveImageConfig(ctx context.Context, ref string, op
 			return ref, digest.FromBytes(cfg), cfg, nil
 		}
 	}
+	if strings.Contains(ref, "shop/locked") {
+		return "", "", nil, fmt.Errorf("failed to authorize: 401 Unauthorized")
+	}
 	if strings.Contains(ref, "shop/") {
+		// containerd's resolver's words for a tag that is not there.
 		return "", "", nil, fmt.Errorf("%s: not found", ref)
 	}
 	return (&fakeResolver{}).ResolveImageConfig(ctx, ref, opt)
@@ -123,7 +127,13 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 				"docker.io/shop/web:older":   releaseConfig(t, released, true, otherApp),
 			},
 			files: changed, depsFrom: "docker.io/shop/web:older", cache: true, summary: "APP destination or --chown changed"},
-		{name: "unreachable candidates warn", releases: map[string][]byte{}, files: changed, warn: true, summary: "unreachable"},
+		{name: "no release yet: a full build, no warning", releases: map[string][]byte{}, files: changed,
+			summary: "full build: no release at shop/web:release yet; no release at shop/web:older yet"},
+		{name: "no release yet with PATCH_MAX_SHARE=0: no warning", releases: map[string][]byte{}, files: changed,
+			args: map[string]string{keyPatchMaxShareArg: "0"}, summary: "no release at shop/web:release yet"},
+		{name: "an unreachable candidate warns", releases: map[string][]byte{}, files: changed,
+			args: map[string]string{"PATCH": "shop/locked:release shop/web:release"}, warn: true,
+			summary: "candidate shop/locked:release unreachable (failed to authorize: 401 Unauthorized); no release at shop/web:release yet"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

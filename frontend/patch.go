@@ -13,6 +13,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/solver/pb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
@@ -117,9 +118,10 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 	full := &decision{}
 	var reasons []string
 	for _, ref := range res.PatchRefs {
-		rel, why := resolveRelease(ctx, resolver, ref, &res.Early, opt)
+		rel, none := resolveRelease(ctx, resolver, ref, &res.Early, opt)
 		if rel == nil {
-			reasons, full.Warn = append(reasons, why), true
+			reasons = append(reasons, none.reason)
+			full.Warn = full.Warn || !none.absent
 			continue
 		}
 		if full.DepsFrom == nil && sameDeps(rel, &res.Early) {
@@ -188,48 +190,73 @@ func patchMaxShare(args map[string]string) (int, error) {
 	return n, nil
 }
 
+// noRelease says why a candidate stands for no release.
+type noRelease struct {
+	reason string
+	// absent is set when nothing is at the candidate's reference yet (the
+	// first release): expected, so the build does not warn about it.
+	absent bool
+}
+
+// unusable is a candidate that is there but cannot be used.
+func unusable(format string, args ...any) noRelease {
+	return noRelease{reason: fmt.Sprintf(format, args...)}
+}
+
 // resolveRelease reads a candidate's config and, for a patch, its release's.
 // It returns the Patchfile release the candidate stands for, or why there
-// is none (unreachable, not built by Patchfile, a malformed patch).
+// is none (nothing there yet, unreachable, not built by Patchfile, a
+// malformed patch).
 //
 // A build resolves each candidate once (opt.candidates): the early look
 // that may start the dependency stage (startDeps) and the decision read
 // the same configs, even if a tag moves in between.
-func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, string) {
+func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, noRelease) {
 	if opt.candidates == nil {
 		return lookUpRelease(ctx, resolver, ref, e, opt)
 	}
-	return opt.candidates.resolve(ref, func() (*release, string) { return lookUpRelease(ctx, resolver, ref, e, opt) })
+	return opt.candidates.resolve(ref, func() (*release, noRelease) { return lookUpRelease(ctx, resolver, ref, e, opt) })
 }
 
 // lookUpRelease is resolveRelease without the memo.
-func lookUpRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, string) {
+func lookUpRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, noRelease) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return nil, fmt.Sprintf("PATCH %s is not an image reference", ref)
+		return nil, unusable("PATCH %s is not an image reference", ref)
 	}
 	rel, err := loadRelease(ctx, resolver, named.String(), e, opt)
+	if isNotFound(err, named.String()) {
+		return nil, noRelease{reason: fmt.Sprintf("no release at %s yet", ref), absent: true}
+	}
 	if err != nil {
-		return nil, fmt.Sprintf("candidate %s unreachable (%v)", ref, err)
+		return nil, unusable("candidate %s unreachable (%v)", ref, err)
 	}
 	labels := rel.Image.Config.Labels
 	if labels[LabelDeps] == "" {
-		return nil, fmt.Sprintf("candidate %s was not built by Patchfile", ref)
+		return nil, unusable("candidate %s was not built by Patchfile", ref)
 	}
 	if from := labels[LabelRelease]; from != "" {
 		// A patch: patch its release, never a patch on a patch.
 		dgst, err := digest.Parse(from)
 		if err != nil {
-			return nil, fmt.Sprintf("candidate %s has a malformed %s label", ref, LabelRelease)
+			return nil, unusable("candidate %s has a malformed %s label", ref, LabelRelease)
 		}
 		if rel, err = loadRelease(ctx, resolver, reference.TrimNamed(named).String()+"@"+dgst.String(), e, opt); err != nil {
-			return nil, fmt.Sprintf("release %s of candidate %s unreachable (%v)", dgst, ref, err)
+			return nil, unusable("release %s of candidate %s unreachable (%v)", dgst, ref, err)
 		}
 		if labels := rel.Image.Config.Labels; labels[LabelRelease] != "" || labels[LabelDeps] == "" {
-			return nil, fmt.Sprintf("release %s of candidate %s is not a Patchfile release", dgst, ref)
+			return nil, unusable("release %s of candidate %s is not a Patchfile release", dgst, ref)
 		}
 	}
-	return rel, ""
+	return rel, noRelease{}
+}
+
+// isNotFound tells whether err says the registry has nothing at ref (a
+// tag not pushed yet, a repository not created). The gateway carries the
+// builder's error as text only; containerd's resolver words it
+// "<ref>: not found", on standalone BuildKit and Docker Engine alike.
+func isNotFound(err error, ref string) bool {
+	return err != nil && strings.Contains(err.Error(), ref+": not found")
 }
 
 // mismatch says why a release cannot be patched into this build, or "".
@@ -276,13 +303,33 @@ func imagePlatform(img *dockerspec.DockerOCIImage) string {
 }
 
 // loadRelease resolves one image config, with its file list if it has one.
+//
+// It resolves quietly, with no progress line of its own: a resolve that
+// fails shows as a failed step, and a candidate with nothing there yet
+// (the first release) is no failure. The build's patch or full-build line
+// says what was found.
 func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, error) {
-	_, dgst, dt, err := resolver.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
-		LogName:  opt.vertexName(e.Platform, "patch", "load metadata for "+ref),
+	resolveOpt := sourceresolver.Opt{
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &e.Platform, ResolveMode: opt.ImageResolveMode.String()},
-	})
+	}
+	_, dgst, dt, err := resolver.ResolveImageConfig(ctx, ref, resolveOpt)
+	if sm, ok := resolver.(sourceMetaResolver); ok && err == nil && dgst == "" {
+		// Docker Engine's graphdriver builder answers from its local image
+		// store, with no digest, for an image it holds (it built the
+		// release): a patch needs the release's registry digest. Asked to
+		// pull, it reads the registry. (ResolveImageConfig drops the mode
+		// on builders with the source metadata resolver, so ask that.)
+		resolveOpt.ImageOpt.ResolveMode = llb.ResolveModeForcePull.String()
+		var res *sourceresolver.MetaResponse
+		if res, err = sm.ResolveSourceMetadata(ctx, &pb.SourceOp{Identifier: "docker-image://" + ref}, resolveOpt); err == nil && res.Image != nil {
+			dgst, dt = res.Image.Digest, res.Image.Config
+		}
+	}
 	if err != nil {
 		return nil, err
+	}
+	if dgst == "" {
+		return nil, errors.New("the builder resolved it without a digest")
 	}
 	var img dockerspec.DockerOCIImage
 	if err := json.Unmarshal(dt, &img); err != nil {
@@ -306,6 +353,11 @@ func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string
 		rel.Files, rel.filesProblem = nil, err.Error()
 	}
 	return rel, nil
+}
+
+// sourceMetaResolver is the gateway client's source metadata resolver.
+type sourceMetaResolver interface {
+	ResolveSourceMetadata(ctx context.Context, op *pb.SourceOp, opt sourceresolver.Opt) (*sourceresolver.MetaResponse, error)
 }
 
 // changedDirMetadata returns a directory that exists in both trees with a
@@ -375,20 +427,20 @@ type candidates struct {
 }
 
 type resolvedCandidate struct {
-	rel *release
-	why string
+	rel  *release
+	none noRelease
 }
 
 func newCandidates() *candidates { return &candidates{m: map[string]resolvedCandidate{}} }
 
 // resolve returns the memoized answer for ref, or look's.
-func (c *candidates) resolve(ref string, look func() (*release, string)) (*release, string) {
+func (c *candidates) resolve(ref string, look func() (*release, noRelease)) (*release, noRelease) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r, ok := c.m[ref]; ok {
-		return r.rel, r.why
+		return r.rel, r.none
 	}
-	rel, why := look()
-	c.m[ref] = resolvedCandidate{rel, why}
-	return rel, why
+	rel, none := look()
+	c.m[ref] = resolvedCandidate{rel, none}
+	return rel, none
 }

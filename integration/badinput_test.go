@@ -209,7 +209,7 @@ func TestForgedReleases(t *testing.T) {
 		// build) or "trusted" (a patch against what the list says).
 		outcome string
 	}{
-		{name: "candidate that does not exist", outcome: "full", output: "full build: candidate " + ref("missing") + " unreachable",
+		{name: "candidate that does not exist", outcome: "full", output: "full build: no release at " + ref("missing") + " yet",
 			forge: func(*testing.T) string { return ref("missing") }},
 		{name: "candidate not built by Patchfile", outcome: "full", output: "full build: candidate " + busybox + " was not built by Patchfile",
 			forge: func(*testing.T) string { return busybox }},

@@ -26,7 +26,7 @@ func TestColdPatch(t *testing.T) {
 	res, err := buildWithBuildctl(t, build{dir: dir, args: args, output: releaseRef})
 	require.NoError(t, err)
 	releaseTime := time.Since(start)
-	require.Contains(t, res.output, "full build: candidate "+releaseRef+" unreachable", "the first release has nothing to patch")
+	require.Contains(t, res.output, "full build: no release at "+releaseRef+" yet", "the first release has nothing to patch")
 	release := pullImage(t, releaseRef+"@"+res.digest)
 
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "src/routes.js"), []byte("module.exports = { '/': 'index.html', '/health': 'OK' };\n"), 0o644))

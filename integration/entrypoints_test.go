@@ -124,6 +124,9 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 		for st := range ch {
 			for _, v := range st.Vertexes {
 				fmt.Fprintf(&out, "vertex %s\n", v.Name)
+				if v.Error != "" {
+					fmt.Fprintf(&out, "ERROR %s: %s\n", v.Name, v.Error)
+				}
 			}
 			for _, w := range st.Warnings {
 				fmt.Fprintf(&out, "warning %s\n", w.Short)
@@ -209,7 +212,8 @@ func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
 	}
 	builder := fmt.Sprintf("pf-%d-%d", os.Getpid(), builderSeq.Add(1))
 	docker := func(args ...string) ([]byte, error) {
-		cmd := exec.Command("docker", args...)
+		// The docker CLI the tools built, whatever docker this machine has.
+		cmd := exec.Command(filepath.Join(env.stack.ToolsDir, "docker"), args...)
 		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
 		return cmd.CombinedOutput()
 	}
