@@ -89,6 +89,19 @@ func applyChangeSet(t *testing.T, dir string) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "has space/ünï [code].js"), []byte("weird NAME\n"), 0o644))
 }
 
+// changeSetLayer is what a patch of applyChangeSet's changes to
+// releaseTree holds: the changes, whiteouts and their parents.
+var changeSetLayer = []string{
+	"app",
+	"app/bin", "app/bin/run.sh",
+	"app/data", "app/data/.wh.dir-to-delete",
+	"app/empty",
+	"app/has space", "app/has space/ünï [code].js",
+	"app/lib", "app/lib/.wh.old-name.js", "app/lib/new-name.js",
+	"app/src", "app/src/.wh.b.js", "app/src/a.js", "app/src/link",
+	"app/src/new", "app/src/new/deep", "app/src/new/deep/c.js",
+}
+
 func patchArgs(release string) map[string]string {
 	return map[string]string{"BASE": env.base, "RELEASE": release}
 }
@@ -127,16 +140,7 @@ func TestPatchBuild(t *testing.T) {
 		require.Equal(t, d1, d2, "layer %d is the release's own", i)
 	}
 	top := layerEntries(t, patchedLayers[len(patchedLayers)-1])
-	require.Equal(t, []string{
-		"app",
-		"app/bin", "app/bin/run.sh",
-		"app/data", "app/data/.wh.dir-to-delete",
-		"app/empty",
-		"app/has space", "app/has space/ünï [code].js",
-		"app/lib", "app/lib/.wh.old-name.js", "app/lib/new-name.js",
-		"app/src", "app/src/.wh.b.js", "app/src/a.js", "app/src/link",
-		"app/src/new", "app/src/new/deep", "app/src/new/deep/c.js",
-	}, names(top), "the patch layer holds the changes, whiteouts and their parents, nothing else")
+	require.Equal(t, changeSetLayer, names(top), "the patch layer holds the changes, whiteouts and their parents, nothing else")
 	require.Equal(t, "console.log('A');\n", top["app/src/a.js"].Content)
 	require.Equal(t, int64(0o700), top["app/bin/run.sh"].Mode&0o7777)
 	require.Equal(t, byte(tar.TypeSymlink), top["app/src/link"].Type)
