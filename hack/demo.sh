@@ -14,6 +14,8 @@ say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 say "installing tools (hack/install-tools.sh)"
 TOOLS_BIN=$(./hack/install-tools.sh)
+# The docker CLI the tools built, whatever docker this machine has.
+export PATH=$TOOLS_BIN:$PATH
 
 RUN_DIR=$ROOT/.tmp/demo-$(date +%Y%m%d-%H%M%S)-$$
 # The buildkitd socket lives in the run dir; unix socket paths are short.
