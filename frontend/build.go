@@ -61,7 +61,8 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	caps := c.BuildOpts().LLBCaps
 	layers, err := choosePlan(&caps, bc.BuildArgs)
 	if err != nil {
-		return nil, err
+		// The plan is how APP's layer is made.
+		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
 	gctx := &gatewayContext{bc: bc, c: c}
 	// convertOpt is called once per platform: each gets its own build args

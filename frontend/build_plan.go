@@ -91,6 +91,11 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 		if err != nil {
 			return nil, err
 		}
+		if err := files.checkBounds(); err != nil {
+			// The image is right; only later patches of it are lost.
+			out.warn = joinWarnings(out.warn, fmt.Sprintf("APP: the image gets no file list, so it cannot be patched: %v", err))
+			return out, nil
+		}
 		enc, err := files.Encode()
 		if err != nil {
 			return nil, err
@@ -209,4 +214,12 @@ func addConfigFields(rb *dockerui.ResultBuilder, multiPlatform bool, fields *syn
 		return true
 	})
 	return err
+}
+
+// joinWarnings joins two warnings for one line; either may be "".
+func joinWarnings(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }

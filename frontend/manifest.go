@@ -1,7 +1,9 @@
 package frontend
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
@@ -70,6 +72,9 @@ func (m *Manifest) TotalSize() int64 {
 // Encode returns the compact form stored in the release config: gzip of
 // entries with shared path prefixes elided, in base64.
 func (m *Manifest) Encode() (string, error) {
+	if err := m.checkBounds(); err != nil {
+		return "", err
+	}
 	var raw bytes.Buffer
 	raw.WriteByte(manifestVersion)
 	var buf [binary.MaxVarintLen64]byte
@@ -108,12 +113,57 @@ func (m *Manifest) Encode() (string, error) {
 	return base64.StdEncoding.EncodeToString(out.Bytes()), nil
 }
 
-// maxManifestSize bounds a decoded file list (about 20 million entries'
-// worth), so a forged config cannot exhaust the frontend's memory.
-const maxManifestSize = 1 << 30
+// Bounds on a file list, for the writer and the reader alike. A list comes
+// from a registry that anyone who can push a tag writes to, so reading one
+// must cost a bounded amount of memory whatever its bytes say: the reader
+// streams the decompressed bytes (never holding them whole) and counts
+// what it builds. Worst case, a list at every bound costs the frontend
+// about 160 MiB (the entries, 500,000 × 88 bytes, twice while the slice
+// grows, and the strings); a real app is far below (100,000 files of
+// 60-byte paths: about 15 MiB).
+const (
+	// maxManifestEntries bounds the entries of a list.
+	maxManifestEntries = 500_000
+	// maxManifestPath bounds one path or symlink target, in bytes: Linux's
+	// PATH_MAX.
+	maxManifestPath = 4096
+	// maxManifestStrings bounds the decoded bytes of all paths and symlink
+	// targets together. Paths share prefixes in the encoding, so few
+	// encoded bytes can stand for many decoded ones: this, not the size of
+	// the input, bounds what they cost.
+	maxManifestStrings = 64 << 20
+)
+
+// manifestBudget counts what a list costs against its bounds.
+type manifestBudget struct {
+	entries int
+	strings int64
+}
+
+// entry accounts for one more entry, or says which bound it breaks.
+func (b *manifestBudget) entry() error {
+	if b.entries++; b.entries > maxManifestEntries {
+		return errors.Errorf("file list has more than %d entries", maxManifestEntries)
+	}
+	return nil
+}
+
+// str accounts for a path or link target of n bytes, before it is
+// allocated, or says which bound it breaks.
+func (b *manifestBudget) str(n uint64) error {
+	if n > maxManifestPath {
+		return errors.Errorf("file list has a path or link target longer than %d bytes", maxManifestPath)
+	}
+	if b.strings += int64(n); b.strings > maxManifestStrings {
+		return errors.Errorf("file list's paths and link targets are more than %d MiB", maxManifestStrings>>20)
+	}
+	return nil
+}
 
 // DecodeManifest parses what Encode wrote. Any malformation is an error:
-// a release whose list cannot be trusted is never patched.
+// a release whose list cannot be trusted is never patched. It checks each
+// length before it allocates, so a forged list costs no more than the
+// bounds above.
 func DecodeManifest(s string) (*Manifest, error) {
 	zdata, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
@@ -123,19 +173,13 @@ func DecodeManifest(s string) (*Manifest, error) {
 	if err != nil {
 		return nil, errors.Wrap(err, "file list is not gzip")
 	}
-	raw, err := io.ReadAll(io.LimitReader(zr, maxManifestSize+1))
-	if err != nil {
-		return nil, errors.Wrap(err, "file list is corrupt")
-	}
-	if len(raw) > maxManifestSize {
-		return nil, errors.New("file list is too large")
-	}
-	r := bytes.NewReader(raw)
+	r := bufio.NewReader(zr)
 	v, err := r.ReadByte()
 	if err != nil || v != manifestVersion {
 		return nil, errors.Errorf("file list version %d is not supported", v)
 	}
 	m := &Manifest{}
+	var budget manifestBudget
 	prev := ""
 	uvarint := func() uint64 {
 		if err != nil {
@@ -145,28 +189,30 @@ func DecodeManifest(s string) (*Manifest, error) {
 		x, err = binary.ReadUvarint(r)
 		return x
 	}
+	// readString reads n bytes; the caller has bounded n.
+	var buf [maxManifestPath]byte
 	readString := func(n uint64) string {
 		if err != nil {
 			return ""
 		}
-		if n > uint64(r.Len()) {
-			err = io.ErrUnexpectedEOF
-			return ""
-		}
-		b := make([]byte, n)
-		_, err = io.ReadFull(r, b)
-		return string(b)
+		_, err = io.ReadFull(r, buf[:n])
+		return string(buf[:n])
 	}
-	for r.Len() > 0 && err == nil {
-		common := uvarint()
-		suffix := readString(uvarint())
-		if err != nil || common > uint64(len(prev)) {
+	for err == nil {
+		if _, perr := r.Peek(1); perr == io.EOF {
+			break
+		}
+		common, suffixLen := uvarint(), uvarint()
+		if err != nil || common > uint64(len(prev)) || suffixLen > maxManifestPath {
 			return nil, errors.New("file list is corrupt: bad path")
 		}
+		if berr := cmp.Or(budget.entry(), budget.str(common+suffixLen)); berr != nil {
+			return nil, berr
+		}
 		var e ManifestEntry
-		e.Path = prev[:common] + suffix
+		e.Path = prev[:common] + readString(suffixLen)
 		t, terr := r.ReadByte()
-		if terr != nil {
+		if err != nil || terr != nil {
 			return nil, errors.New("file list is corrupt: truncated entry")
 		}
 		e.Type = EntryType(t)
@@ -179,7 +225,11 @@ func DecodeManifest(s string) (*Manifest, error) {
 				_, err = io.ReadFull(r, e.Digest[:])
 			}
 		case TypeSymlink:
-			e.Linkname = readString(uvarint())
+			n := uvarint()
+			if berr := budget.str(n); berr != nil {
+				return nil, berr
+			}
+			e.Linkname = readString(n)
 		case TypeDir:
 		default:
 			return nil, errors.Errorf("file list is corrupt: entry type %q", t)
@@ -190,10 +240,32 @@ func DecodeManifest(s string) (*Manifest, error) {
 		if !validManifestPath(e.Path) || (len(m.Entries) > 0 && e.Path <= prev) {
 			return nil, errors.Errorf("file list is corrupt: path %q", e.Path)
 		}
+		if len(m.Entries) == cap(m.Entries) {
+			// Double, where append grows large slices by a quarter: what
+			// a list allocates in all stays twice its size.
+			grown := make([]ManifestEntry, len(m.Entries), max(1024, 2*cap(m.Entries)))
+			copy(grown, m.Entries)
+			m.Entries = grown
+		}
 		m.Entries = append(m.Entries, e)
 		prev = e.Path
 	}
+	if err != nil {
+		return nil, errors.Wrap(err, "file list is corrupt")
+	}
 	return m, nil
+}
+
+// checkBounds says which of a list's bounds m breaks, or nil: a list the
+// reader would refuse is not written.
+func (m *Manifest) checkBounds() error {
+	var budget manifestBudget
+	for _, e := range m.Entries {
+		if err := cmp.Or(budget.entry(), budget.str(uint64(len(e.Path))), budget.str(uint64(len(e.Linkname)))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // validManifestPath accepts clean relative paths only, so a forged list

@@ -38,9 +38,14 @@ type release struct {
 	// its index for a multi-platform release.
 	Digest digest.Digest
 	Image  *dockerspec.DockerOCIImage
-	Files  *Manifest
-	// filesProblem says why Files is nil.
+	// Files is the release's app file list, decoded by decodeFiles only
+	// for a release that matches the build: a candidate anyone could have
+	// pushed is not decoded for nothing.
+	Files *Manifest
+	// filesProblem says why Files is nil after decodeFiles.
 	filesProblem string
+	// encodedFiles is the config's file list field; nil when it has none.
+	encodedFiles *string
 	// HasBuildCache is set when the config carries BuildKit's inline
 	// cache (the release was built with --cache-to type=inline): a build
 	// that imports it finds the release's dependency stage in it, and on
@@ -264,10 +269,28 @@ func mismatch(rel *release, e *Early) string {
 	if why := identityMismatch(rel, e); why != "" {
 		return why
 	}
-	if rel.Files == nil {
+	if rel.decodeFiles(); rel.Files == nil {
 		return fmt.Sprintf("release %s has no usable file list (%s)", rel.Digest, rel.filesProblem)
 	}
 	return ""
+}
+
+// decodeFiles decodes the release's file list, once. A malformed or
+// oversized list leaves Files nil, and the release is not patched.
+func (r *release) decodeFiles() {
+	if r.Files != nil || r.filesProblem != "" {
+		return
+	}
+	if r.encodedFiles == nil {
+		r.filesProblem = "its config has no " + configField + " field"
+		return
+	}
+	files, err := DecodeManifest(*r.encodedFiles)
+	if err != nil {
+		r.filesProblem = err.Error()
+		return
+	}
+	r.Files = files
 }
 
 // identityMismatch says why a release is not of this build's platform,
@@ -346,12 +369,7 @@ func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string
 		return nil, err
 	}
 	rel.Ref = reference.TrimNamed(named).String() + "@" + dgst.String()
-	if extra.Files == nil {
-		rel.filesProblem = "its config has no " + configField + " field"
-	} else if rel.Files, err = DecodeManifest(*extra.Files); err != nil {
-		// A malformed list leaves Files nil: the release is not patched.
-		rel.Files, rel.filesProblem = nil, err.Error()
-	}
+	rel.encodedFiles = extra.Files
 	return rel, nil
 }
 

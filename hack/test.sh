@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's tests, as CI runs them (.ci/run): installs the tools, checks
-# formatting, vets, and runs every test. The integration tests need root and
-# start their own registry and buildkitd (internal/stack).
+# formatting, vets, runs every test and fuzzes the two readers of untrusted
+# input (the Patchfile parser, a release's file list). The integration tests
+# need root and start their own registry, buildkitd and Docker Engines
+# (internal/stack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -25,5 +27,8 @@ go test -count=1 -timeout 60m ./...
 
 echo "==> fuzz FuzzParse (30 s)"
 go test ./frontend/parser -run '^$' -fuzz FuzzParse -fuzztime 30s
+
+echo "==> fuzz FuzzDecodeManifest (30 s): a release's file list, from any registry"
+go test ./frontend -run '^$' -fuzz FuzzDecodeManifest -fuzztime 30s
 
 echo "==> all checks passed in $((SECONDS - start)) s"

@@ -1,0 +1,148 @@
+package frontend
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+// rawList writes a file list's bytes as an attacker would: entries of
+// directories, each given as the length of the prefix it shares with the
+// previous path and its own suffix.
+type rawList struct{ buf bytes.Buffer }
+
+func newRawList() *rawList {
+	l := &rawList{}
+	l.buf.WriteByte(manifestVersion)
+	return l
+}
+
+func (l *rawList) uvarint(v uint64) {
+	var b [binary.MaxVarintLen64]byte
+	l.buf.Write(b[:binary.PutUvarint(b[:], v)])
+}
+
+func (l *rawList) dir(common int, suffix string) {
+	l.uvarint(uint64(common))
+	l.uvarint(uint64(len(suffix)))
+	l.buf.WriteString(suffix)
+	l.buf.WriteByte(byte(TypeDir))
+	l.uvarint(0o755)
+	l.uvarint(0)
+	l.uvarint(0)
+}
+
+func (l *rawList) encode(t testing.TB) string {
+	var z bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	require.NoError(t, err)
+	_, err = zw.Write(l.buf.Bytes())
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return base64.StdEncoding.EncodeToString(z.Bytes())
+}
+
+// decodeAllocs decodes s and returns what it allocated, in bytes.
+func decodeAllocs(s string) (*Manifest, error, uint64) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	m, err := DecodeManifest(s)
+	runtime.ReadMemStats(&after)
+	return m, err, after.TotalAlloc - before.TotalAlloc
+}
+
+// maxDecodeAlloc is what decoding any list may allocate in all: the
+// entries at their bound, twice (the slice doubles as it grows), the
+// strings at theirs (rounded up to the allocator's size classes: a third
+// more at most), and the decoder's buffers.
+const maxDecodeAlloc = 2*maxManifestEntries*uint64(unsafe.Sizeof(ManifestEntry{})) + maxManifestStrings*4/3 + 1<<20
+
+// TestDecodeForgedLists: lists forged so that few encoded bytes stand for
+// many decoded ones are refused, allocating no more than the bounds allow.
+// The first is the one that took the frontend to 1.8 GiB: entry i a path
+// of i characters, each the previous one plus a letter.
+func TestDecodeForgedLists(t *testing.T) {
+	growing := newRawList()
+	for i := 1; i <= 40_000; i++ {
+		growing.dir(i-1, "a")
+	}
+	// Paths of 4,096 bytes that each share all but their last few bytes
+	// with the one before: within the path bound, over the strings bound.
+	long := newRawList()
+	prev := ""
+	for i := range 100_000 {
+		p := strings.Repeat("a", maxManifestPath-6) + fmt.Sprintf("%06d", i)
+		c := commonPrefix(prev, p)
+		long.dir(c, p[c:])
+		prev = p
+	}
+	many := newRawList()
+	prev = ""
+	for i := range maxManifestEntries + 1 {
+		p := fmt.Sprintf("%07d", i)
+		c := commonPrefix(prev, p)
+		many.dir(c, p[c:])
+		prev = p
+	}
+	for _, tc := range []struct {
+		name string
+		list *rawList
+		err  string
+	}{
+		{name: "each path the previous plus one byte", list: growing, err: fmt.Sprintf("file list has a path or link target longer than %d bytes", maxManifestPath)},
+		{name: "long paths sharing prefixes", list: long, err: "file list's paths and link targets are more than 64 MiB"},
+		{name: "one entry more than the bound", list: many, err: fmt.Sprintf("file list has more than %d entries", maxManifestEntries)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc := tc.list.encode(t)
+			m, err, alloc := decodeAllocs(enc)
+			t.Logf("%d bytes encoded, %d raw: allocated %d MiB", len(enc), tc.list.buf.Len(), alloc>>20)
+			require.Nil(t, m)
+			require.ErrorContains(t, err, tc.err)
+			require.LessOrEqual(t, alloc, uint64(maxDecodeAlloc))
+		})
+	}
+}
+
+// FuzzDecodeManifest feeds the decoder arbitrary list bytes (compressed
+// and encoded as a config carries them): it never panics, what it accepts
+// encodes back to a list that decodes the same, and it allocates at most
+// a fixed multiple of its input and never more than the bounds allow.
+func FuzzDecodeManifest(f *testing.F) {
+	valid := &Manifest{Entries: []ManifestEntry{dir("src"), file("src/a.js", "a"), {Path: "src/link", Type: TypeSymlink, Mode: 0o777, Linkname: "a.js"}}}
+	enc, err := valid.Encode()
+	require.NoError(f, err)
+	zdata, err := base64.StdEncoding.DecodeString(enc)
+	require.NoError(f, err)
+	zr, err := gzip.NewReader(bytes.NewReader(zdata))
+	require.NoError(f, err)
+	var raw bytes.Buffer
+	_, err = raw.ReadFrom(zr)
+	require.NoError(f, err)
+	f.Add(raw.Bytes())
+	f.Add([]byte{manifestVersion})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		l := &rawList{}
+		l.buf.Write(raw)
+		m, err, alloc := decodeAllocs(l.encode(t))
+		// A path or link target of up to 4,096 bytes can take 8 bytes
+		// of input: 512 bytes of string per input byte, and the entries.
+		require.LessOrEqual(t, alloc, min(uint64(maxDecodeAlloc), 1024*uint64(len(raw))+1<<20))
+		if err != nil {
+			return
+		}
+		again, err := m.Encode()
+		require.NoError(t, err)
+		back, err := DecodeManifest(again)
+		require.NoError(t, err)
+		require.Equal(t, m, back)
+	})
+}
