@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
@@ -123,8 +124,70 @@ func (c *converter) loadApp(ctx context.Context, spec *AppSpec, patterns []strin
 			return nil, errors.Errorf("APP %s matches no file in the build context: check the path (relative to the context root, also when it starts with /) and that .dockerignore does not exclude it", p)
 		}
 	}
+	if err := refuseSpecialFiles(files.Files, *spec); err != nil {
+		return nil, err
+	}
 	spec.dirsKey = dirsKey(files.Files)
 	return files, nil
+}
+
+// appShips returns whether APP's copy ships a path (relative to its
+// source): whether --exclude leaves it in.
+func appShips(spec AppSpec) (func(rel string) bool, error) {
+	if len(spec.Excludes) == 0 {
+		return func(string) bool { return true }, nil
+	}
+	excludes, err := patternmatcher.New(spec.Excludes)
+	if err != nil {
+		return nil, errors.Wrap(err, "APP --exclude")
+	}
+	return func(rel string) bool {
+		ex, _ := excludes.MatchesOrParentMatches(rel)
+		return !ex
+	}, nil
+}
+
+// refuseSpecialFiles fails when APP would ship a named pipe, a socket or
+// a device. A full build's copy recreates one; a patch layer, made from
+// the file list, cannot (the list holds files, directories and symlinks),
+// and a patch that left one behind would differ from the full build. So
+// both refuse, before any step runs, and say how to leave it out.
+func refuseSpecialFiles(files []ContextFile, spec AppSpec) error {
+	shipped, err := appShips(spec)
+	if err != nil {
+		return err
+	}
+	// With one directory source, --exclude patterns are relative to it.
+	src := ""
+	if len(spec.Sources) == 1 && path.Clean(spec.Sources[0]) != "." {
+		src = path.Clean(spec.Sources[0]) + "/"
+	}
+	for _, f := range files {
+		kind := specialKind(f.Mode)
+		if kind == "" || !shipped(strings.TrimPrefix(f.Path, src)) {
+			continue
+		}
+		return errors.Errorf("APP would ship %q, a %s, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=%s", f.Path, kind, strings.TrimPrefix(f.Path, src))
+	}
+	return nil
+}
+
+// specialKind names a file type that is not a regular file, a directory
+// or a symlink, or returns "".
+func specialKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	case m&os.ModeIrregular != 0:
+		return "special file"
+	}
+	return ""
 }
 
 // dirsKey is an exclude pattern that matches nothing (copy sources are

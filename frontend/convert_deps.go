@@ -81,8 +81,8 @@ func (c *converter) convertDeps(ctx context.Context, inst *DepsInstruction) erro
 	}
 	var action *llb.FileAction
 	for _, f := range files.Files {
-		if f.Mode.IsDir() {
-			continue // DEPS copies files; a directory source brings its files
+		if f.Mode.IsDir() || specialKind(f.Mode) != "" {
+			continue // DEPS copies files and symlinks; a directory source brings its files
 		}
 		info := pllb.PinnedCopy()
 		info.CreateDestPath = true

@@ -3,6 +3,8 @@ package frontend
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client/llb/sourceresolver"
@@ -126,5 +128,45 @@ func TestContextPath(t *testing.T) {
 	for _, in := range []string{"..", "../", "../x", "a/../../x", "./.."} {
 		_, err := contextPath(in)
 		require.ErrorContains(t, err, "is outside the build context", in)
+	}
+}
+
+func TestRefuseSpecialFiles(t *testing.T) {
+	files := []ContextFile{
+		{Path: "src", Mode: os.ModeDir | 0o755},
+		{Path: "src/a.js", Mode: 0o644},
+		{Path: "src/pipe", Mode: os.ModeNamedPipe | 0o644},
+		{Path: "tmp", Mode: os.ModeDir | 0o755},
+		{Path: "tmp/sock", Mode: os.ModeSocket | 0o755},
+	}
+	for _, tc := range []struct {
+		name string
+		spec AppSpec
+		err  string
+	}{
+		{name: "a fifo under the context", spec: AppSpec{Sources: []string{"."}, Dest: "/app/"},
+			err: `APP would ship "src/pipe", a named pipe, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=src/pipe`},
+		{name: "excluded fifo, a socket left", spec: AppSpec{Sources: []string{"."}, Dest: "/app/", Excludes: []string{"src/pipe"}},
+			err: `APP would ship "tmp/sock", a socket`},
+		{name: "both excluded", spec: AppSpec{Sources: []string{"."}, Dest: "/app/", Excludes: []string{"src/pipe", "tmp"}}},
+		{name: "a directory source: patterns relative to it", spec: AppSpec{Sources: []string{"src"}, Dest: "/app/", Excludes: []string{"pipe"}}},
+		{name: "a directory source, the fifo named relative to it", spec: AppSpec{Sources: []string{"src/"}, Dest: "/app/"},
+			err: `APP would ship "src/pipe", a named pipe, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=pipe`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The context as APP loads it: its sources only.
+			var loaded []ContextFile
+			for _, f := range files {
+				if tc.spec.Sources[0] == "." || strings.HasPrefix(f.Path, "src") {
+					loaded = append(loaded, f)
+				}
+			}
+			err := refuseSpecialFiles(loaded, tc.spec)
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.err)
+		})
 	}
 }

@@ -55,9 +55,9 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 	return &ContextFiles{State: state, Files: files}, nil
 }
 
-// ReadTree lists the directories, regular files and symlinks below dir of
-// a solved reference, sorted by path (relative to dir). With hash, it
-// streams every regular file through SHA-256.
+// ReadTree lists the entries below dir of a solved reference, sorted by
+// path (relative to dir). With hash, it streams every regular file through
+// SHA-256.
 //
 // Every entry costs a gateway round trip (ReadDir per directory, ReadFile
 // per file), so the round trips of the whole tree, directories included,
@@ -101,7 +101,11 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Linkname: e.Linkname})
 			case mode.IsRegular() && !hash:
 				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size})
-			case mode.IsRegular():
+			case !mode.IsRegular():
+				// A fifo, socket or device: listed, with no contents, for
+				// APP to refuse (refuseSpecialFiles).
+				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
+			default:
 				job = func() error {
 					f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid}
 					var err error

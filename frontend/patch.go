@@ -15,7 +15,6 @@ import (
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/solver/pb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
-	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
@@ -325,14 +324,16 @@ func imagePlatform(img *dockerspec.DockerOCIImage) string {
 	return platformID(ocispecs.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant})
 }
 
-// loadRelease resolves one image config, with its file list if it has one.
+// loadRelease resolves one image config, with its file list (still
+// encoded) if it has one.
 //
-// It resolves quietly, with no progress line of its own: a resolve that
-// fails shows as a failed step, and a candidate with nothing there yet
-// (the first release) is no failure. The build's patch or full-build line
-// says what was found.
+// BuildKit shows every resolve as a step, and one that fails (a candidate
+// with nothing there yet, the first release) as a failed step, whatever
+// its name: the frontend names it, and the build's full-build line says
+// that nothing was there yet, without a warning.
 func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, error) {
 	resolveOpt := sourceresolver.Opt{
+		LogName:  opt.vertexName(e.Platform, "patch", "load metadata for "+ref),
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &e.Platform, ResolveMode: opt.ImageResolveMode.String()},
 	}
 	_, dgst, dt, err := resolver.ResolveImageConfig(ctx, ref, resolveOpt)
@@ -399,12 +400,9 @@ func changedDirMetadata(old *Manifest, cs *ChangeSet) string {
 // context entries under APP's one source, minus --exclude.
 func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 	src := path.Clean(spec.Sources[0])
-	var excludes *patternmatcher.PatternMatcher
-	if len(spec.Excludes) > 0 {
-		var err error
-		if excludes, err = patternmatcher.New(spec.Excludes); err != nil {
-			return nil, errors.Wrap(err, "APP --exclude")
-		}
+	shipped, err := appShips(spec)
+	if err != nil {
+		return nil, err
 	}
 	uid, gid, chown := numericOwner(spec.Chown)
 	m := &Manifest{}
@@ -416,10 +414,8 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 				continue
 			}
 		}
-		if excludes != nil {
-			if ex, _ := excludes.MatchesOrParentMatches(rel); ex {
-				continue
-			}
+		if !shipped(rel) {
+			continue
 		}
 		e := ManifestEntry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
 		if spec.Chown != "" && chown {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -329,4 +330,37 @@ func edited(src string, edit func(t *testing.T, c forgedConfig)) func(t *testing
 		tag := fmt.Sprintf("forged-%x", sha256.Sum256([]byte(t.Name())))[:20]
 		return forge(t, src, r.Context().Name()+":"+tag, func(c forgedConfig) { edit(t, c) })
 	}
+}
+
+// TestSpecialFiles: a named pipe under APP's source is refused, at the
+// APP line, by a full build and by a patch alike
+// (a patch layer cannot carry one, so a patch would differ from the full
+// build); left out with .dockerignore, both build.
+func TestSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	releaseRef := env.stack.Ref("special/app", "release")
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: releaseRef})
+	require.NoError(t, err)
+	releaseDigest := res.digest
+
+	require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "src", "pipe"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src/a.js"), []byte("console.log('A');\n"), 0o644))
+	const refusal = `APP would ship "src/pipe", a named pipe, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=src/pipe`
+	for name, args := range map[string]map[string]string{"full": fullArgs(), "patch": patchArgs(releaseRef)} {
+		t.Run(name, func(t *testing.T) {
+			_, err := buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref("special/app", name)})
+			require.Error(t, err)
+			require.Contains(t, err.Error(), refusal)
+			srcs := errdefs.Sources(err)
+			require.NotEmpty(t, srcs, "the error carries the Patchfile as its source")
+			require.EqualValues(t, 7, srcs[0].Ranges[0].Start.Line, "the APP line")
+		})
+	}
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\nsrc/pipe\n"), 0o644))
+	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(releaseRef), output: env.stack.Ref("special/app", "ignored")})
+	require.NoError(t, err)
+	require.Contains(t, res.output, "patch of release "+releaseDigest+": 2 changed, 0 deleted", "src/a.js and .dockerignore")
+	require.NotContains(t, filesystem(t, pullImage(t, env.stack.Ref("special/app", "ignored")+"@"+res.digest)), "app/src/pipe")
 }
