@@ -118,7 +118,7 @@ func (m *Manifest) Encode() (string, error) {
 // must cost a bounded amount of memory whatever its bytes say: the reader
 // streams the decompressed bytes (never holding them whole) and counts
 // what it builds. Worst case, a list at every bound costs the frontend
-// about 160 MiB (the entries, 500,000 × 88 bytes, twice while the slice
+// about 170 MiB (the entries, 500,000 × 88 bytes, twice while the slice
 // grows, and the strings); a real app is far below (100,000 files of
 // 60-byte paths: about 15 MiB).
 const (
