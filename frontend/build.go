@@ -107,7 +107,11 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 			if bc.MultiPlatformRequested {
 				msg = platformID(res.Platform) + ": " + msg
 			}
-			src.Warn(ctx, msg, client.WarnOpts{Range: toPBRanges(patchLocation(pf))})
+			var detail [][]byte
+			for _, d := range out.warnDetail {
+				detail = append(detail, []byte(d))
+			}
+			src.Warn(ctx, msg, client.WarnOpts{Range: toPBRanges(patchLocation(pf)), Detail: detail})
 		}
 		if out.extraConfig != nil {
 			extraConfigs.Store(platformID(res.Platform), out.extraConfig)

@@ -29,6 +29,9 @@ type buildOutput struct {
 	extraConfig map[string]any
 	// warn is a message for the user when a PATCH candidate was unusable.
 	warn string
+	// warnDetail are the warning's detail lines: every candidate's reason
+	// when warn names only the first few.
+	warnDetail []string
 	// cacheFrom is a release whose inline build cache holds this full
 	// build's dependency stage, to import (by digest); "" for none.
 	cacheFrom string
@@ -82,6 +85,7 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 	}
 	if d.Warn {
 		out.warn = "PATCH: " + d.Reason + "; building in full"
+		out.warnDetail = d.Reasons
 	}
 	if out.cacheFrom = d.DepsFrom.cacheRef(); out.cacheFrom != "" {
 		out.baseImage = depsOf(d.DepsFrom.Image)

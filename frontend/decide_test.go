@@ -177,3 +177,25 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideCapsTheReasons: 500 unusable candidates make a progress line
+// that names three and counts the rest; the warning's detail has them all.
+func TestDecideCapsTheReasons(t *testing.T) {
+	var refs []string
+	for i := range 500 {
+		refs = append(refs, fmt.Sprintf("shop/locked%d:release", i))
+	}
+	args := map[string]string{"PATCH": strings.Join(refs, " ")}
+	res, _, err := convert(t, decidePatchfile, shopContext(), args)
+	require.NoError(t, err)
+	resolver := &releaseResolver{}
+	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+	opt.BuildArgs = args
+	out, err := plan(context.Background(), resolver, res, opt)
+	require.NoError(t, err)
+	require.Contains(t, out.warn, "candidate shop/locked2:release unreachable (failed to authorize: 401 Unauthorized); and 497 more candidates; building in full")
+	require.NotContains(t, out.warn, "shop/locked3:")
+	require.Less(t, len(out.warn), 400)
+	require.Len(t, out.warnDetail, 500)
+	require.Contains(t, out.warnDetail[499], "candidate shop/locked499:release unreachable")
+}

@@ -68,6 +68,10 @@ type decision struct {
 	Changes *ChangeSet
 	// Reason says why a build is a full one.
 	Reason string
+	// Reasons are the candidates' reasons when there are more than the
+	// progress line shows (Reason names the first few): the warning has
+	// them all.
+	Reasons []string
 	// Warn is set when the reason is a problem the user should see (a
 	// candidate that could not be used), not an expected full build.
 	Warn bool
@@ -148,11 +152,19 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 		return &decision{Release: rel, Changes: cs}, nil
 	}
 	full.Reason = strings.Join(reasons, "; ")
+	if len(reasons) > maxReasonsShown {
+		full.Reason = fmt.Sprintf("%s; and %d more candidates", strings.Join(reasons[:maxReasonsShown], "; "), len(reasons)-maxReasonsShown)
+		full.Reasons = reasons
+	}
 	if unpatchable != "" {
 		full.Reason, full.Warn = unpatchable, false
 	}
 	return full, nil
 }
+
+// maxReasonsShown is how many candidates' reasons a progress line names:
+// a long PATCH list must not make a line of thousands of characters.
+const maxReasonsShown = 3
 
 // tooBigToPatch says why a matching release should get a new release
 // rather than a patch, or "": a change one patch layer cannot express, or
