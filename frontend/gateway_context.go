@@ -6,6 +6,8 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/moby/buildkit/client/llb"
@@ -87,6 +89,13 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 	readDir = func(rel string) error {
 		entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join(dir, rel)})
 		if err != nil {
+			if strings.Contains(err.Error(), "invalid UTF-8") {
+				// The listing cannot cross the gateway, so the name cannot
+				// either (BuildKit's listing of a directory fails for a bad
+				// name anywhere below it): where it fails is as close as it
+				// gets.
+				return errors.Errorf("a file name in %s or below is not valid UTF-8, which BuildKit's gateway cannot carry: rename it, or leave it out with .dockerignore (the Dockerfile frontend copies such names; Patchfile must read them)", dirLabel(rel))
+			}
 			return err
 		}
 		for _, e := range entries {
@@ -196,4 +205,12 @@ func hashFile(ctx context.Context, ref client.Reference, p string, size int64) (
 	var sum [sha256.Size]byte
 	copy(sum[:], h.Sum(nil))
 	return n, sum, nil
+}
+
+// dirLabel names a directory of the context for a message.
+func dirLabel(rel string) string {
+	if rel == "" {
+		return "the context's root directory"
+	}
+	return "directory " + strconv.Quote(rel)
 }

@@ -364,3 +364,23 @@ func TestSpecialFiles(t *testing.T) {
 	require.Contains(t, res.output, "patch of release "+releaseDigest+": 2 changed, 0 deleted", "src/a.js and .dockerignore")
 	require.NotContains(t, filesystem(t, pullImage(t, env.stack.Ref("special/app", "ignored")+"@"+res.digest)), "app/src/pipe")
 }
+
+// TestNamesNotUTF8: a name that is not UTF-8 cannot cross BuildKit's
+// gateway; the build says where it is, at the APP line, and how to leave
+// it out, which works.
+func TestNamesNotUTF8(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "bad\xff.js"), []byte("x\n"), 0o644))
+	_, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref("names/app", "x")})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `a file name in the context's root directory or below is not valid UTF-8, which BuildKit's gateway cannot carry: rename it, or leave it out with .dockerignore`)
+	srcs := errdefs.Sources(err)
+	require.NotEmpty(t, srcs, "the error carries the Patchfile as its source")
+	require.EqualValues(t, 7, srcs[0].Ranges[0].Start.Line, "the APP line")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\nsrc/bad*\n"), 0o644))
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref("names/app", "y")})
+	require.NoError(t, err)
+	require.Contains(t, filesystem(t, pullImage(t, env.stack.Ref("names/app", "y")+"@"+res.digest)), "app/src/a.js")
+}
