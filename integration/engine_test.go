@@ -3,6 +3,9 @@ package integration
 import (
 	"context"
 	"fmt"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,6 +112,10 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	require.NoError(t, err)
 	requireSameFilesystem(t, withoutDepsTimes(filesystem(t, pullImage(t, env.stack.Ref(repo, "full")+"@"+res.digest))), withoutDepsTimes(filesystem(t, patched)))
 
+	// The same patch on a cold engine of the same kind: what it pulls and
+	// pushes, read from the registry (bytes asserted, time logged).
+	coldPatch(t, ctx, eng, dir, releaseRef, release)
+
 	// --load into the engine, and run the patched image.
 	loaded := "patchfile-engine-test:" + eng.Name
 	_, err = build(patchArgs(releaseRef), "--load", "-t", loaded)
@@ -124,6 +131,15 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	require.Error(t, err, "a check that warns exits non-zero")
 	require.Contains(t, out, "AppShipsDependencies")
 	require.Contains(t, out, "APP ships deps.txt")
+
+	if patchCost != "" {
+		// Asked for MergeOp where there is none: the APP line, the way out.
+		out, err = build(mergeDiffArgs(patchArgs(releaseRef)), "--output", "type=image,name="+env.stack.Ref(repo, "mergediff")+",push=true")
+		require.Error(t, err)
+		require.Contains(t, out, "Patchfile:8")
+		require.Contains(t, out, "this builder cannot build Patchfiles: it lacks MergeOp (disabled: only enabled with containerd image store backend)")
+		require.Contains(t, out, "docker buildx create --driver docker-container --use")
+	}
 
 	// A bad Patchfile: the error names its line.
 	bad := t.TempDir()
@@ -150,4 +166,86 @@ func withoutDepsTimes(fs map[string]entry) map[string]entry {
 		}
 	}
 	return fs
+}
+
+// mergeDiffArgs are args with PATCH_PLAN=mergediff.
+func mergeDiffArgs(args map[string]string) map[string]string {
+	out := maps.Clone(args)
+	out["PATCH_PLAN"] = "mergediff"
+	return out
+}
+
+// coldPatch builds the patch on a fresh engine like eng (nothing pulled yet,
+// not even the frontend image) and pushes it, with store=false on a
+// containerd-store engine (the push-only deploy of the README's Builders
+// table). A graphdriver engine reads the release's layers (the fileops
+// plan); a containerd-store engine pulls none. Either pushes the patch
+// layer, its config and its manifest, nothing else.
+func coldPatch(t *testing.T, ctx context.Context, eng *stack.Engine, dir, releaseRef string, release v1.Image) {
+	t.Helper()
+	cold, err := env.stack.StartEngine(ctx, eng.Name+"-cold", eng.ContainerdStore)
+	require.NoError(t, err)
+	defer cold.Stop() //nolint:errcheck
+	// One more change, of this engine's own, so that its blobs are new to
+	// the registry (the patch pushed before has the same digests).
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "cold-"+eng.Name+".txt"), []byte(eng.Name+"\n"), 0o644))
+	patchRef := env.stack.Ref("engine/"+eng.Name, "cold-patch")
+	output := "type=image,name=" + patchRef + ",push=true"
+	if eng.ContainerdStore {
+		output += ",store=false"
+	}
+	args := []string{"buildx", "build", "--builder", "default", "--progress=plain", "-f", filepath.Join(dir, "Patchfile"), "--output", output}
+	for k, v := range patchArgs(releaseRef) {
+		args = append(args, "--build-arg", k+"="+v)
+	}
+	blobsBefore, err := env.stack.Blobs()
+	require.NoError(t, err)
+	logAt := env.stack.LogSize()
+	cmd := cold.Command(ctx, append(args, dir)...)
+	cmd.Env = append(cmd.Env, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	wall := time.Since(start)
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "patch of release ")
+	served, err := env.stack.RegistryRequests(logAt)
+	require.NoError(t, err)
+	blobsAfter, err := env.stack.Blobs()
+	require.NoError(t, err)
+
+	releaseLayers := layerDigests(t, release)
+	frontendBlobs := imageBlobs(t, env.frontendImage)
+	var pulledLayers, pulledFrontend, pulledOther int64
+	for _, b := range served {
+		if b.Method != "GET" {
+			continue
+		}
+		switch {
+		case releaseLayers[b.Digest]:
+			pulledLayers += b.Bytes
+		case frontendBlobs[b.Digest]:
+			pulledFrontend += b.Bytes
+		default:
+			pulledOther += b.Bytes
+		}
+	}
+	var releaseBytes int64
+	for _, l := range layers(t, release) {
+		n, err := l.Size()
+		require.NoError(t, err)
+		releaseBytes += n
+	}
+	if eng.ContainerdStore {
+		require.Zero(t, pulledLayers, "store=false on the containerd store: no release layer pulled")
+	} else {
+		require.Equal(t, releaseBytes, pulledLayers, "the fileops plan reads every release layer, once")
+	}
+	pushed := newBlobs(blobsBefore, blobsAfter)
+	var pushedBytes int64
+	for _, n := range pushed {
+		pushedBytes += n
+	}
+	require.Len(t, pushed, 3, "the patch layer, its config and its manifest: %v", keys(pushed))
+	t.Logf("cold patch on a %s engine: %s; pulled %d bytes of release layers (of %d), %d of frontend image, %d of configs and manifests; pushed %d bytes",
+		eng.Name, wall.Round(time.Millisecond), pulledLayers, releaseBytes, pulledFrontend, pulledOther, pushedBytes)
 }
