@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	"github.com/stretchr/testify/require"
 )
@@ -168,5 +169,29 @@ func TestRefuseSpecialFiles(t *testing.T) {
 			}
 			require.ErrorContains(t, err, tc.err)
 		})
+	}
+}
+
+func TestEscapePattern(t *testing.T) {
+	for name, want := range map[string]string{
+		"src":       "src",
+		"star*88":   `star\*88`,
+		"q?[1]":     `q\?\[1\]`,
+		`back\sl`:   `back\\sl`,
+		"!bang":     `\!bang`,
+		"a!b":       "a!b",
+		"80trail ":  "80trail?",
+		" lead":     "?lead",
+		"  two  ":   "??two??",
+		"in side":   "in side",
+		"tab\there": "tab\there",
+	} {
+		got := escapePattern(name)
+		require.Equal(t, want, got, name)
+		pm, err := patternmatcher.New([]string{got})
+		require.NoError(t, err)
+		ok, err := pm.MatchesOrParentMatches(name)
+		require.NoError(t, err)
+		require.True(t, ok, "%q matches %q", got, name)
 	}
 }

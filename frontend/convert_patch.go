@@ -3,7 +3,10 @@ package frontend
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
+	"strings"
+	"unicode"
 
 	"github.com/moby/buildkit/client/llb"
 	pllb "github.com/patchfile/patchfile/llb"
@@ -23,8 +26,13 @@ import (
 // metadata), and a placeholder for every path that goes away. Upper is
 // patchActions on lower.
 //
-// Preconditions (checked by decide): APP has one directory source, no
-// --chmod, and no existing directory changed mode or owner.
+// A directory of the release whose mode or owner changed is in lower with
+// the release's metadata (cs.DirsBefore), copied from the context with
+// that mode and owner, so that upper's copy of it differs and the layer
+// carries its new metadata.
+//
+// Preconditions (checked by decide): APP has one directory source and no
+// --chmod.
 func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
 	src := spec.Sources[0]
 	dest := spec.Dest
@@ -37,10 +45,14 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 	rootInfo.ChownOpt = spec.chown
 	// The destination itself, made the way the full build makes it.
 	lower := llb.Copy(llb.Scratch(), "/", dest, rootInfo)
-	for _, p := range existingParents(cs) {
+	for _, p := range lowerDirs(cs) {
 		info := pllb.CopyDirOnly()
 		info.ChownOpt = spec.chown
 		info.ExcludePatterns = spec.withDirsKey(info.ExcludePatterns)
+		if before, ok := cs.DirsBefore[p]; ok {
+			info.Mode = &llb.ChmodOpt{Mode: before.Mode}
+			info.ChownOpt = &llb.ChownOpt{User: &llb.UserOpt{UID: int(before.UID)}, Group: &llb.UserOpt{UID: int(before.GID)}}
+		}
 		lower = lower.Copy(appCtx, inCtx(p), inDest(p), info)
 	}
 	for _, e := range cs.Deleted {
@@ -94,6 +106,17 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 		}
 		info.ChownOpt = spec.chown
 		from, to := inCtx(e.Path), inDest(e.Path)
+		if _, existed := cs.DirsBefore[e.Path]; existed {
+			// A copy onto a directory that is there lands inside it, and
+			// one of its contents leaves its own metadata alone: copy the
+			// parent's contents, this directory only, which the copy
+			// overwrites as it does every entry below its root.
+			base := escapePattern(path.Base(e.Path))
+			info.CopyDirContentsOnly = true
+			info.IncludePatterns = []string{base}
+			info.ExcludePatterns = spec.withDirsKey([]string{base + "/*"})
+			from, to = inCtx(path.Dir(e.Path)), inDest(path.Dir(e.Path))
+		}
 		if e.Type != TypeDir {
 			// A copy resolves symlinks in its destination: onto the
 			// release's symlink, it would write where the link points.
@@ -108,12 +131,25 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 	return fa
 }
 
+// lowerDirs are the directories a patch's lower tree holds, parents
+// first: those that hold a change, and those whose metadata changed.
+func lowerDirs(cs *ChangeSet) []string {
+	dirs := existingParents(cs)
+	for p := range cs.DirsBefore {
+		if _, found := slices.BinarySearch(dirs, p); !found {
+			dirs = append(dirs, p)
+		}
+	}
+	sort.Strings(dirs)
+	return dirs
+}
+
 // existingParents returns the directories (relative to the APP destination,
 // parents first) that hold a change and were already in the release.
 func existingParents(cs *ChangeSet) []string {
 	created := map[string]bool{}
 	for _, e := range cs.Changed {
-		if e.Type == TypeDir {
+		if _, existed := cs.DirsBefore[e.Path]; e.Type == TypeDir && !existed {
 			created[e.Path] = true
 		}
 	}
@@ -149,4 +185,25 @@ func patchSummary(release string, cs *ChangeSet) string {
 
 func dockerUIInternal(name string) llb.ConstraintsOpt {
 	return llb.WithCustomName("[internal] " + name)
+}
+
+// escapePattern makes a file name a copy pattern that matches it alone,
+// as fsutil's copy reads patterns (moby/patternmatcher): glob characters
+// and a leading "!" escaped. Patterns are trimmed of white space, so a
+// leading or trailing one becomes "?", which may match a sibling too: a
+// sibling copied from the context lands as the full build has it.
+func escapePattern(name string) string {
+	runes := []rune(name)
+	var b strings.Builder
+	for i, r := range runes {
+		switch {
+		case unicode.IsSpace(r) && (strings.TrimSpace(string(runes[:i])) == "" || strings.TrimSpace(string(runes[i:])) == ""):
+			b.WriteByte('?')
+			continue
+		case strings.ContainsRune(`*?[]\`, r), r == '!' && i == 0:
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -295,6 +295,11 @@ type ChangeSet struct {
 	Deleted []ManifestEntry
 	// ChangedBytes is the size of the changed files.
 	ChangedBytes int64
+	// DirsBefore are the release's entries of the changed directories it
+	// already had (their mode or owner changed), by path: a patch puts
+	// them below the layer with this metadata, so that the layer carries
+	// the new one.
+	DirsBefore map[string]ManifestEntry
 }
 
 // Empty tells whether the trees are equal.
@@ -318,6 +323,12 @@ func Changes(old, cur *Manifest) *ChangeSet {
 		}
 		if ok && o.Type != e.Type {
 			cs.Deleted = append(cs.Deleted, o)
+		}
+		if ok && o.Type == TypeDir && e.Type == TypeDir {
+			if cs.DirsBefore == nil {
+				cs.DirsBefore = map[string]ManifestEntry{}
+			}
+			cs.DirsBefore[e.Path] = o
 		}
 		cs.Changed = append(cs.Changed, e)
 		cs.ChangedBytes += e.Size

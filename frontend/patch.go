@@ -170,9 +170,6 @@ const maxReasonsShown = 3
 // rather than a patch, or "": a change one patch layer cannot express, or
 // more of the app than PATCH_MAX_SHARE allows (0: never patch).
 func tooBigToPatch(rel *release, cs *ChangeSet, total int64, maxShare int) string {
-	if p := changedDirMetadata(rel.Files, cs); p != "" {
-		return fmt.Sprintf("directory %s changed mode or owner since release %s, which a patch layer cannot express exactly", p, rel.Digest)
-	}
 	if maxShare == 0 && !cs.Empty() {
 		return fmt.Sprintf("%s=0: a new release instead of patching release %s", keyPatchMaxShareArg, rel.Digest)
 	}
@@ -389,23 +386,6 @@ func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string
 // sourceMetaResolver is the gateway client's source metadata resolver.
 type sourceMetaResolver interface {
 	ResolveSourceMetadata(ctx context.Context, op *pb.SourceOp, opt sourceresolver.Opt) (*sourceresolver.MetaResponse, error)
-}
-
-// changedDirMetadata returns a directory that exists in both trees with a
-// different mode or owner, or "".
-func changedDirMetadata(old *Manifest, cs *ChangeSet) string {
-	oldDirs := map[string]bool{}
-	for _, e := range old.Entries {
-		if e.Type == TypeDir {
-			oldDirs[e.Path] = true
-		}
-	}
-	for _, e := range cs.Changed {
-		if e.Type == TypeDir && oldDirs[e.Path] {
-			return e.Path
-		}
-	}
-	return ""
 }
 
 // appManifest computes the app tree as the full build lands it, from the

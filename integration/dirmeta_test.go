@@ -1,0 +1,55 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDirectoryMetadataPatch: directories whose mode changed since the
+// release, alone (bin), with a file added inside (src), with a deletion
+// inside (data), and nested in one that changed too (data/dir-to-delete's
+// parent), patch on both layer plans: the release's layers plus one layer
+// that holds the changed directories with their new modes, the new file
+// and the whiteout, and the same filesystem as a full build.
+func TestDirectoryMetadataPatch(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	releaseRef := env.stack.Ref("dirmeta/app", "release")
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: releaseRef})
+	require.NoError(t, err)
+	releaseDigest := res.digest
+	releaseLayers := layers(t, pullImage(t, releaseRef+"@"+releaseDigest))
+
+	require.NoError(t, os.Chmod(filepath.Join(dir, "bin"), 0o700))
+	require.NoError(t, os.Chmod(filepath.Join(dir, "src"), 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "new.js"), []byte("new\n"), 0o644))
+	require.NoError(t, os.Chmod(filepath.Join(dir, "data"), 0o775))
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "data", "dir-to-delete")))
+
+	fullRef := env.stack.Ref("dirmeta/app", "full")
+	res, err = buildInProcess(t, build{dir: dir, args: fullArgs(), output: fullRef})
+	require.NoError(t, err)
+	full := filesystem(t, pullImage(t, fullRef+"@"+res.digest))
+	require.EqualValues(t, 0o700, full["app/bin"].Mode&0o7777)
+
+	for _, plan := range propPlans {
+		t.Run(plan, func(t *testing.T) {
+			patchRef := env.stack.Ref("dirmeta/app", plan)
+			res, err := buildInProcess(t, build{dir: dir, args: withPlan(patchArgs(releaseRef), plan), output: patchRef})
+			require.NoError(t, err)
+			require.Contains(t, res.output, "patch of release "+releaseDigest+": 4 changed, 1 deleted")
+			img := pullImage(t, patchRef+"@"+res.digest)
+			ls := layers(t, img)
+			require.Len(t, ls, len(releaseLayers)+1)
+			top := layerEntries(t, ls[len(ls)-1])
+			require.Equal(t, []string{"app", "app/bin", "app/data", "app/data/.wh.dir-to-delete", "app/src", "app/src/new.js"}, names(top))
+			for name, mode := range map[string]int64{"app/bin": 0o700, "app/src": 0o750, "app/data": 0o775} {
+				require.EqualValues(t, mode, top[name].Mode&0o7777, name)
+			}
+			requireSameFilesystem(t, full, filesystem(t, img))
+		})
+	}
+}
