@@ -31,8 +31,7 @@ import (
 // that mode and owner, so that upper's copy of it differs and the layer
 // carries its new metadata.
 //
-// Preconditions (checked by decide): APP has one directory source and no
-// --chmod.
+// Precondition (checked by decide): APP has one directory source.
 func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
 	src := spec.Sources[0]
 	dest := spec.Dest
@@ -42,12 +41,12 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 	rootInfo := pllb.PinnedCopy()
 	rootInfo.CopyDirContentsOnly = true
 	rootInfo.CreateDestPath = true
-	rootInfo.ChownOpt = spec.chown
+	rootInfo.ChownOpt, rootInfo.Mode = spec.chown, spec.chmod
 	// The destination itself, made the way the full build makes it.
 	lower := llb.Copy(llb.Scratch(), "/", dest, rootInfo)
 	for _, p := range lowerDirs(cs) {
 		info := pllb.CopyDirOnly()
-		info.ChownOpt = spec.chown
+		info.ChownOpt, info.Mode = spec.chown, spec.chmod
 		info.ExcludePatterns = spec.withDirsKey(info.ExcludePatterns)
 		if before, ok := cs.DirsBefore[p]; ok {
 			info.Mode = &llb.ChmodOpt{Mode: before.Mode}
@@ -104,7 +103,7 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 			info.ExcludePatterns = spec.withDirsKey(info.ExcludePatterns)
 			created = append(created, e.Path)
 		}
-		info.ChownOpt = spec.chown
+		info.ChownOpt, info.Mode = spec.chown, spec.chmod
 		from, to := inCtx(e.Path), inDest(e.Path)
 		if _, existed := cs.DirsBefore[e.Path]; existed {
 			// A copy onto a directory that is there lands inside it, and

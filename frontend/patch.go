@@ -185,8 +185,6 @@ func unpatchableApp(spec AppSpec) string {
 	switch {
 	case len(spec.Sources) != 1 || strings.ContainsAny(spec.Sources[0], "*?[") || !strings.HasSuffix(spec.Dest, "/"):
 		return "patch builds need APP with one directory source, e.g. APP . /app"
-	case spec.Chmod != "":
-		return "patch builds do not support APP --chmod yet"
 	}
 	return ""
 }
@@ -410,6 +408,10 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 			continue
 		}
 		e := ManifestEntry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
+		if spec.chmod != nil && f.Mode&os.ModeSymlink == 0 {
+			// --chmod sets the mode of every file and directory it copies.
+			e.Mode = spec.chmod.Mode
+		}
 		if spec.Chown != "" && chown {
 			e.UID, e.GID = uint32(uid), uint32(gid)
 		}
