@@ -12,7 +12,8 @@ import (
 
 // TestDirModeOnWarmBuilder: a directory whose mode changed, and nothing
 // else, lands with its new mode on a warm builder, in full builds and in
-// patches whose copies a previous build already ran. BuildKit's checksum of
+// patches (of the directory alone, or of a change below it) whose copies a
+// previous build already ran. BuildKit's checksum of
 // the synced context misses such a change (moby/buildkit#7176), so copies
 // came from the cache with the old mode, while the release's file list
 // recorded the new one: a wrong image, and a file list that lies.
@@ -43,13 +44,20 @@ func TestDirModeOnWarmBuilder(t *testing.T) {
 	require.Contains(t, res.output, "patch of release")
 	require.EqualValues(t, 0o755, mode(res, "patch1"))
 
-	// Back to the release's files, d's mode changed: the full build's copy
-	// of the app tree has the first release's checksum.
+	// Back to the release's files, d's mode changed: a patch of d alone,
+	// whose copy of d ran before with the old mode.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "d/x.txt"), []byte("x0\n"), 0o644))
 	require.NoError(t, os.Chmod(filepath.Join(dir, "d"), 0o750))
-	res, err = buildInProcess(t, build{dir: dir, args: args, output: ref("release2")})
+	res, err = buildInProcess(t, build{dir: dir, args: args, output: ref("patch-d")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "full build: directory d changed mode or owner")
+	require.Contains(t, res.output, "patch of release")
+	require.Contains(t, res.output, ": 1 changed, 0 deleted")
+	require.EqualValues(t, 0o750, mode(res, "patch-d"), "the patch has the new mode")
+
+	// A new release of the same files: the full build's copy of the app
+	// tree has the first release's checksum.
+	res, err = buildInProcess(t, build{dir: dir, args: fullArgs(), output: ref("release2")})
+	require.NoError(t, err)
 	require.EqualValues(t, 0o750, mode(res, "release2"), "the new release has the new mode")
 	var cfg struct {
 		Files string `json:"dev.patchfile.files"`
