@@ -59,6 +59,12 @@ func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.Stat
 			action = action.Copy(appContext, "/"+src, a.Dest, info)
 		}
 	}
+	if len(a.Sources) > 1 {
+		// Each copy after the first adds entries to the destination,
+		// which bumps its time to the build's: pin it again, or the layer
+		// would differ from one build to the next.
+		action = pllb.AddRepinDir(action, a.Dest)
+	}
 	opts = append([]llb.ConstraintsOpt{llb.WithCustomName(fmt.Sprintf("[app] copy %s to %s", strings.Join(a.Sources, " "), a.Dest))}, opts...)
 	return llb.Scratch().File(action, opts...)
 }

@@ -31,12 +31,12 @@ import (
 // that mode and owner, so that upper's copy of it differs and the layer
 // carries its new metadata.
 //
-// Precondition (checked by decide): APP has one directory source.
+// Precondition (checked by decide): APP copies into a directory, and cs
+// knows where each of its entries comes from in the context (appManifest).
 func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
-	src := spec.Sources[0]
 	dest := spec.Dest
 	inDest := func(p string) string { return path.Join(dest, p) }
-	inCtx := func(p string) string { return path.Join("/", src, p) }
+	inCtx := func(p string) string { return path.Join("/", cs.source(p)) }
 
 	rootInfo := pllb.PinnedCopy()
 	rootInfo.CopyDirContentsOnly = true
@@ -76,10 +76,9 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 // removed before it is copied: a removal takes a symlink itself, where a
 // copy onto it would follow it.
 func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction {
-	src := spec.Sources[0]
 	dest := spec.Dest
 	inDest := func(p string) string { return path.Join(dest, p) }
-	inCtx := func(p string) string { return path.Join("/", src, p) }
+	inCtx := func(p string) string { return path.Join("/", cs.source(p)) }
 
 	var fa *llb.FileAction
 	add := func(next func(*llb.FileAction) *llb.FileAction, first *llb.FileAction) {
@@ -114,7 +113,7 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 			info.CopyDirContentsOnly = true
 			info.IncludePatterns = []string{base}
 			info.ExcludePatterns = spec.withDirsKey([]string{base + "/*"})
-			from, to = inCtx(path.Dir(e.Path)), inDest(path.Dir(e.Path))
+			from, to = path.Dir(from), inDest(path.Dir(e.Path))
 		}
 		if e.Type != TypeDir {
 			// A copy resolves symlinks in its destination: onto the

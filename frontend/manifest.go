@@ -58,6 +58,9 @@ func (e ManifestEntry) same(o ManifestEntry) bool {
 // Manifest is the app tree of an image, sorted by path.
 type Manifest struct {
 	Entries []ManifestEntry
+	// origins are the context paths the entries of a build's own tree
+	// come from, by path (not encoded: a release's list has none).
+	origins map[string]string
 }
 
 // TotalSize is the sum of file sizes.
@@ -300,6 +303,19 @@ type ChangeSet struct {
 	// them below the layer with this metadata, so that the layer carries
 	// the new one.
 	DirsBefore map[string]ManifestEntry
+	// origins are the context paths of the new tree's entries (see
+	// Manifest.origins); source maps a path to its own.
+	origins map[string]string
+}
+
+// source is the context path (relative to the context root) that the new
+// tree's entry at p comes from.
+func (c *ChangeSet) source(p string) string {
+	if o, ok := c.origins[p]; ok {
+		return o
+	}
+	// A tree with no origins (a test's) lands the context root as is.
+	return p
 }
 
 // Empty tells whether the trees are equal.
@@ -315,7 +331,7 @@ func Changes(old, cur *Manifest) *ChangeSet {
 	for _, e := range cur.Entries {
 		curByPath[e.Path] = e
 	}
-	cs := &ChangeSet{}
+	cs := &ChangeSet{origins: cur.origins}
 	for _, e := range cur.Entries {
 		o, ok := oldByPath[e.Path]
 		if ok && o.same(e) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,12 +117,9 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 	if err != nil {
 		return nil, err
 	}
-	unpatchable := unpatchableApp(res.App)
-	var cur *Manifest
-	if unpatchable == "" {
-		if cur, err = appManifest(res.AppFiles, res.App); err != nil {
-			return nil, err
-		}
+	cur, unpatchable, err := appTree(res)
+	if err != nil {
+		return nil, err
 	}
 	full := &decision{}
 	var reasons []string
@@ -180,11 +178,27 @@ func tooBigToPatch(rel *release, cs *ChangeSet, total int64, maxShare int) strin
 	return ""
 }
 
+// appTree is the build's app tree as a file list, or why it cannot be
+// patched (then the list is nil).
+func appTree(res *Result) (*Manifest, string, error) {
+	if why := unpatchableApp(res.App); why != "" {
+		return nil, why, nil
+	}
+	m, err := appManifest(res.AppFiles, res.App)
+	var u unpatchableError
+	if errors.As(err, &u) {
+		return nil, u.Error(), nil
+	}
+	return m, "", err
+}
+
 // unpatchableApp says why an APP instruction cannot be patched, or "".
 func unpatchableApp(spec AppSpec) string {
 	switch {
-	case len(spec.Sources) != 1 || strings.ContainsAny(spec.Sources[0], "*?[") || !strings.HasSuffix(spec.Dest, "/"):
-		return "patch builds need APP with one directory source, e.g. APP . /app"
+	case !strings.HasSuffix(spec.Dest, "/"):
+		return "patch builds need APP to copy into a directory: end its destination with /, e.g. APP . /app/"
+	case len(spec.Excludes) > 0 && (len(spec.Sources) > 1 || strings.ContainsAny(spec.Sources[0], "*?[")):
+		return "patch builds do not support APP --exclude with several sources or a wildcard yet"
 	}
 	return ""
 }
@@ -386,26 +400,27 @@ type sourceMetaResolver interface {
 	ResolveSourceMetadata(ctx context.Context, op *pb.SourceOp, opt sourceresolver.Opt) (*sourceresolver.MetaResponse, error)
 }
 
-// appManifest computes the app tree as the full build lands it, from the
-// context entries under APP's one source, minus --exclude.
+// appManifest computes the app tree as the full build lands it: each
+// source in order (a directory's contents, a file or symlink by its name,
+// every match of a wildcard), minus --exclude, later sources over earlier
+// ones as BuildKit's copies land them. It records where each entry comes
+// from in the context (Manifest.origins), for the patch's copies. A shape
+// whose landing it cannot predict exactly is an unpatchableError.
 func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
-	src := path.Clean(spec.Sources[0])
 	shipped, err := appShips(spec)
 	if err != nil {
 		return nil, err
 	}
 	uid, gid, chown := numericOwner(spec.Chown)
-	m := &Manifest{}
+	byPath := make(map[string]ContextFile, len(files))
 	for _, f := range files {
-		rel := f.Path
-		if src != "." {
-			var ok bool
-			if rel, ok = strings.CutPrefix(f.Path, src+"/"); !ok {
-				continue
-			}
-		}
+		byPath[f.Path] = f
+	}
+	landed := map[string]ManifestEntry{}
+	origins := map[string]string{}
+	land := func(rel string, f ContextFile) error {
 		if !shipped(rel) {
-			continue
+			return nil
 		}
 		e := ManifestEntry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
 		if spec.chmod != nil && f.Mode&os.ModeSymlink == 0 {
@@ -423,10 +438,74 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 		default:
 			e.Type, e.Size, e.Digest = TypeFile, f.Size, f.SHA256
 		}
+		if prev, ok := landed[rel]; ok && (prev.Type == TypeDir) != (e.Type == TypeDir) {
+			return unpatchableError(fmt.Sprintf("APP sources put a directory and a file at %s", rel))
+		}
+		landed[rel], origins[rel] = e, f.Path
+		return nil
+	}
+	for _, src := range spec.Sources {
+		for _, m := range sourceMatches(src, files, byPath) {
+			if m != "." && !byPath[m].Mode.IsDir() {
+				if err := land(path.Base(m), byPath[m]); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			for _, f := range files {
+				rel, ok := f.Path, m == "."
+				if !ok {
+					rel, ok = strings.CutPrefix(f.Path, m+"/")
+				}
+				if !ok {
+					continue
+				}
+				if err := land(rel, f); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	m := &Manifest{origins: origins}
+	for _, e := range landed {
 		m.Entries = append(m.Entries, e)
 	}
+	sort.Slice(m.Entries, func(i, j int) bool { return m.Entries[i].Path < m.Entries[j].Path })
 	return m, nil
 }
+
+// sourceMatches returns the context paths an APP source names: "." for
+// the context root, the path itself, or a wildcard's matches (each path
+// component matched on its own, as BuildKit resolves them).
+func sourceMatches(src string, files []ContextFile, byPath map[string]ContextFile) []string {
+	src = path.Clean(src)
+	if src == "." {
+		return []string{"."}
+	}
+	if !strings.ContainsAny(src, "*?[\\") {
+		if _, ok := byPath[src]; ok {
+			return []string{src}
+		}
+		return nil
+	}
+	var out []string
+	depth := strings.Count(src, "/")
+	for _, f := range files {
+		if strings.Count(f.Path, "/") != depth {
+			continue
+		}
+		if ok, _ := path.Match(src, f.Path); ok {
+			out = append(out, f.Path)
+		}
+	}
+	return out
+}
+
+// unpatchableError says why an app tree cannot be patched: its build is a
+// full one, with this reason.
+type unpatchableError string
+
+func (e unpatchableError) Error() string { return string(e) }
 
 // candidates memoizes resolveRelease for one platform of one build.
 type candidates struct {

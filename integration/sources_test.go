@@ -1,0 +1,81 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSeveralSourcesPatch: APP with a file, two directories whose trees
+// overlap, and a wildcard patches on both layer plans: each change lands
+// where the full build puts it (a later source's file over an earlier
+// one's, a directory's metadata from the last copy of it), deletions and
+// wildcard matches that appear included, and the filesystem equals a full
+// build's.
+func TestSeveralSourcesPatch(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]file{
+		"Patchfile": {content: `ARG BASE
+ARG RELEASE
+FROM ${BASE}
+WORKDIR /app
+DEPS deps.txt
+RUN mkdir -p node_modules/dep && cp deps.txt node_modules/dep/deps.txt
+APP package.json dist/ public *.md /app/
+PATCH ${RELEASE}
+`},
+		"deps.txt":               {content: "dep==1.0\n"},
+		"package.json":           {content: "{}\n"},
+		"README.md":              {content: "readme\n"},
+		"dist/index.html":        {content: "dist index\n"},
+		"dist/assets/app.js":     {content: "app\n"},
+		"dist/assets/old.js":     {content: "old\n"},
+		"public/index.html":      {content: "public index\n"},
+		"public/assets/logo.png": {content: "png\n"},
+		"src/not-shipped.js":     {content: "src\n"},
+	})
+	releaseRef := env.stack.Ref("sources/app", "release")
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: releaseRef})
+	require.NoError(t, err)
+	releaseDigest := res.digest
+	releaseLayers := layers(t, pullImage(t, releaseRef+"@"+releaseDigest))
+
+	write := func(p, content string) {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644))
+	}
+	write("dist/index.html", "dist index, edited: public's lands over it\n")
+	write("dist/assets/app.js", "app v2\n")
+	require.NoError(t, os.Remove(filepath.Join(dir, "dist/assets/old.js")))
+	write("public/assets/new.png", "new png\n")
+	require.NoError(t, os.Chmod(filepath.Join(dir, "public/assets"), 0o750))
+	write("CHANGES.md", "changes\n")
+	write("package.json", "{\"v\": 2}\n")
+	write("src/not-shipped.js", "src v2\n")
+
+	fullRef := env.stack.Ref("sources/app", "full")
+	res, err = buildInProcess(t, build{dir: dir, args: fullArgs(), output: fullRef})
+	require.NoError(t, err)
+	full := filesystem(t, pullImage(t, fullRef+"@"+res.digest))
+	require.Equal(t, "public index\n", full["app/index.html"].Content)
+	require.EqualValues(t, 0o750, full["app/assets"].Mode&0o7777)
+
+	for _, plan := range propPlans {
+		t.Run(plan, func(t *testing.T) {
+			patchRef := env.stack.Ref("sources/app", plan)
+			args := withPlan(patchArgs(releaseRef), plan)
+			args["PATCH_MAX_SHARE"] = "100" // a tiny app: the change is most of it
+			res, err := buildInProcess(t, build{dir: dir, args: args, output: patchRef})
+			require.NoError(t, err)
+			require.Contains(t, res.output, "patch of release "+releaseDigest+": 5 changed, 1 deleted")
+			img := pullImage(t, patchRef+"@"+res.digest)
+			ls := layers(t, img)
+			require.Len(t, ls, len(releaseLayers)+1)
+			top := layerEntries(t, ls[len(ls)-1])
+			require.Equal(t, []string{"app", "app/CHANGES.md", "app/assets", "app/assets/.wh.old.js", "app/assets/app.js", "app/assets/new.png", "app/package.json"}, names(top))
+			requireSameFilesystem(t, full, filesystem(t, img))
+		})
+	}
+}
