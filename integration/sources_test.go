@@ -79,3 +79,26 @@ PATCH ${RELEASE}
 		})
 	}
 }
+
+// TestOneFileSourcePatch: APP with one file source into a directory. The
+// file list once held nothing for it (it read the source as a directory),
+// so a changed file gave "no change, the release itself": the old file.
+func TestOneFileSourcePatch(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]file{
+		"Patchfile":  {content: "ARG BASE\nARG RELEASE\nFROM ${BASE}\nAPP index.html /app/\nPATCH ${RELEASE}\n"},
+		"index.html": {content: "v1\n"},
+		"other.txt":  {content: "not shipped\n"},
+	})
+	releaseRef := env.stack.Ref("onefile/app", "release")
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: releaseRef})
+	require.NoError(t, err)
+	releaseDigest := res.digest
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "index.html"), []byte("v2\n"), 0o644))
+	args := patchArgs(releaseRef)
+	args["PATCH_MAX_SHARE"] = "100"
+	res, err = buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref("onefile/app", "patch")})
+	require.NoError(t, err)
+	require.Contains(t, res.output, "patch of release "+releaseDigest+": 1 changed, 0 deleted")
+	require.Equal(t, "v2\n", filesystem(t, pullImage(t, env.stack.Ref("onefile/app", "patch")+"@"+res.digest))["app/index.html"].Content)
+}
