@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,7 +14,7 @@ import (
 // where the full build puts it (a later source's file over an earlier
 // one's, a directory's metadata from the last copy of it), deletions and
 // wildcard matches that appear included, and the filesystem equals a full
-// build's.
+// build's. On a cold builder (Merge/Diff) it pulls no layer of the release.
 func TestSeveralSourcesPatch(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]file{
@@ -62,13 +63,33 @@ PATCH ${RELEASE}
 	require.Equal(t, "public index\n", full["app/index.html"].Content)
 	require.EqualValues(t, 0o750, full["app/assets"].Mode&0o7777)
 
-	for _, plan := range propPlans {
+	for _, plan := range append(propPlans, "cold") {
 		t.Run(plan, func(t *testing.T) {
 			patchRef := env.stack.Ref("sources/app", plan)
-			args := withPlan(patchArgs(releaseRef), plan)
+			args := patchArgs(releaseRef)
 			args["PATCH_MAX_SHARE"] = "100" // a tiny app: the change is most of it
-			res, err := buildInProcess(t, build{dir: dir, args: args, output: patchRef})
+			b := build{dir: dir, args: args, output: patchRef}
+			if plan == "cold" {
+				// A builder with nothing cached: it must not pull a layer
+				// of the release (base and dependency stage included).
+				cold, err := env.stack.NewDaemon(context.Background(), "sources-cold")
+				require.NoError(t, err)
+				defer cold.Stop()
+				b.daemon = cold
+			} else {
+				withPlan(args, plan)
+			}
+			logAt := env.stack.LogSize()
+			res, err := buildInProcess(t, b)
 			require.NoError(t, err)
+			served, err := env.stack.RegistryRequests(logAt)
+			require.NoError(t, err)
+			if plan != "fileops" {
+				released := layerDigests(t, pullImage(t, releaseRef+"@"+releaseDigest))
+				for _, s := range served {
+					require.False(t, s.Method == "GET" && released[s.Digest], "%s: the patch pulled release layer %s", plan, s.Digest)
+				}
+			}
 			require.Contains(t, res.output, "patch of release "+releaseDigest+": 5 changed, 1 deleted")
 			img := pullImage(t, patchRef+"@"+res.digest)
 			ls := layers(t, img)
