@@ -199,3 +199,40 @@ func TestDecideCapsTheReasons(t *testing.T) {
 	require.Len(t, out.warnDetail, 500)
 	require.Contains(t, out.warnDetail[499], "candidate shop/locked499:release unreachable")
 }
+
+// TestDecideAppShapes: the APP forms a patch cannot take build in full and
+// say why; every other form is patched.
+func TestDecideAppShapes(t *testing.T) {
+	for _, tc := range []struct {
+		app, reason string
+	}{
+		{app: "APP src/server.js /app/server.js", reason: "patch builds need APP to copy into a directory: end its destination with /"},
+		{app: "APP --exclude=*.md src static /app/", reason: "patch builds do not support APP --exclude with several sources or a wildcard yet"},
+		{app: "APP --exclude=*.md s* /app/", reason: "patch builds do not support APP --exclude with several sources or a wildcard yet"},
+		{app: "APP package.json src static *.md /app/"},
+		{app: "APP --chmod=0644 --chown=1:1 --exclude=*.md . /app"},
+		{app: "APP src/server.js /app/"},
+	} {
+		t.Run(tc.app, func(t *testing.T) {
+			pf := pinnedFrom + "WORKDIR /app\nDEPS package.json package-lock.json\nRUN npm ci\n" + tc.app + "\nPATCH shop/web:release\n"
+			released, _, err := convert(t, pf, shopContext(), nil)
+			require.NoError(t, err)
+			changed := shopContext()
+			changed["src/server.js"] = `console.log("ho")`
+			res, _, err := convert(t, pf, changed, nil)
+			require.NoError(t, err)
+			resolver := &releaseResolver{releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)}}
+			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+			opt.BuildArgs = map[string]string{keyPatchMaxShareArg: "100"}
+			d, err := decide(context.Background(), resolver, res, opt)
+			require.NoError(t, err)
+			if tc.reason != "" {
+				require.Nil(t, d.Release)
+				require.Contains(t, d.Summary(), "full build: "+tc.reason)
+				return
+			}
+			require.NotNil(t, d.Release, d.Summary())
+			require.Contains(t, d.Summary(), ": 1 changed, 0 deleted")
+		})
+	}
+}
