@@ -207,8 +207,8 @@ func TestDecideAppShapes(t *testing.T) {
 		app, reason string
 	}{
 		{app: "APP src/server.js /app/server.js", reason: "patch builds need APP to copy into a directory: end its destination with /"},
-		{app: "APP --exclude=*.md src static /app/", reason: "patch builds do not support APP --exclude with several sources or a wildcard yet"},
-		{app: "APP --exclude=*.md s* /app/", reason: "patch builds do not support APP --exclude with several sources or a wildcard yet"},
+		{app: "APP --exclude=*.md src static /app/"},
+		{app: "APP --exclude=*.md s* README.md /app/"},
 		{app: "APP package.json src static *.md /app/"},
 		{app: "APP --chmod=0644 --chown=1:1 --exclude=*.md . /app"},
 		{app: "APP src/server.js /app/"},

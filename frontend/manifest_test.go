@@ -132,6 +132,12 @@ func TestAppManifestSeveralSources(t *testing.T) {
 	require.Equal(t, map[string]string{"CHANGES.md": "CHANGES.md", "README.md": "README.md", "assets": "public/assets", "assets/app.js": "dist/assets/app.js",
 		"assets/logo.png": "public/assets/logo.png", "index.html": "public/index.html", "package.json": "package.json"}, m.origins)
 
+	// --exclude leaves out paths inside directory sources, relative to
+	// each, and never a file source.
+	m, err = appManifest(files, AppSpec{Sources: []string{"README.md", "public", "src"}, Dest: "/app/", Excludes: []string{"*.md", "*.html", "assets/logo.png"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"README.md", "assets"}, paths(m.Entries))
+
 	// A file over a directory: BuildKit's copy fails or replaces; no patch.
 	_, err = appManifest(append(files, fileEntry("assets", "a file")), AppSpec{Sources: []string{"dist", "assets"}, Dest: "/app/"})
 	var u unpatchableError

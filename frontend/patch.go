@@ -197,8 +197,6 @@ func unpatchableApp(spec AppSpec) string {
 	switch {
 	case !strings.HasSuffix(spec.Dest, "/"):
 		return "patch builds need APP to copy into a directory: end its destination with /, e.g. APP . /app/"
-	case len(spec.Excludes) > 0 && (len(spec.Sources) > 1 || strings.ContainsAny(spec.Sources[0], "*?[")):
-		return "patch builds do not support APP --exclude with several sources or a wildcard yet"
 	}
 	return ""
 }
@@ -418,8 +416,11 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 	}
 	landed := map[string]ManifestEntry{}
 	origins := map[string]string{}
-	land := func(rel string, f ContextFile) error {
-		if !shipped(rel) {
+	// --exclude patterns match paths inside a directory source, relative
+	// to it; a file source is never excluded (measured on BuildKit v0.33.1:
+	// APP --exclude=*.md README.md docs/ ships README.md, not docs/a.md).
+	land := func(rel string, f ContextFile, excludable bool) error {
+		if excludable && !shipped(rel) {
 			return nil
 		}
 		e := ManifestEntry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
@@ -447,7 +448,7 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 	for _, src := range spec.Sources {
 		for _, m := range sourceMatches(src, files, byPath) {
 			if m != "." && !byPath[m].Mode.IsDir() {
-				if err := land(path.Base(m), byPath[m]); err != nil {
+				if err := land(path.Base(m), byPath[m], false); err != nil {
 					return nil, err
 				}
 				continue
@@ -460,7 +461,7 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 				if !ok {
 					continue
 				}
-				if err := land(rel, f); err != nil {
+				if err := land(rel, f, true); err != nil {
 					return nil, err
 				}
 			}

@@ -9,8 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestSeveralSourcesPatch: APP with a file, two directories whose trees
-// overlap, and a wildcard patches on both layer plans: each change lands
+// TestSeveralSourcesPatch: APP with files, two directories whose trees
+// overlap, a wildcard and --exclude (which leaves out paths inside
+// directory sources, never a file source) patches on both layer plans: each change lands
 // where the full build puts it (a later source's file over an earlier
 // one's, a directory's metadata from the last copy of it), deletions,
 // wildcard matches that appear and .dockerignore changes included, and the filesystem equals a full
@@ -24,7 +25,7 @@ FROM ${BASE}
 WORKDIR /app
 DEPS deps.txt
 RUN mkdir -p node_modules/dep && cp deps.txt node_modules/dep/deps.txt
-APP package.json dist/ public *.md /app/
+APP --exclude=*.tmp package.json dist/ public *.md notes.tmp /app/
 PATCH ${RELEASE}
 `},
 		"deps.txt":               {content: "dep==1.0\n"},
@@ -37,6 +38,8 @@ PATCH ${RELEASE}
 		"public/assets/logo.png": {content: "png\n"},
 		"src/not-shipped.js":     {content: "src\n"},
 		".dockerignore":          {content: "dist/*.log\n"},
+		"dist/cache.tmp":         {content: "excluded\n"},
+		"notes.tmp":              {content: "a file source: never excluded\n"},
 		"dist/debug.log":         {content: "ignored, then shipped\n"},
 		"public/extra.txt":       {content: "shipped, then ignored\n"},
 	})
@@ -58,6 +61,7 @@ PATCH ${RELEASE}
 	write("CHANGES.md", "changes\n")
 	write("package.json", "{\"v\": 2}\n")
 	write("src/not-shipped.js", "src v2\n")
+	write("dist/cache.tmp", "excluded, changed: nothing to ship\n")
 	// .dockerignore changes: a file it stops ignoring is added, one it
 	// starts ignoring is deleted.
 	write(".dockerignore", "public/extra.txt\n")
@@ -67,6 +71,8 @@ PATCH ${RELEASE}
 	require.NoError(t, err)
 	full := filesystem(t, pullImage(t, fullRef+"@"+res.digest))
 	require.Equal(t, "public index\n", full["app/index.html"].Content)
+	require.Contains(t, full, "app/notes.tmp")
+	require.NotContains(t, full, "app/cache.tmp")
 	require.EqualValues(t, 0o750, full["app/assets"].Mode&0o7777)
 
 	for _, plan := range append(propPlans, "cold") {
