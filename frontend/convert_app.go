@@ -159,23 +159,12 @@ func appShips(spec AppSpec) (func(rel string) bool, error) {
 // and a patch that left one behind would differ from the full build. So
 // both refuse, before any step runs, and say how to leave it out.
 func refuseSpecialFiles(files []ContextFile, spec AppSpec) error {
-	shipped, err := appShips(spec)
-	if err != nil {
-		return err
-	}
-	// With one directory source, --exclude patterns are relative to it.
-	src := ""
-	if len(spec.Sources) == 1 && path.Clean(spec.Sources[0]) != "." {
-		src = path.Clean(spec.Sources[0]) + "/"
-	}
-	for _, f := range files {
-		kind := specialKind(f.Mode)
-		if kind == "" || !shipped(strings.TrimPrefix(f.Path, src)) {
-			continue
+	return appLandings(files, spec, func(rel string, f ContextFile) error {
+		if kind := specialKind(f.Mode); kind != "" {
+			return errors.Errorf("APP would ship %q, a %s, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=%s", f.Path, kind, rel)
 		}
-		return errors.Errorf("APP would ship %q, a %s, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=%s", f.Path, kind, strings.TrimPrefix(f.Path, src))
-	}
-	return nil
+		return nil
+	})
 }
 
 // specialKind names a file type that is not a regular file, a directory

@@ -405,24 +405,10 @@ type sourceMetaResolver interface {
 // from in the context (Manifest.origins), for the patch's copies. A shape
 // whose landing it cannot predict exactly is an unpatchableError.
 func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
-	shipped, err := appShips(spec)
-	if err != nil {
-		return nil, err
-	}
 	uid, gid, chown := numericOwner(spec.Chown)
-	byPath := make(map[string]ContextFile, len(files))
-	for _, f := range files {
-		byPath[f.Path] = f
-	}
 	landed := map[string]ManifestEntry{}
 	origins := map[string]string{}
-	// --exclude patterns match paths inside a directory source, relative
-	// to it; a file source is never excluded (measured on BuildKit v0.33.1:
-	// APP --exclude=*.md README.md docs/ ships README.md, not docs/a.md).
-	land := func(rel string, f ContextFile, excludable bool) error {
-		if excludable && !shipped(rel) {
-			return nil
-		}
+	err := appLandings(files, spec, func(rel string, f ContextFile) error {
 		e := ManifestEntry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
 		if spec.chmod != nil && f.Mode&os.ModeSymlink == 0 {
 			// --chmod sets the mode of every file and directory it copies.
@@ -444,12 +430,39 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 		}
 		landed[rel], origins[rel] = e, f.Path
 		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{origins: origins}
+	for _, e := range landed {
+		m.Entries = append(m.Entries, e)
+	}
+	sort.Slice(m.Entries, func(i, j int) bool { return m.Entries[i].Path < m.Entries[j].Path })
+	return m, nil
+}
+
+// appLandings calls land for every context entry APP ships, in the order
+// the full build's copies land them, with its path under the destination:
+// each source in turn, a directory's entries (those --exclude leaves in,
+// matched relative to the directory), a file or symlink by its name (a
+// file source is never excluded: measured on BuildKit v0.33.1, APP
+// --exclude=*.md README.md docs/ ships README.md, not docs/a.md), every
+// match of a wildcard.
+func appLandings(files []ContextFile, spec AppSpec, land func(rel string, f ContextFile) error) error {
+	shipped, err := appShips(spec)
+	if err != nil {
+		return err
+	}
+	byPath := make(map[string]ContextFile, len(files))
+	for _, f := range files {
+		byPath[f.Path] = f
 	}
 	for _, src := range spec.Sources {
 		for _, m := range sourceMatches(src, files, byPath) {
 			if m != "." && !byPath[m].Mode.IsDir() {
-				if err := land(path.Base(m), byPath[m], false); err != nil {
-					return nil, err
+				if err := land(path.Base(m), byPath[m]); err != nil {
+					return err
 				}
 				continue
 			}
@@ -458,21 +471,16 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 				if !ok {
 					rel, ok = strings.CutPrefix(f.Path, m+"/")
 				}
-				if !ok {
+				if !ok || !shipped(rel) {
 					continue
 				}
-				if err := land(rel, f, true); err != nil {
-					return nil, err
+				if err := land(rel, f); err != nil {
+					return err
 				}
 			}
 		}
 	}
-	m := &Manifest{origins: origins}
-	for _, e := range landed {
-		m.Entries = append(m.Entries, e)
-	}
-	sort.Slice(m.Entries, func(i, j int) bool { return m.Entries[i].Path < m.Entries[j].Path })
-	return m, nil
+	return nil
 }
 
 // sourceMatches returns the context paths an APP source names: "." for
