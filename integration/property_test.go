@@ -44,6 +44,8 @@ var propVariants = []struct {
 	{app: "APP --exclude=**/*.tmp . /app", exclude: ".tmp"},
 	{app: "APP src /app/", root: "src"},
 	{app: "APP --chmod=0750 . /app", chmod: 0o750},
+	// Several sources: the tree twice, the second copy over the first.
+	{app: "APP src/ src/ /app/", root: "src"},
 }
 
 // propPlans are the layer plans (PATCH_PLAN) the property test builds
@@ -57,11 +59,11 @@ func withPlan(args map[string]string, plan string) map[string]string {
 	return args
 }
 
-// The CI run: five seeds (one per APP variant) of ten steps each, about a
-// minute and a half on a 2-core machine.
+// The CI run: six seeds (one per APP variant) of ten steps each, about two
+// minutes on a 2-core machine.
 const (
 	defaultPropertySeed  = 1
-	defaultPropertySeeds = 5
+	defaultPropertySeeds = 6
 	defaultPropertySteps = 10
 )
 
