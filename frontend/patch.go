@@ -165,8 +165,8 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 const maxReasonsShown = 3
 
 // tooBigToPatch says why a matching release should get a new release
-// rather than a patch, or "": a change one patch layer cannot express, or
-// more of the app than PATCH_MAX_SHARE allows (0: never patch).
+// rather than a patch, or "": more of the app than PATCH_MAX_SHARE allows
+// (0: never patch).
 func tooBigToPatch(rel *release, cs *ChangeSet, total int64, maxShare int) string {
 	if maxShare == 0 && !cs.Empty() {
 		return fmt.Sprintf("%s=0: a new release instead of patching release %s", keyPatchMaxShareArg, rel.Digest)
