@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/stretchr/testify/require"
 )
 
@@ -50,29 +51,12 @@ func TestColdPatch(t *testing.T) {
 	patched := pullImage(t, env.stack.Ref("cold/web", "patch")+"@"+res.digest)
 
 	// Pulled: classify every blob the registry served during the build.
-	releaseLayers := layerDigests(t, release)
-	frontendBlobs := imageBlobs(t, env.frontendImage)
-	var pulledLayers, pulledFrontend, pulledConfigs int64
-	for _, b := range served {
-		if b.Method != "GET" {
-			continue
-		}
-		switch {
-		case releaseLayers[b.Digest]:
-			pulledLayers += b.Bytes
-			t.Errorf("the cold patch pulled release layer %s (%d bytes)", b.Digest, b.Bytes)
-		case frontendBlobs[b.Digest]:
-			pulledFrontend += b.Bytes
-		default:
-			pulledConfigs += b.Bytes
-		}
-	}
+	pulled := classifyPulls(t, served, release)
+	require.Empty(t, pulled.releaseLayerDigests, "the cold patch pulled release layers")
+	pulledLayers, pulledFrontend, pulledConfigs := pulled.releaseLayers, pulled.frontend, pulled.other
 
 	pushed := newBlobs(blobsBefore, blobsAfter)
-	var pushedBytes int64
-	for _, size := range pushed {
-		pushedBytes += size
-	}
+	pushedBytes := sumSizes(pushed)
 	ls := layers(t, patched)
 	top, err := ls[len(ls)-1].Digest()
 	require.NoError(t, err)
@@ -98,17 +82,55 @@ func TestColdPatch(t *testing.T) {
 	fullTime := time.Since(start)
 	served, err = env.stack.RegistryRequests(logAt)
 	require.NoError(t, err)
-	var fullPulled int64
-	for _, b := range served {
-		if b.Method == "GET" && !frontendBlobs[b.Digest] {
-			fullPulled += b.Bytes
-		}
-	}
+	fullPulls := classifyPulls(t, served, release)
+	fullPulled := fullPulls.releaseLayers + fullPulls.other // all but the frontend image
 
 	t.Logf("release build (warm builder, full): %s", releaseTime.Round(time.Millisecond))
 	t.Logf("cold full build: %s; pulled %d bytes besides the frontend image", fullTime.Round(time.Millisecond), fullPulled)
 	t.Logf("cold patch: %s; pulled %d bytes of release layers, %d bytes of frontend image, %d bytes of configs; pushed %d bytes (layer %d)",
 		patchTime.Round(time.Millisecond), pulledLayers, pulledFrontend, pulledConfigs, pushedBytes, topSize)
+}
+
+// pulls are the bytes the registry served (GETs) during a build, by what
+// they were: layers of a release, blobs of the frontend image, and the rest
+// (manifests, configs, base and dependency layers).
+type pulls struct {
+	releaseLayers, frontend, other int64
+	// releaseLayerDigests are the release layers served.
+	releaseLayerDigests []string
+}
+
+// classifyPulls sorts what the registry served (Stack.RegistryRequests)
+// against release's layers and the frontend image's blobs.
+func classifyPulls(t *testing.T, served []stack.BlobTransfer, release v1.Image) pulls {
+	t.Helper()
+	releaseLayers := layerDigests(t, release)
+	frontendBlobs := imageBlobs(t, env.frontendImage)
+	var p pulls
+	for _, b := range served {
+		if b.Method != "GET" {
+			continue
+		}
+		switch {
+		case releaseLayers[b.Digest]:
+			p.releaseLayers += b.Bytes
+			p.releaseLayerDigests = append(p.releaseLayerDigests, b.Digest)
+		case frontendBlobs[b.Digest]:
+			p.frontend += b.Bytes
+		default:
+			p.other += b.Bytes
+		}
+	}
+	return p
+}
+
+// sumSizes is the total of the sizes of blobs (newBlobs).
+func sumSizes(blobs map[string]int64) int64 {
+	var n int64
+	for _, size := range blobs {
+		n += size
+	}
+	return n
 }
 
 func layerDigests(t *testing.T, img v1.Image) map[string]bool {

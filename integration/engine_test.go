@@ -95,16 +95,7 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 		require.NotContains(t, out, "the release's layers are read")
 	}
 	patched := pullImage(t, patchRef+"@"+digestOf(patchRef))
-	patchedLayers := layers(t, patched)
-	require.Len(t, patchedLayers, len(releaseLayers)+1, "release layers plus exactly one")
-	for i := range releaseLayers {
-		d1, _ := releaseLayers[i].Digest()
-		d2, _ := patchedLayers[i].Digest()
-		require.Equal(t, d1, d2, "layer %d is the release's own", i)
-	}
-	top := layerEntries(t, patchedLayers[len(patchedLayers)-1])
-	require.Equal(t, changeSetLayer, names(top), "the patch layer holds the changes, whiteouts and their parents, nothing else")
-	require.Equal(t, "console.log('A');\n", top["app/src/a.js"].Content)
+	requireChangeSetPatch(t, releaseLayers, patched)
 	require.Equal(t, releaseDigest, configOf(t, patched).Config.Labels[frontend.LabelRelease])
 
 	// Equal to a full build of the same inputs on the standalone BuildKit.
@@ -213,22 +204,8 @@ func coldPatch(t *testing.T, ctx context.Context, eng *stack.Engine, dir, releas
 	blobsAfter, err := env.stack.Blobs()
 	require.NoError(t, err)
 
-	releaseLayers := layerDigests(t, release)
-	frontendBlobs := imageBlobs(t, env.frontendImage)
-	var pulledLayers, pulledFrontend, pulledOther int64
-	for _, b := range served {
-		if b.Method != "GET" {
-			continue
-		}
-		switch {
-		case releaseLayers[b.Digest]:
-			pulledLayers += b.Bytes
-		case frontendBlobs[b.Digest]:
-			pulledFrontend += b.Bytes
-		default:
-			pulledOther += b.Bytes
-		}
-	}
+	pulled := classifyPulls(t, served, release)
+	pulledLayers, pulledFrontend, pulledOther := pulled.releaseLayers, pulled.frontend, pulled.other
 	var releaseBytes int64
 	for _, l := range layers(t, release) {
 		n, err := l.Size()
@@ -241,10 +218,7 @@ func coldPatch(t *testing.T, ctx context.Context, eng *stack.Engine, dir, releas
 		require.Equal(t, releaseBytes, pulledLayers, "the fileops plan reads every release layer, once")
 	}
 	pushed := newBlobs(blobsBefore, blobsAfter)
-	var pushedBytes int64
-	for _, n := range pushed {
-		pushedBytes += n
-	}
+	pushedBytes := sumSizes(pushed)
 	require.Len(t, pushed, 3, "the patch layer, its config and its manifest: %v", keys(pushed))
 	t.Logf("cold patch on a %s engine: %s; pulled %d bytes of release layers (of %d), %d of frontend image, %d of configs and manifests; pushed %d bytes",
 		eng.Name, wall.Round(time.Millisecond), pulledLayers, releaseBytes, pulledFrontend, pulledOther, pushedBytes)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/stretchr/testify/require"
 )
@@ -132,16 +133,7 @@ func TestPatchBuild(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, res.output, "patch of release "+releaseDigest+": 9 changed, 3 deleted")
 	patched := pullImage(t, env.stack.Ref(repo, "patch1")+"@"+res.digest)
-	patchedLayers := layers(t, patched)
-	require.Len(t, patchedLayers, len(releaseLayers)+1, "release layers plus exactly one")
-	for i := range releaseLayers {
-		d1, _ := releaseLayers[i].Digest()
-		d2, _ := patchedLayers[i].Digest()
-		require.Equal(t, d1, d2, "layer %d is the release's own", i)
-	}
-	top := layerEntries(t, patchedLayers[len(patchedLayers)-1])
-	require.Equal(t, changeSetLayer, names(top), "the patch layer holds the changes, whiteouts and their parents, nothing else")
-	require.Equal(t, "console.log('A');\n", top["app/src/a.js"].Content)
+	top := requireChangeSetPatch(t, releaseLayers, patched)
 	require.Equal(t, int64(0o700), top["app/bin/run.sh"].Mode&0o7777)
 	require.Equal(t, byte(tar.TypeSymlink), top["app/src/link"].Type)
 	require.Equal(t, "keep.txt", top["app/src/link"].Linkname)
@@ -275,4 +267,23 @@ func TestPatchTypeChanges(t *testing.T) {
 	res, err = buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref(repo, "full")})
 	require.NoError(t, err)
 	requireSameFilesystem(t, filesystem(t, pullImage(t, env.stack.Ref(repo, "full")+"@"+res.digest)), filesystem(t, patched))
+}
+
+// requireChangeSetPatch checks that patched is the release's layers, each
+// the release's own, plus exactly one layer that holds applyChangeSet's
+// changes (changeSetLayer) and nothing else, and returns that layer's
+// entries.
+func requireChangeSetPatch(t *testing.T, releaseLayers []v1.Layer, patched v1.Image) map[string]entry {
+	t.Helper()
+	patchedLayers := layers(t, patched)
+	require.Len(t, patchedLayers, len(releaseLayers)+1, "release layers plus exactly one")
+	for i := range releaseLayers {
+		d1, _ := releaseLayers[i].Digest()
+		d2, _ := patchedLayers[i].Digest()
+		require.Equal(t, d1, d2, "layer %d is the release's own", i)
+	}
+	top := layerEntries(t, patchedLayers[len(patchedLayers)-1])
+	require.Equal(t, changeSetLayer, names(top), "the patch layer holds the changes, whiteouts and their parents, nothing else")
+	require.Equal(t, "console.log('A');\n", top["app/src/a.js"].Content)
+	return top
 }
