@@ -90,11 +90,7 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 	if out.cacheFrom = d.DepsFrom.cacheRef(); out.cacheFrom != "" {
 		out.baseImage = depsOf(d.DepsFrom.Image)
 	}
-	files, _, err := appTree(res)
-	if err != nil {
-		return nil, err
-	}
-	if files != nil {
+	if files := res.appList; files != nil {
 		if err := files.checkBounds(); err != nil {
 			// The image is right; only later patches of it are lost.
 			out.warn = joinWarnings(out.warn, fmt.Sprintf("APP: the image gets no file list, so it cannot be patched: %v", err))

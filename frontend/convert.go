@@ -111,6 +111,11 @@ type Result struct {
 	AppContext llb.State
 	// AppFiles are the context entries AppContext holds, read for hashing.
 	AppFiles []ContextFile
+	// appList is the app tree as a file list (appManifest), computed once
+	// for the decision and the release's config; nil when the APP form
+	// cannot be patched, and appUnpatchable says why.
+	appList        *Manifest
+	appUnpatchable string
 	// location ties ops to the APP line.
 	appLocation llb.ConstraintsOpt
 }
@@ -206,11 +211,16 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 	}
 	maps.Copy(c.image.Config.Labels, early.Identity.Labels())
 
+	appList, appUnpatchable, err := appTree(app, appFiles.Files)
+	if err != nil {
+		return nil, parser.WithLocationOnce(err, pf.App.Location())
+	}
 	tree := app.Tree(appFiles.State, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles.Files), app.Dest))), c.location(pf.App))
 	final := c.opt.layers().Full(deps, tree, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
 	return &Result{
 		Early: early, State: final, AppTree: tree, Image: c.image, BaseImage: baseImg,
 		App: app, AppContext: appFiles.State, AppFiles: appFiles.Files,
+		appList: appList, appUnpatchable: appUnpatchable,
 		appLocation: c.location(pf.App),
 	}, nil
 }

@@ -117,10 +117,7 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 	if err != nil {
 		return nil, err
 	}
-	cur, unpatchable, err := appTree(res)
-	if err != nil {
-		return nil, err
-	}
+	cur, unpatchable := res.appList, res.appUnpatchable
 	full := &decision{}
 	var reasons []string
 	for _, ref := range res.PatchRefs {
@@ -178,13 +175,13 @@ func tooBigToPatch(rel *release, cs *ChangeSet, total int64, maxShare int) strin
 	return ""
 }
 
-// appTree is the build's app tree as a file list, or why it cannot be
+// appTree is a build's app tree as a file list, or why it cannot be
 // patched (then the list is nil).
-func appTree(res *Result) (*Manifest, string, error) {
-	if why := unpatchableApp(res.App); why != "" {
+func appTree(spec AppSpec, files []ContextFile) (*Manifest, string, error) {
+	if why := unpatchableApp(spec); why != "" {
 		return nil, why, nil
 	}
-	m, err := appManifest(res.AppFiles, res.App)
+	m, err := appManifest(files, spec)
 	var u unpatchableError
 	if errors.As(err, &u) {
 		return nil, u.Error(), nil
