@@ -134,7 +134,7 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 func lowerDirs(cs *ChangeSet) []string {
 	dirs := existingParents(cs)
 	for p := range cs.DirsBefore {
-		if _, found := slices.BinarySearch(dirs, p); !found {
+		if !slices.Contains(dirs, p) {
 			dirs = append(dirs, p)
 		}
 	}
@@ -191,11 +191,14 @@ func dockerUIInternal(name string) llb.ConstraintsOpt {
 // leading or trailing one becomes "?", which may match a sibling too: a
 // sibling copied from the context lands as the full build has it.
 func escapePattern(name string) string {
-	runes := []rune(name)
+	// The bytes of name before start and from end on are blanks that
+	// trimming would drop.
+	start := len(name) - len(strings.TrimLeftFunc(name, unicode.IsSpace))
+	end := len(strings.TrimRightFunc(name, unicode.IsSpace))
 	var b strings.Builder
-	for i, r := range runes {
+	for i, r := range name {
 		switch {
-		case unicode.IsSpace(r) && (strings.TrimSpace(string(runes[:i])) == "" || strings.TrimSpace(string(runes[i:])) == ""):
+		case i < start || i >= end:
 			b.WriteByte('?')
 			continue
 		case strings.ContainsRune(`*?[]\`, r), r == '!' && i == 0:
