@@ -91,14 +91,12 @@ func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt 
 		out.baseImage = depsOf(d.DepsFrom.Image)
 	}
 	if files := res.appList; files != nil {
-		if err := files.checkBounds(); err != nil {
-			// The image is right; only later patches of it are lost.
-			out.warn = joinWarnings(out.warn, fmt.Sprintf("APP: the image gets no file list, so it cannot be patched: %v", err))
-			return out, nil
-		}
 		enc, err := files.Encode()
 		if err != nil {
-			return nil, err
+			// Over the list's bounds: the image is right; only later
+			// patches of it are lost.
+			out.warn = joinWarnings(out.warn, fmt.Sprintf("APP: the image gets no file list, so it cannot be patched: %v", err))
+			return out, nil
 		}
 		out.extraConfig = map[string]any{configField: enc}
 	}

@@ -73,7 +73,8 @@ func (m *Manifest) TotalSize() int64 {
 }
 
 // Encode returns the compact form stored in the release config: gzip of
-// entries with shared path prefixes elided, in base64.
+// entries with shared path prefixes elided, in base64. A list over its
+// bounds is an error: the reader would refuse it.
 func (m *Manifest) Encode() (string, error) {
 	if err := m.checkBounds(); err != nil {
 		return "", err
@@ -113,6 +114,9 @@ func (m *Manifest) Encode() (string, error) {
 	if err := zw.Close(); err != nil {
 		return "", err
 	}
+	if n := base64.StdEncoding.EncodedLen(out.Len()); n > maxEncodedManifest {
+		return "", errors.Errorf("file list is %d MiB encoded, more than the %d MiB a release's config can carry", n>>20, maxEncodedManifest>>20)
+	}
 	return base64.StdEncoding.EncodeToString(out.Bytes()), nil
 }
 
@@ -135,6 +139,10 @@ const (
 	// encoded bytes can stand for many decoded ones: this, not the size of
 	// the input, bounds what they cost.
 	maxManifestStrings = 64 << 20
+	// maxEncodedManifest bounds a list as written in the config: with the
+	// rest of the config it stays under the 16 MiB a candidate's config
+	// can be (maxReleaseConfig), or no patch could read it.
+	maxEncodedManifest = 12 << 20
 )
 
 // manifestBudget counts what a list costs against its bounds.

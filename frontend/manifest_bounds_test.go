@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -145,4 +146,30 @@ func FuzzDecodeManifest(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, m, back)
 	})
+}
+
+// TestEncodeRefusesWhatNoReaderCouldRead: a list within the entry and path
+// bounds whose encoding is over what a release's config can carry (files
+// of random content: their digests do not compress) is refused by the
+// writer, and the build warns instead of writing a config no patch could
+// resolve.
+func TestEncodeRefusesWhatNoReaderCouldRead(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	n := maxEncodedManifest / 40 // about 44 encoded bytes per file
+	m := &Manifest{Entries: make([]ManifestEntry, 0, n)}
+	for i := range n {
+		e := ManifestEntry{Path: fmt.Sprintf("f%07d", i), Type: TypeFile, Mode: 0o644, Size: 1}
+		for j := range e.Digest {
+			e.Digest[j] = byte(rnd.Uint32())
+		}
+		m.Entries = append(m.Entries, e)
+	}
+	require.NoError(t, m.checkBounds(), "within the entry and path bounds")
+	_, err := m.Encode()
+	require.ErrorContains(t, err, fmt.Sprintf("more than the %d MiB a release's config can carry", maxEncodedManifest>>20))
+
+	m.Entries = m.Entries[:n/2]
+	enc, err := m.Encode()
+	require.NoError(t, err)
+	require.Less(t, len(enc), maxEncodedManifest)
 }

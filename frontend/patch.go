@@ -371,16 +371,19 @@ func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string
 	if dgst == "" {
 		return nil, errors.New("the builder resolved it without a digest")
 	}
+	if len(dt) > maxReleaseConfig {
+		return nil, errors.Errorf("its image config is %d bytes, more than the %d MiB a release's can be", len(dt), maxReleaseConfig>>20)
+	}
 	var img dockerspec.DockerOCIImage
 	if err := json.Unmarshal(dt, &img); err != nil {
 		return nil, errors.Wrap(err, "invalid image config")
 	}
 	var extra struct {
-		Files      *string         `json:"dev.patchfile.files"`
-		BuildCache json.RawMessage `json:"moby.buildkit.cache.v0"`
+		Files      *string   `json:"dev.patchfile.files"`
+		BuildCache jsonIsSet `json:"moby.buildkit.cache.v0"`
 	}
 	_ = json.Unmarshal(dt, &extra)
-	rel := &release{Digest: dgst, Image: &img, HasBuildCache: len(extra.BuildCache) > 0 && string(extra.BuildCache) != "null"}
+	rel := &release{Digest: dgst, Image: &img, HasBuildCache: bool(extra.BuildCache)}
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return nil, err
@@ -388,6 +391,25 @@ func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string
 	rel.Ref = reference.TrimNamed(named).String() + "@" + dgst.String()
 	rel.encodedFiles = extra.Files
 	return rel, nil
+}
+
+// maxReleaseConfig bounds a candidate's image config, read before anything
+// in it is decoded. A config reaches the frontend in one gateway message,
+// which gRPC already bounds to 16 MiB (manifests and indexes are bounded
+// to 4 MiB by containerd's resolver, inline build cache to 1 MiB by
+// BuildKit's importer); this says so where the frontend relies on it. A
+// release of 500,000 files (the file list's bound) has a config of about
+// 23 MiB, so apps that large have no usable release: BENCHMARKS.md gives
+// the list's size per file.
+const maxReleaseConfig = 16 << 20
+
+// jsonIsSet records whether a JSON field holds anything but null, without
+// keeping its bytes (the inline build cache can be large).
+type jsonIsSet bool
+
+func (s *jsonIsSet) UnmarshalJSON(dt []byte) error {
+	*s = string(dt) != "null"
+	return nil
 }
 
 // sourceMetaResolver is the gateway client's source metadata resolver.
