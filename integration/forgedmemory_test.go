@@ -3,24 +3,60 @@ package integration
 import (
 	"bytes"
 	"encoding/binary"
-	"runtime"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/stretchr/testify/require"
 )
 
-// forgedListBudget is what a build of this tiny app may allocate in all,
-// in the frontend (which buildInProcess runs in this process), with a
-// forged candidate: the README's bound on reading a file list (about
-// 170 MiB) is far above what a refused list costs.
-const forgedListBudget = 64 << 20
+// frontendMemoryBudget is the frontend's peak resident memory that the
+// README states for any candidate, forged or not, on an app this size.
+const frontendMemoryBudget = 256 << 20
 
-// TestForgedListMemory: the file list that took the frontend to 1.8 GiB
-// (entry i a path of i bytes, each the previous one plus a letter: 40,000
-// entries, about 80 KB in the config), on a candidate whose labels match
-// the build so that its list is read. The build falls back to a full one
-// with the reason, and the frontend allocates little doing it.
+// forgedList writes a file list's raw (not yet compressed) bytes.
+type forgedList struct{ bytes.Buffer }
+
+func newForgedList() *forgedList {
+	l := &forgedList{}
+	l.WriteByte(1) // the list's version
+	return l
+}
+
+func (l *forgedList) uvarint(v uint64) {
+	var b [binary.MaxVarintLen64]byte
+	l.Write(b[:binary.PutUvarint(b[:], v)])
+}
+
+// dir appends a directory entry: the first common bytes of the previous
+// path, then suffix.
+func (l *forgedList) dir(common int, suffix string) {
+	l.uvarint(uint64(common))
+	l.uvarint(uint64(len(suffix)))
+	l.WriteString(suffix)
+	l.WriteByte(byte(frontend.TypeDir))
+	l.uvarint(0o755)
+	l.uvarint(0)
+	l.uvarint(0)
+}
+
+// TestForgedListMemory runs the frontend image, as a builder does, with a
+// forged candidate whose labels match the build so that its list is read,
+// and reads the frontend process's peak resident memory from the builder's
+// log (PATCH_LOG_MEMORY=1). The lists:
+//   - the one that took the frontend to 1.8 GiB before the decoder was
+//     bounded: entry i a path of i bytes, each the previous one plus a
+//     letter, 60,000 entries (118 KiB in the config). It is refused at its
+//     first path over 4,096 bytes; the build is a full one that says why.
+//   - a list at every bound the reader accepts: 16,000 paths of 4,000
+//     bytes (the 64 MiB of path bytes), then short paths up to 500,000
+//     entries, all in one directory. It is read, compared and patched (the
+//     patch deletes the directory).
 func TestForgedListMemory(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, releaseTree())
@@ -28,32 +64,73 @@ func TestForgedListMemory(t *testing.T) {
 	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: ref("release")})
 	require.NoError(t, err)
 	release := ref("release") + "@" + res.digest
-
-	var raw bytes.Buffer
-	raw.WriteByte(1) // the list's version
-	var b [binary.MaxVarintLen64]byte
-	uvarint := func(v uint64) { raw.Write(b[:binary.PutUvarint(b[:], v)]) }
-	for i := 1; i <= 40_000; i++ {
-		uvarint(uint64(i - 1)) // shares all of the previous path
-		uvarint(1)
-		raw.WriteByte('a')
-		raw.WriteByte(byte(frontend.TypeDir))
-		uvarint(0o755)
-		uvarint(0)
-		uvarint(0)
-	}
-	forged := edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = gzipBase64(t, raw.Bytes()) })(t)
-
 	applyChangeSet(t, dir)
-	args := patchArgs(forged)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	res, err = buildInProcess(t, build{dir: dir, args: args, output: ref("out")})
-	runtime.ReadMemStats(&after)
-	require.NoError(t, err, "a forged candidate never fails the build")
-	require.Contains(t, res.output, "has no usable file list (file list has a path or link target longer than 4096 bytes)")
-	alloc := after.TotalAlloc - before.TotalAlloc
-	t.Logf("the build with the forged candidate allocated %d MiB in this process (frontend and client)", alloc>>20)
-	require.Less(t, alloc, uint64(forgedListBudget))
+
+	quadratic := newForgedList()
+	for i := 1; i <= 60_000; i++ {
+		quadratic.dir(i-1, "a") // shares all of the previous path
+	}
+	atBounds := newForgedList()
+	long := strings.Repeat("d/", 1997) + "d"
+	for i := range 16_000 {
+		if i == 0 {
+			atBounds.dir(0, fmt.Sprintf("%s/%05d", long, i))
+		} else {
+			atBounds.dir(len(long)+1, fmt.Sprintf("%05d", i))
+		}
+	}
+	atBounds.dir(0, "z")
+	for i := range 500_000 - 16_000 - 1 {
+		atBounds.dir(0, fmt.Sprintf("z/%06d", i))
+	}
+
+	for _, tc := range []struct {
+		name   string
+		list   *forgedList
+		expect string
+	}{
+		{"quadratic", quadratic, "has no usable file list (file list has a path or link target longer than 4096 bytes)"},
+		{"at-bounds", atBounds, "[patch]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forged := edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = gzipBase64(t, tc.list.Bytes()) })(t)
+			args := patchArgs(forged)
+			args["PATCH_LOG_MEMORY"] = "1"
+			logPath := env.warm.LogPath()
+			offset := fileSize(t, logPath)
+			res, err := buildWithBuildctl(t, build{dir: dir, args: args, output: ref(tc.name)})
+			require.NoError(t, err, "a forged candidate never fails the build")
+			require.Contains(t, res.output, tc.expect)
+			peak := frontendPeakMemory(t, logPath, offset)
+			t.Logf("%s: a config of %d KiB; the frontend's peak resident memory %d MiB", tc.name, len(rawConfig(t, pullImage(t, forged)))>>10, peak>>20)
+			require.Less(t, peak, int64(frontendMemoryBudget), "the README's memory budget")
+		})
+	}
+}
+
+var peakMemoryLine = regexp.MustCompile(`patchfile frontend: peak resident memory (\d+) KiB`)
+
+// frontendPeakMemory finds the one peak memory line the frontend wrote to
+// the builder's log after offset, in bytes.
+func frontendPeakMemory(t *testing.T, logPath string, offset int64) int64 {
+	t.Helper()
+	f, err := os.Open(logPath)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.Seek(offset, io.SeekStart)
+	require.NoError(t, err)
+	dt, err := io.ReadAll(f)
+	require.NoError(t, err)
+	m := peakMemoryLine.FindAllSubmatch(dt, -1)
+	require.Len(t, m, 1, "one frontend run logged its memory")
+	kib, err := strconv.ParseInt(string(m[0][1]), 10, 64)
+	require.NoError(t, err)
+	return kib << 10
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	require.NoError(t, err)
+	return st.Size()
 }

@@ -3,10 +3,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"syscall"
 
+	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/frontend/gateway/grpcclient"
 	"github.com/moby/buildkit/util/appcontext"
 	"github.com/moby/buildkit/util/bklog"
@@ -19,6 +22,11 @@ var (
 	Revision = ""
 )
 
+// logMemoryArg names the build arg that makes the frontend write its peak
+// resident memory to the builder's log (buildkitd's standard error, where
+// BuildKit sends a frontend's): how the README's memory budget is checked.
+const logMemoryArg = "build-arg:PATCH_LOG_MEMORY"
+
 func main() {
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -26,8 +34,20 @@ func main() {
 		fmt.Printf("patchfile-frontend %s %s\n", Version, Revision)
 		return
 	}
-	if err := grpcclient.RunFromEnvironment(appcontext.Context(), frontend.Build); err != nil {
+	if err := grpcclient.RunFromEnvironment(appcontext.Context(), build); err != nil {
 		bklog.L.Errorf("fatal error: %+v", err)
 		os.Exit(1)
 	}
+}
+
+func build(ctx context.Context, c client.Client) (*client.Result, error) {
+	res, err := frontend.Build(ctx, c)
+	if c.BuildOpts().Opts[logMemoryArg] == "1" {
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			// Maxrss is in KiB on Linux, the only OS a frontend runs on.
+			fmt.Fprintf(os.Stderr, "patchfile frontend: peak resident memory %d KiB\n", ru.Maxrss)
+		}
+	}
+	return res, err
 }

@@ -219,6 +219,10 @@ func (d *Daemon) Client(ctx context.Context) (*client.Client, error) {
 	return client.New(ctx, d.Addr)
 }
 
+// LogPath is the file that holds the daemon's standard output and error,
+// where BuildKit also sends its frontends' standard error.
+func (d *Daemon) LogPath() string { return d.proc.logPath }
+
 // Stop stops the daemon and removes its state.
 func (d *Daemon) Stop() error {
 	err := d.proc.stop()
