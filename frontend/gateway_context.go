@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"os"
@@ -42,6 +43,12 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 	if err != nil {
 		return nil, err
 	}
+	if files, ok, err := g.hashInBuilder(ctx, *st, name); ok {
+		if err != nil {
+			return nil, errors.Wrapf(err, "reading %s", name)
+		}
+		return &ContextFiles{State: *st, Files: files}, nil
+	}
 	ref, err := g.solve(ctx, st, name)
 	if err != nil {
 		return nil, err
@@ -55,6 +62,70 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 		return nil, err
 	}
 	return &ContextFiles{State: state, Files: files}, nil
+}
+
+// keySource is the frontend option that names the frontend's own image
+// (BuildKit's frontend.KeySource): the image `# syntax=` or buildctl's
+// `--opt source=` gave. It is absent when the frontend runs in the
+// client's process (client.Build).
+const keySource = "source"
+
+// hasherBinary is the frontend's binary in its image (see the Dockerfile).
+const hasherBinary = "/bin/patchfile-frontend"
+
+// hashInBuilder lists and hashes the files of st in one build step that
+// runs the frontend's own binary (WalkTree) over st, mounted read-only,
+// with no network, and reads its list back in one file. ok is false when
+// it cannot: the frontend does not know its image, or the step failed (a
+// builder that cannot run the image); the caller then reads through the
+// gateway. An error with ok is the walk's, for the build to report.
+func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name string) (files []ContextFile, ok bool, err error) {
+	self, err := g.selfImage(ctx)
+	if err != nil || self == nil {
+		return nil, false, nil
+	}
+	run := self.Run(
+		llb.Args([]string{hasherBinary, HashTreeCommand, "/context", "/out"}),
+		llb.Network(llb.NetModeNone),
+		llb.ReadonlyRootFS(),
+		llb.AddMount("/context", st, llb.Readonly),
+		dockerui.WithInternalName("hash "+name),
+	)
+	out := run.AddMount("/out", llb.Scratch())
+	ref, err := g.solve(ctx, &out, "hashing "+name)
+	if err != nil {
+		return nil, false, nil
+	}
+	var list bytes.Buffer
+	if err := readChunks(ctx, ref, treeListFile, func(dt []byte) { list.Write(dt) }); err != nil {
+		return nil, false, nil
+	}
+	files, err = readTreeList(&list)
+	if errors.Is(err, errTreeListVersion) {
+		return nil, false, nil
+	}
+	return files, true, err
+}
+
+// selfImage is the frontend's own image, for the build platform, or nil.
+// Where a named context replaces it (air-gapped builds name the syntax
+// image as a context), that is what runs, as for the frontend itself.
+func (g *gatewayContext) selfImage(ctx context.Context) (*llb.State, error) {
+	source := g.c.BuildOpts().Opts[keySource]
+	if source == "" || len(g.bc.BuildPlatforms) == 0 {
+		return nil, nil
+	}
+	platform := g.bc.BuildPlatforms[0]
+	nc, err := g.bc.NamedContext(source, dockerui.ContextOpt{Platform: &platform})
+	if err != nil {
+		return nil, err
+	}
+	if nc != nil {
+		st, _, err := nc.Load(ctx)
+		return st, err
+	}
+	st := llb.Image(source, llb.Platform(platform), dockerui.WithInternalName("load the frontend's image to hash files"))
+	return &st, nil
 }
 
 // ReadTree lists the entries below dir of a solved reference, sorted by
@@ -187,24 +258,31 @@ const readChunk = 4 << 20
 func hashFile(ctx context.Context, ref client.Reference, p string, size int64) (int64, [sha256.Size]byte, error) {
 	h := sha256.New()
 	var n int64
-	for {
-		if size == 0 && n == 0 {
-			// Empty files are common (__init__.py, .gitkeep): skip the round trip.
-			break
-		}
-		dt, err := ref.ReadFile(ctx, client.ReadRequest{Filename: p, Range: &client.FileRange{Offset: int(n), Length: readChunk}})
-		if err != nil {
-			return 0, [sha256.Size]byte{}, err
-		}
-		h.Write(dt)
-		n += int64(len(dt))
-		if len(dt) < readChunk {
-			break
+	var sum [sha256.Size]byte
+	if size != 0 {
+		// Empty files are common (__init__.py, .gitkeep): no round trip.
+		if err := readChunks(ctx, ref, p, func(dt []byte) { h.Write(dt); n += int64(len(dt)) }); err != nil {
+			return 0, sum, err
 		}
 	}
-	var sum [sha256.Size]byte
 	copy(sum[:], h.Sum(nil))
 	return n, sum, nil
+}
+
+// readChunks reads a file of a solved reference in chunks of readChunk,
+// until a short one.
+func readChunks(ctx context.Context, ref client.Reference, p string, chunk func([]byte)) error {
+	for off := 0; ; {
+		dt, err := ref.ReadFile(ctx, client.ReadRequest{Filename: p, Range: &client.FileRange{Offset: off, Length: readChunk}})
+		if err != nil {
+			return err
+		}
+		chunk(dt)
+		off += len(dt)
+		if len(dt) < readChunk {
+			return nil
+		}
+	}
 }
 
 // dirLabel names a directory of the context for a message.

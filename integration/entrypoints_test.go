@@ -45,6 +45,11 @@ type build struct {
 	platforms string
 	// frontendImage is the frontend buildctl runs; env.frontendImage if "".
 	frontendImage string
+	// hashInBuilder gives an in-process build the frontend image (as the
+	// gateway gives it to the frontend it runs), so that it hashes the
+	// context in a build step, as buildctl and buildx builds do, instead
+	// of through the gateway.
+	hashInBuilder bool
 	// flags are extra flags of the CLI entry points, as that CLI spells
 	// them (buildctl --export-cache, buildx --cache-to).
 	flags []string
@@ -110,6 +115,9 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 	fs, err := fsutil.NewFS(b.dir)
 	require.NoError(t, err)
 	attrs := map[string]string{"filename": b.file}
+	if b.hashInBuilder {
+		attrs["source"] = env.frontendImage
+	}
 	if b.platforms != "" {
 		attrs["platform"] = b.platforms
 	}

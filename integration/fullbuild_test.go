@@ -28,6 +28,11 @@ func TestExampleFullBuild(t *testing.T) {
 			require.NoError(t, err)
 			img := pullImage(t, ref+"@"+res.digest)
 			digests = append(digests, res.digest)
+			if ep.name == "client" {
+				require.NotContains(t, res.output, hashStepName, "in the client's process the frontend has no image: it reads through the gateway")
+			} else {
+				require.Contains(t, res.output, hashStepName, "the frontend image hashes the app files in a build step")
+			}
 
 			ls := layers(t, img)
 			// base + WORKDIR + DEPS + RUN + the app layer

@@ -3,6 +3,7 @@ package integration
 import (
 	"archive/tar"
 	"io"
+	"path"
 	"sort"
 	"strings"
 	"testing"
@@ -59,22 +60,10 @@ func filesystem(t *testing.T, img v1.Image) map[string]entry {
 func readTar(t *testing.T, r io.Reader) map[string]entry {
 	t.Helper()
 	out := map[string]entry{}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		require.NoError(t, err)
-		e := entry{Name: strings.TrimSuffix(h.Name, "/"), Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid,
-			Size: h.Size, Linkname: h.Linkname, ModTime: h.ModTime.Unix()}
-		if h.Typeflag == tar.TypeReg {
-			dt, err := io.ReadAll(tr)
-			require.NoError(t, err)
-			e.Content = string(dt)
-		}
+	for _, e := range readTarInOrder(t, r) {
 		out[e.Name] = e
 	}
+	return out
 }
 
 // under returns the entries below dir (relative names), for comparisons.
@@ -109,4 +98,80 @@ func configOf(t *testing.T, img v1.Image) *v1.ConfigFile {
 	cfg, err := img.ConfigFile()
 	require.NoError(t, err)
 	return cfg
+}
+
+// resolvedFilesystem flattens an image's layers as a container sees them:
+// each layer applied over the ones below (whiteouts, opaque directories,
+// a file over a directory), and each hard link replaced by the entry it
+// names as the link's layer finds it. Unlike filesystem, it tells apart
+// nothing that a container could not: a hard link and a file of equal
+// contents and metadata are equal here, which is what a patch promises
+// (it carries a changed hard link as a file).
+func resolvedFilesystem(t *testing.T, img v1.Image) map[string]entry {
+	t.Helper()
+	fs := map[string]entry{}
+	removeTree := func(name string, keep map[string]bool) {
+		for n := range fs {
+			if (n == name || strings.HasPrefix(n, name+"/")) && !keep[n] {
+				delete(fs, n)
+			}
+		}
+	}
+	for _, l := range layers(t, img) {
+		rc, err := l.Uncompressed()
+		require.NoError(t, err)
+		added := map[string]bool{}
+		for _, e := range readTarInOrder(t, rc) {
+			dir, base := path.Split(e.Name)
+			switch {
+			case base == ".wh..wh..opq":
+				// Everything below the directory from the layers below goes.
+				d := strings.TrimSuffix(dir, "/")
+				for n := range fs {
+					if strings.HasPrefix(n, d+"/") && !added[n] {
+						delete(fs, n)
+					}
+				}
+				continue
+			case strings.HasPrefix(base, ".wh."):
+				removeTree(dir+strings.TrimPrefix(base, ".wh."), added)
+				continue
+			}
+			if e.Type == tar.TypeLink {
+				target, ok := fs[e.Linkname]
+				require.True(t, ok, "hard link %s names %s, which is not there", e.Name, e.Linkname)
+				target.Name = e.Name
+				e = target
+			}
+			if old, ok := fs[e.Name]; !ok || old.Type != tar.TypeDir || e.Type != tar.TypeDir {
+				removeTree(e.Name, added) // what was there, and below it
+			}
+			fs[e.Name] = e
+			added[e.Name] = true
+		}
+		require.NoError(t, rc.Close())
+	}
+	return fs
+}
+
+// readTarInOrder is readTar's entries in the archive's order.
+func readTarInOrder(t *testing.T, r io.Reader) []entry {
+	t.Helper()
+	var out []entry
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		require.NoError(t, err)
+		e := entry{Name: strings.TrimSuffix(h.Name, "/"), Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid,
+			Size: h.Size, Linkname: h.Linkname, ModTime: h.ModTime.Unix()}
+		if h.Typeflag == tar.TypeReg {
+			dt, err := io.ReadAll(tr)
+			require.NoError(t, err)
+			e.Content = string(dt)
+		}
+		out = append(out, e)
+	}
 }

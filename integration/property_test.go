@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/patchfile/patchfile/frontend"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/stretchr/testify/require"
@@ -184,19 +185,30 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 			candidate, kind = lastPatch, "its patch"
 		}
 		patchPlan, fullPlan := plan(), plan()
-		t.Logf("seed %d step %d (PATCH %s %s; patch %s, full %s): %s", seed, step, kind, candidate[strings.LastIndex(candidate, ":")+1:],
-			patchPlan, fullPlan, strings.Join(changes, "; "))
+		patchHashStep, fullHashStep := plans.IntN(2) == 0, plans.IntN(2) == 0
+		t.Logf("seed %d step %d (PATCH %s %s; patch %s %s, full %s %s): %s", seed, step, kind, candidate[strings.LastIndex(candidate, ":")+1:],
+			patchPlan, hashing(patchHashStep), fullPlan, hashing(fullHashStep), strings.Join(changes, "; "))
 
 		patchRef := env.stack.Ref(repo, fmt.Sprintf("patch%d", step))
 		args := withPlan(patchArgs(candidate), patchPlan)
 		args["PATCH_MAX_SHARE"] = "100"
-		pres, err := buildInProcess(t, build{dir: ctxDir, args: args, output: patchRef})
+		if r.IntN(6) == 0 {
+			requireSameRefusal(t, tree, ctxDir, build{args: args, hashInBuilder: patchHashStep},
+				build{args: withPlan(fullArgs(), fullPlan), hashInBuilder: fullHashStep}, fmt.Sprintf("seed %d step %d", seed, step))
+		}
+		pres, err := buildInProcess(t, build{dir: ctxDir, args: args, output: patchRef, hashInBuilder: patchHashStep})
 		require.NoError(t, err, "seed %d step %d: patch build", seed, step)
-		fres, err := buildInProcess(t, build{dir: ctxDir, args: withPlan(fullArgs(), fullPlan), output: env.stack.Ref(repo, "full")})
+		fres, err := buildInProcess(t, build{dir: ctxDir, args: withPlan(fullArgs(), fullPlan), output: env.stack.Ref(repo, "full"), hashInBuilder: fullHashStep})
 		require.NoError(t, err, "seed %d step %d: full build", seed, step)
+		for _, b := range []struct {
+			output string
+			step   bool
+		}{{pres.output, patchHashStep}, {fres.output, fullHashStep}} {
+			require.Equal(t, b.step, strings.Contains(b.output, hashStepName), "seed %d step %d: %s", seed, step, hashing(b.step))
+		}
 		patched := pullImage(t, patchRef+"@"+pres.digest)
-		patchFS := filesystem(t, patched)
-		fullFS := filesystem(t, pullImage(t, env.stack.Ref(repo, "full")+"@"+fres.digest))
+		patchFS := resolvedFilesystem(t, patched)
+		fullFS := resolvedFilesystem(t, pullImage(t, env.stack.Ref(repo, "full")+"@"+fres.digest))
 
 		requireSameFilesystem(t, fullFS, patchFS)
 		requireMatchesDisk(t, tree, variant.exclude, chown, variant.chmod, fullFS)
@@ -222,9 +234,43 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 	}
 }
 
+// hashStepName is the step that hashes the app files in the builder.
+const hashStepName = "[internal] hash application files"
+
+// hashing names how a build reads the context.
+func hashing(inBuilder bool) string {
+	if inBuilder {
+		return "hashed in a step"
+	}
+	return "hashed through the gateway"
+}
+
+// requireSameRefusal adds a file no build may ship to the tree, checks that
+// the patch and the full build refuse it with the same error, located at
+// the APP line, and removes it.
+func requireSameRefusal(t *testing.T, tree *propTree, ctxDir string, patch, full build, step string) {
+	t.Helper()
+	rel, refusal := tree.unshippable()
+	t.Logf("%s: %s added, which both builds must refuse", step, strconv.Quote(rel))
+	var located []string
+	for _, b := range []build{patch, full} {
+		b.dir, b.output = ctxDir, env.stack.Ref("prop/refused", "x")
+		_, err := buildInProcess(t, b)
+		require.Error(t, err, "%s: %q is refused", step, rel)
+		require.Contains(t, err.Error(), refusal, step)
+		srcs := errdefs.Sources(err)
+		require.NotEmpty(t, srcs, "%s: the error carries the Patchfile as its source", step)
+		line := srcs[0].Ranges[0].Start.Line
+		located = append(located, fmt.Sprintf("line %d: %s", line, strings.TrimSpace(strings.Split(string(srcs[0].Info.Data), "\n")[line-1])))
+	}
+	require.Equal(t, located[0], located[1], "%s: the same line", step)
+	require.Contains(t, located[0], ": APP ", step)
+	require.NoError(t, os.Remove(tree.abs(rel)))
+}
+
 func loadPropRelease(t *testing.T, ref, digest string) propRelease {
 	img := pullImage(t, ref+"@"+digest)
-	return propRelease{ref: ref, digest: digest, layers: layerList(t, img), fs: filesystem(t, img)}
+	return propRelease{ref: ref, digest: digest, layers: layerList(t, img), fs: resolvedFilesystem(t, img)}
 }
 
 // layerList is an image's layer digests, in order.

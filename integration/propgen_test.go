@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -218,7 +219,7 @@ func (p *propTree) generate() {
 func (p *propTree) change(excludeSuffix string) string {
 	files, links, dirs := p.scan()
 	nonDirs := append(append([]string{}, files...), links...)
-	switch op := p.r.IntN(19); {
+	switch op := p.r.IntN(20); {
 	case op == 0 && len(files) > 0: // edit, new size
 		f := p.pick(files)
 		st, err := os.Stat(p.abs(f))
@@ -309,6 +310,12 @@ func (p *propTree) change(excludeSuffix string) string {
 		require.NoError(p.t, os.Remove(p.abs(l)))
 		p.writeFile(filepath.Join(l, p.name()), p.content(), 0o644)
 		return "symlink to directory " + l
+	case op == 19 && len(files) > 0: // one more name for a file
+		f := p.pick(files)
+		rel := p.newPath(1)
+		require.NoError(p.t, os.MkdirAll(filepath.Dir(p.abs(rel)), 0o755))
+		require.NoError(p.t, os.Link(p.abs(f), p.abs(rel)))
+		return fmt.Sprintf("hard link %s to %s", rel, f)
 	case op == 18 && len(dirs) > 0:
 		d := p.pick(dirs)
 		require.NoError(p.t, os.RemoveAll(p.abs(d)))
@@ -331,4 +338,24 @@ func (p *propTree) changeDirMetadata(dirs []string) string {
 		return fmt.Sprintf("chmod %v and chown %d directory %s", m, uid, d)
 	}
 	return fmt.Sprintf("chmod %v directory %s", m, d)
+}
+
+// unshippable puts at a new path a file that no build may ship: a named
+// pipe, a character device, or a file whose name is not UTF-8. It returns
+// the path and what the builds' error must say.
+func (p *propTree) unshippable() (rel, refusal string) {
+	rel = p.newPath(1)
+	require.NoError(p.t, os.MkdirAll(filepath.Dir(p.abs(rel)), 0o755))
+	inCtx := filepath.ToSlash(filepath.Join(p.rootInCtx, rel))
+	switch p.r.IntN(3) {
+	case 0:
+		require.NoError(p.t, syscall.Mkfifo(p.abs(rel), 0o644))
+		return rel, fmt.Sprintf("APP would ship %q, a named pipe", inCtx)
+	case 1:
+		require.NoError(p.t, syscall.Mknod(p.abs(rel), syscall.S_IFCHR|0o644, 1<<8|3 /* 1,3: what /dev/null is */))
+		return rel, fmt.Sprintf("APP would ship %q, a character device", inCtx)
+	}
+	rel = filepath.Join(filepath.Dir(rel), "bad\xff"+filepath.Base(rel))
+	require.NoError(p.t, os.WriteFile(p.abs(rel), []byte("x"), 0o644))
+	return rel, "is not valid UTF-8, which BuildKit's gateway cannot carry"
 }

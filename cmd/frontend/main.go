@@ -28,6 +28,15 @@ var (
 const logMemoryArg = "build-arg:PATCH_LOG_MEMORY"
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == frontend.HashTreeCommand {
+		// A build step the frontend runs over the context (see
+		// frontend.WriteTreeList): list and hash it, in one step.
+		if err := frontend.WriteTreeList(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *version {
