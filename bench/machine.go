@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/patchfile/patchfile/internal/stack"
 )
 
 // machine describes where the numbers were taken, read at run time: the
@@ -55,7 +57,7 @@ func readMachine(runDir string) machine {
 	if out, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
 		m.Go = strings.TrimSpace(string(out))
 	}
-	if dt, err := os.ReadFile(filepath.Join(toolsBin(), ".buildkitd.version")); err == nil {
+	if dt, err := os.ReadFile(filepath.Join(stack.ToolsDir(), ".buildkitd.version")); err == nil {
 		m.BuildKit = strings.TrimSpace(string(dt))
 	}
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
@@ -97,18 +99,6 @@ func diskOf(dir string) string {
 		}
 	}
 	return fmt.Sprintf("%s on %s%s, %s, %s free", fstype, dev, kind, human(size), human(free))
-}
-
-// toolsBin mirrors stack.ToolsDir without starting anything.
-func toolsBin() string {
-	if d := os.Getenv("PATCHFILE_TOOLS"); d != "" {
-		return filepath.Join(d, "bin")
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = filepath.Join(os.Getenv("HOME"), ".cache")
-	}
-	return filepath.Join(cache, "patchfile", "tools", "bin")
 }
 
 // loadSampler reads /proc/loadavg every 5 s during the run: the machine is

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	pllb "github.com/patchfile/patchfile/llb"
 	"os"
 	"path"
 	"path/filepath"
@@ -92,7 +93,7 @@ func compressedFiles(appDir, dest string, files ...string) (int64, error) {
 			return 0, err
 		}
 		hdr := &tar.Header{Name: path.Join(dest, f)[1:], Mode: 0o644, Size: int64(len(dt)),
-			ModTime: time.Unix(946684800, 0), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+			ModTime: pllb.PinnedTime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return 0, err
 		}

@@ -176,12 +176,12 @@ func BenchmarkPlanPatch(b *testing.B) {
 	res, opt := benchConvert(b, resolver, benchFiles(3000, 42))
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := plan(ctx, resolver, res, opt)
+		out, err := plan(ctx, res, opt)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if out.extraConfig != nil {
-			d, _ := decide(ctx, resolver, res, opt)
+			d, _ := decide(ctx, res, opt)
 			b.Fatalf("a full build, not a patch: %s", d.Summary())
 		}
 		if _, err := out.state.Marshal(ctx); err != nil {

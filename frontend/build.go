@@ -97,7 +97,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		out, err := plan(ctx, c, res, opt)
+		out, err := plan(ctx, res, opt)
 		if err != nil {
 			return nil, err
 		}

@@ -56,8 +56,8 @@ func withReleaseCache(fromClient []client.CacheOptionsEntry, release string) []c
 }
 
 // plan turns a conversion into a patch build or a full build.
-func plan(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt ConvertOpt) (*buildOutput, error) {
-	d, err := decide(ctx, resolver, res, opt)
+func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error) {
+	d, err := decide(ctx, res, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, f
 	var depsFrom *release
 	if !e.PatchDisabled {
 		for _, ref := range e.PatchRefs {
-			rel, _ := resolveRelease(ctx, c, ref, e, opt)
+			rel, _ := resolveRelease(ctx, ref, e, opt)
 			if rel == nil {
 				continue
 			}

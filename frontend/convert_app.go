@@ -53,11 +53,7 @@ func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.Stat
 		info.CreateDestPath = true
 		info.ExcludePatterns = a.withDirsKey(a.Excludes)
 		info.ChownOpt, info.Mode = a.chown, a.chmod
-		if action == nil {
-			action = llb.Copy(appContext, "/"+src, a.Dest, info)
-		} else {
-			action = action.Copy(appContext, "/"+src, a.Dest, info)
-		}
+		action = action.Copy(appContext, "/"+src, a.Dest, info) // a nil action starts the chain
 	}
 	if len(a.Sources) > 1 {
 		// Each copy after the first adds entries to the destination,

@@ -88,11 +88,7 @@ func (c *converter) convertDeps(ctx context.Context, inst *DepsInstruction) erro
 		info.CreateDestPath = true
 		info.ChownOpt, info.Mode = chown, chmod
 		dest := path.Join(workdir, f.Path)
-		if action == nil {
-			action = llb.Copy(files.State, "/"+f.Path, dest, info)
-		} else {
-			action = action.Copy(files.State, "/"+f.Path, dest, info)
-		}
+		action = action.Copy(files.State, "/"+f.Path, dest, info) // a nil action starts the chain
 		c.deps.add("DEPS", fmt.Sprintf("%s %o %s %s", dest, f.Mode, digest.NewDigestFromBytes(digest.SHA256, f.SHA256[:]), f.Linkname))
 	}
 	c.deps.add("DEPS-OPTS", inst.Chown+" "+inst.Chmod)

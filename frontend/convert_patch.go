@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerui"
 	pllb "github.com/patchfile/patchfile/llb"
 )
 
@@ -61,7 +62,7 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 			lower = lower.Mkfile(inDest(e.Path), 0o644, nil)
 		}
 	}
-	lowerSt := llb.Scratch().File(lower, append([]llb.ConstraintsOpt{dockerUIInternal("patch: the release's tree around the changes")}, opts...)...)
+	lowerSt := llb.Scratch().File(lower, append([]llb.ConstraintsOpt{dockerui.WithInternalName("patch: the release's tree around the changes")}, opts...)...)
 	named := append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)
 	upperSt := lowerSt.File(patchActions(spec, appCtx, cs), named...)
 	return llb.Merge([]llb.State{release, llb.Diff(lowerSt, upperSt, opts...)}, named...)
@@ -80,17 +81,9 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 	inDest := func(p string) string { return path.Join(dest, p) }
 	inCtx := func(p string) string { return path.Join("/", cs.source(p)) }
 
-	var fa *llb.FileAction
-	add := func(next func(*llb.FileAction) *llb.FileAction, first *llb.FileAction) {
-		if fa == nil {
-			fa = first
-		} else {
-			fa = next(fa)
-		}
-	}
+	var fa *llb.FileAction // a nil action starts the chain
 	for _, e := range cs.Deleted {
-		p := inDest(e.Path)
-		add(func(fa *llb.FileAction) *llb.FileAction { return fa.Rm(p, llb.WithAllowNotFound(true)) }, llb.Rm(p, llb.WithAllowNotFound(true)))
+		fa = fa.Rm(inDest(e.Path), llb.WithAllowNotFound(true))
 	}
 	// Each changed entry by its exact path, parents first (Changed is sorted
 	// by path): no pattern matching over the whole context, and any name.
@@ -118,9 +111,9 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 		if e.Type != TypeDir {
 			// A copy resolves symlinks in its destination: onto the
 			// release's symlink, it would write where the link points.
-			add(func(fa *llb.FileAction) *llb.FileAction { return fa.Rm(to, llb.WithAllowNotFound(true)) }, llb.Rm(to, llb.WithAllowNotFound(true)))
+			fa = fa.Rm(to, llb.WithAllowNotFound(true))
 		}
-		add(func(fa *llb.FileAction) *llb.FileAction { return fa.Copy(appCtx, from, to, info) }, llb.Copy(appCtx, from, to, info))
+		fa = fa.Copy(appCtx, from, to, info)
 	}
 	// Adding and removing entries bumped their parents' mtimes.
 	for _, p := range append(append([]string{"."}, existingParents(cs)...), created...) {
@@ -179,10 +172,6 @@ func patchSummary(release string, cs *ChangeSet) string {
 		return fmt.Sprintf("patch of release %s: no change, the release itself", release)
 	}
 	return fmt.Sprintf("patch of release %s: %d changed, %d deleted, %.1f KiB", release, len(cs.Changed), len(cs.Deleted), float64(cs.ChangedBytes)/1024)
-}
-
-func dockerUIInternal(name string) llb.ConstraintsOpt {
-	return llb.WithCustomName("[internal] " + name)
 }
 
 // escapePattern makes a file name a copy pattern that matches it alone,

@@ -142,7 +142,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			resolver := &releaseResolver{releases: tc.releases}
 			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = tc.args
-			d, err := decide(context.Background(), resolver, res, opt)
+			d, err := decide(context.Background(), res, opt)
 			require.NoError(t, err)
 			require.Equal(t, tc.patch, d.Release != nil, d.Summary())
 			if !tc.patch {
@@ -151,7 +151,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			}
 			require.Contains(t, d.Summary(), tc.summary)
 			require.Equal(t, tc.warn, d.Warn, d.Summary())
-			out, err := plan(context.Background(), resolver, res, opt)
+			out, err := plan(context.Background(), res, opt)
 			require.NoError(t, err)
 			if tc.depsFrom == "" {
 				require.Nil(t, d.DepsFrom, d.Summary())
@@ -191,7 +191,7 @@ func TestDecideCapsTheReasons(t *testing.T) {
 	resolver := &releaseResolver{}
 	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
 	opt.BuildArgs = args
-	out, err := plan(context.Background(), resolver, res, opt)
+	out, err := plan(context.Background(), res, opt)
 	require.NoError(t, err)
 	require.Contains(t, out.warn, "candidate shop/locked2:release unreachable (failed to authorize: 401 Unauthorized); and 497 more candidates; building in full")
 	require.NotContains(t, out.warn, "shop/locked3:")
@@ -224,7 +224,7 @@ func TestDecideAppShapes(t *testing.T) {
 			resolver := &releaseResolver{releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)}}
 			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = map[string]string{keyPatchMaxShareArg: "100"}
-			d, err := decide(context.Background(), resolver, res, opt)
+			d, err := decide(context.Background(), res, opt)
 			require.NoError(t, err)
 			if tc.reason != "" {
 				require.Nil(t, d.Release)

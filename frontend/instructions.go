@@ -103,7 +103,7 @@ func parseInstruction(node *parser.Node, escape rune) (inst Instruction, err err
 	}()
 	switch node.Command {
 	case "FROM":
-		return parseFrom(node)
+		return parseFrom(node, escape)
 	case "DEPS":
 		return parseDeps(node, escape)
 	case "APP":
@@ -139,13 +139,13 @@ func newLocated(node *parser.Node) located {
 	return located{name: node.Dockerfile.Value, original: strings.TrimSpace(node.Original()), location: node.Location()}
 }
 
-func parseFrom(node *parser.Node) (*FromInstruction, error) {
+func parseFrom(node *parser.Node, escape rune) (*FromInstruction, error) {
 	fl := instructions.NewBFlagsWithArgs(node.Flags)
 	platform := fl.AddString("platform", "")
 	if err := fl.Parse(); err != nil {
 		return nil, err
 	}
-	words := parser.Words(node.Rest, '\\')
+	words := parser.Words(node.Rest, escape)
 	switch {
 	case len(words) == 0:
 		return nil, errors.New("FROM needs an image pinned by digest: FROM <image>@sha256:<digest>")

@@ -106,7 +106,7 @@ func (d *decision) depsReuse() string {
 // It tries the candidates in order and patches the first that matches.
 // For a full build it also names the first candidate whose dependency
 // stage is this build's, which may spare running the stage.
-func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, opt ConvertOpt) (*decision, error) {
+func decide(ctx context.Context, res *Result, opt ConvertOpt) (*decision, error) {
 	if res.PatchDisabled {
 		return &decision{Reason: "PATCH disabled by --build-arg PATCH="}, nil
 	}
@@ -121,7 +121,7 @@ func decide(ctx context.Context, resolver llb.ImageMetaResolver, res *Result, op
 	full := &decision{}
 	var reasons []string
 	for _, ref := range res.PatchRefs {
-		rel, none := resolveRelease(ctx, resolver, ref, &res.Early, opt)
+		rel, none := resolveRelease(ctx, ref, &res.Early, opt)
 		if rel == nil {
 			reasons = append(reasons, none.reason)
 			full.Warn = full.Warn || !none.absent
@@ -231,20 +231,20 @@ func unusable(format string, args ...any) noRelease {
 // A build resolves each candidate once (opt.candidates): the early look
 // that may start the dependency stage (startDeps) and the decision read
 // the same configs, even if a tag moves in between.
-func resolveRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, noRelease) {
+func resolveRelease(ctx context.Context, ref string, e *Early, opt ConvertOpt) (*release, noRelease) {
 	if opt.candidates == nil {
-		return lookUpRelease(ctx, resolver, ref, e, opt)
+		return lookUpRelease(ctx, ref, e, opt)
 	}
-	return opt.candidates.resolve(ref, func() (*release, noRelease) { return lookUpRelease(ctx, resolver, ref, e, opt) })
+	return opt.candidates.resolve(ref, func() (*release, noRelease) { return lookUpRelease(ctx, ref, e, opt) })
 }
 
 // lookUpRelease is resolveRelease without the memo.
-func lookUpRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, noRelease) {
+func lookUpRelease(ctx context.Context, ref string, e *Early, opt ConvertOpt) (*release, noRelease) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return nil, unusable("PATCH %s is not an image reference", ref)
 	}
-	rel, err := loadRelease(ctx, resolver, named.String(), e, opt)
+	rel, err := loadRelease(ctx, named.String(), e, opt)
 	if isNotFound(err, named.String()) {
 		return nil, noRelease{reason: fmt.Sprintf("no release at %s yet", ref), absent: true}
 	}
@@ -261,7 +261,7 @@ func lookUpRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref stri
 		if err != nil {
 			return nil, unusable("candidate %s has a malformed %s label", ref, LabelRelease)
 		}
-		if rel, err = loadRelease(ctx, resolver, reference.TrimNamed(named).String()+"@"+dgst.String(), e, opt); err != nil {
+		if rel, err = loadRelease(ctx, reference.TrimNamed(named).String()+"@"+dgst.String(), e, opt); err != nil {
 			return nil, unusable("release %s of candidate %s unreachable (%v)", dgst, ref, err)
 		}
 		if labels := rel.Image.Config.Labels; labels[LabelRelease] != "" || labels[LabelDeps] == "" {
@@ -347,13 +347,13 @@ func imagePlatform(img *dockerspec.DockerOCIImage) string {
 // with nothing there yet, the first release) as a failed step, whatever
 // its name: the frontend names it, and the build's full-build line says
 // that nothing was there yet, without a warning.
-func loadRelease(ctx context.Context, resolver llb.ImageMetaResolver, ref string, e *Early, opt ConvertOpt) (*release, error) {
+func loadRelease(ctx context.Context, ref string, e *Early, opt ConvertOpt) (*release, error) {
 	resolveOpt := sourceresolver.Opt{
 		LogName:  opt.vertexName(e.Platform, "patch", "load metadata for "+ref),
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &e.Platform, ResolveMode: opt.ImageResolveMode.String()},
 	}
-	_, dgst, dt, err := resolver.ResolveImageConfig(ctx, ref, resolveOpt)
-	if sm, ok := resolver.(sourceMetaResolver); ok && err == nil && dgst == "" {
+	_, dgst, dt, err := opt.MetaResolver.ResolveImageConfig(ctx, ref, resolveOpt)
+	if sm, ok := opt.MetaResolver.(sourceMetaResolver); ok && err == nil && dgst == "" {
 		// Docker Engine's graphdriver builder answers from its local image
 		// store, with no digest, for an image it holds (it built the
 		// release): a patch needs the release's registry digest. Asked to

@@ -185,3 +185,18 @@ CMD ["node", "src/server.js"]
 	deps := pf.DepsSteps()[1].(*DepsInstruction)
 	require.Equal(t, []string{"package.json", "package-lock.json"}, deps.Sources)
 }
+
+// TestParsePatchfileEscapeInFrom: FROM splits its words with the escape
+// character `# escape=` sets, as every other instruction does (the
+// escapes themselves go when the word is expanded).
+func TestParsePatchfileEscapeInFrom(t *testing.T) {
+	pf, err := ParsePatchfile([]byte("FROM alpine\\ 3.20\nAPP . /app\n"))
+	require.NoError(t, err, `an escaped blank does not split the word`)
+	require.Equal(t, "alpine\\ 3.20", pf.From.Image)
+
+	_, err = ParsePatchfile([]byte("# escape=`\nFROM alpine\\ 3.20\nAPP . /app\n"))
+	require.ErrorContains(t, err, "FROM takes one image, got 2 words", "with # escape=` a backslash is a plain character")
+	pf, err = ParsePatchfile([]byte("# escape=`\nFROM alpine` 3.20\nAPP . /app\n"))
+	require.NoError(t, err)
+	require.Equal(t, "alpine` 3.20", pf.From.Image)
+}

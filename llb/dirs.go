@@ -4,18 +4,13 @@ import (
 	"github.com/moby/buildkit/client/llb"
 )
 
-// RepinDir returns a copy action that sets an existing directory's mtime to
-// PinnedTime and changes nothing else. Creating or removing an entry bumps
-// its parent's mtime to the build time; a patch layer carries every parent
-// of a change, so without this each patch would differ from a full build and
-// from itself on another builder. (A contents-only copy of an empty tree onto
-// an existing directory only sets its time: fsutil copy's
-// copyFileTimestamp.)
-func RepinDir(dir string) *llb.FileAction {
-	return llb.Copy(llb.Scratch(), "/", dir, repinInfo())
-}
-
-// AddRepinDir is RepinDir appended to an existing chain of actions.
+// AddRepinDir appends to fa (nil starts a chain) a copy action that sets an
+// existing directory's mtime to PinnedTime and changes nothing else.
+// Creating or removing an entry bumps its parent's mtime to the build time;
+// a patch layer carries every parent of a change, so without this each
+// patch would differ from a full build and from itself on another builder.
+// (A contents-only copy of an empty tree onto an existing directory only
+// sets its time: fsutil copy's copyFileTimestamp.)
 func AddRepinDir(fa *llb.FileAction, dir string) *llb.FileAction {
 	return fa.Copy(llb.Scratch(), "/", dir, repinInfo())
 }

@@ -1,9 +1,7 @@
 package stack
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -85,25 +83,10 @@ func (s *Stack) WaitForRequest(ctx context.Context, offset int64, method, suffix
 }
 
 func (s *Stack) logged(offset int64, method, suffix string) (bool, error) {
-	f, err := os.Open(s.registry.logPath)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, 0); err != nil {
-		return false, err
-	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var entry map[string]any
-		if json.Unmarshal(sc.Bytes(), &entry) != nil || entry["msg"] != "response completed" {
-			continue
-		}
-		uri, _ := entry["http.request.uri"].(string)
-		if m, _ := entry["http.request.method"].(string); (method == "" || m == method) && strings.HasSuffix(uri, suffix) {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
+	found := false
+	err := s.eachRegistryResponse(offset, func(m, uri string, _ int64) bool {
+		found = (method == "" || m == method) && strings.HasSuffix(uri, suffix)
+		return !found
+	})
+	return found, err
 }

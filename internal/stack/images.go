@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	pllb "github.com/patchfile/patchfile/llb"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
@@ -22,8 +22,9 @@ import (
 	"github.com/tonistiigi/fsutil"
 )
 
-// baseTime pins every timestamp of the base image, so it has one digest.
-var baseTime = time.Unix(946684800, 0).UTC()
+// baseTime pins every timestamp of the base image, so it has one digest:
+// the time the frontend pins too.
+var baseTime = pllb.PinnedTime
 
 // PushBaseImage makes a small base image from Debian's busybox-static
 // (/bin/busybox with its applets as symlinks, /etc/passwd with root and

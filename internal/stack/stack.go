@@ -305,15 +305,28 @@ type BlobTransfer struct {
 // RegistryRequests reads the registry log and returns the blob transfers
 // logged since offset (a byte offset into the log, from LogSize).
 func (s *Stack) RegistryRequests(offset int64) ([]BlobTransfer, error) {
+	var out []BlobTransfer
+	err := s.eachRegistryResponse(offset, func(method, uri string, written int64) bool {
+		if repo, kind, ref, ok := splitRegistryURI(uri); ok && kind == "blobs" {
+			out = append(out, BlobTransfer{Method: method, Repo: repo, Digest: ref, Bytes: written})
+		}
+		return true
+	})
+	return out, err
+}
+
+// eachRegistryResponse calls fn with each request the registry answered
+// since offset (a byte offset into its log), in order, until fn returns
+// false.
+func (s *Stack) eachRegistryResponse(offset int64, fn func(method, uri string, written int64) bool) error {
 	f, err := os.Open(s.registry.logPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	if _, err := f.Seek(offset, 0); err != nil {
-		return nil, err
+		return err
 	}
-	var out []BlobTransfer
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -323,14 +336,12 @@ func (s *Stack) RegistryRequests(offset int64) ([]BlobTransfer, error) {
 		}
 		uri, _ := entry["http.request.uri"].(string)
 		method, _ := entry["http.request.method"].(string)
-		repo, kind, ref, ok := splitRegistryURI(uri)
-		if !ok || kind != "blobs" {
-			continue
-		}
 		written, _ := entry["http.response.written"].(float64)
-		out = append(out, BlobTransfer{Method: method, Repo: repo, Digest: ref, Bytes: int64(written)})
+		if !fn(method, uri, int64(written)) {
+			return nil
+		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 // LogSize returns the current size of the registry log, to read from later.
