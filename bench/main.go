@@ -1,7 +1,7 @@
-// Command bench measures what Patchfile promises (DESIGN.md §4) on the real
-// local stack of internal/stack: a registry and buildkitd daemons on
-// loopback, every build run with buildctl as a user would, every byte
-// counted by the registry itself. It compares a patch deploy of a generated
+// Command bench measures what Patchfile promises (docs/design.md,
+// "Outcomes") on the real local stack of internal/stack: a registry and
+// buildkitd daemons on loopback, every build run with buildctl as a user
+// would, every byte counted by the registry itself. It compares a patch deploy of a generated
 // app with the Dockerfile frontend building the same app (with and without
 // COPY --link; cold, cold with registry cache, warm), then measures how the
 // patch path grows with the app and with the change, and the frontend's

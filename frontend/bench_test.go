@@ -20,7 +20,8 @@ import (
 // here are the benchmark's own, so that it does not depend on the names
 // other tests use.
 
-// benchPatchfile is the Patchfile of DESIGN.md §1, the realistic shape.
+// benchPatchfile is the realistic shape: the flagship example's
+// (examples/Patchfile) on a node base.
 const benchPatchfile = `# syntax=registry.example.com/patchfile:1
 ARG RELEASE=registry.example.com/shop/web:release
 FROM node:20-bookworm-slim@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef

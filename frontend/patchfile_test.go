@@ -162,8 +162,8 @@ func TestParsePatchfileJoinsErrors(t *testing.T) {
 	require.Equal(t, 4, strings.Count(msg, "\n")+1, msg)
 }
 
-// TestDesignExampleParses: the Patchfile DESIGN §1 shows users, trailing
-// comments included, is valid.
+// TestDesignExampleParses: the Patchfile the design notes first showed
+// users, trailing comments included, is valid.
 func TestDesignExampleParses(t *testing.T) {
 	pf, err := ParsePatchfile([]byte(`# syntax=registry.example.com/patchfile:1
 FROM node:20-bookworm-slim@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef   # pinned base: a digest is required
