@@ -131,6 +131,16 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			summary: "full build: no release at shop/web:release yet; no release at shop/web:older yet"},
 		{name: "no release yet with PATCH_MAX_SHARE=0: no warning", releases: map[string][]byte{}, files: changed,
 			args: map[string]string{keyPatchMaxShareArg: "0"}, summary: "no release at shop/web:release yet"},
+		{name: "a config that would decode to far more than its size is not read",
+			releases: map[string][]byte{
+				"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","history":[{}` + strings.Repeat(`,{}`, maxReleaseConfigValues/2) + `]}`),
+			},
+			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (it holds more than 100000 JSON values)"},
+		{name: "a config over the size bound is not read", releases: map[string][]byte{
+			"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","x":"` + strings.Repeat("a", maxReleaseConfig) + `"}`)},
+			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (it is 16777260 bytes, more than the 16 MiB a release's can be)"},
+		{name: "a config that is not JSON is not read", releases: map[string][]byte{"docker.io/shop/web:release": []byte(`{"os":`)},
+			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (unexpected end of JSON input)"},
 		{name: "an unreachable candidate warns", releases: map[string][]byte{}, files: changed,
 			args: map[string]string{"PATCH": "shop/locked:release shop/web:release"}, warn: true,
 			summary: "candidate shop/locked:release unreachable (failed to authorize: 401 Unauthorized); no release at shop/web:release yet"},
@@ -234,5 +244,20 @@ func TestDecideAppShapes(t *testing.T) {
 			require.NotNil(t, d.Release, d.Summary())
 			require.Contains(t, d.Summary(), ": 1 changed, 0 deleted")
 		})
+	}
+}
+
+// TestJSONValues: the count bounds what decoding a config could build,
+// strings (the file list, the inline cache) counting as one value whatever
+// they hold.
+func TestJSONValues(t *testing.T) {
+	for in, want := range map[string]int{
+		`{}`:                             1,
+		`{"a":[1,2,3],"b":{"c":"d"}}`:    6,
+		`{"s":"[{,,,}]\"[,"}`:            1,
+		`{"history":[{},{},{}]}`:         7,
+		`"a string, with [brackets] {}"`: 0,
+	} {
+		require.Equal(t, want, jsonValues([]byte(in)), in)
 	}
 }

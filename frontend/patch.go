@@ -248,6 +248,10 @@ func lookUpRelease(ctx context.Context, ref string, e *Early, opt ConvertOpt) (*
 	if isNotFound(err, named.String()) {
 		return nil, noRelease{reason: fmt.Sprintf("no release at %s yet", ref), absent: true}
 	}
+	var bad badConfigError
+	if errors.As(err, &bad) {
+		return nil, unusable("candidate %s has an image config that is not read (%v)", ref, err)
+	}
 	if err != nil {
 		return nil, unusable("candidate %s unreachable (%v)", ref, err)
 	}
@@ -372,11 +376,14 @@ func loadRelease(ctx context.Context, ref string, e *Early, opt ConvertOpt) (*re
 		return nil, errors.New("the builder resolved it without a digest")
 	}
 	if len(dt) > maxReleaseConfig {
-		return nil, errors.Errorf("its image config is %d bytes, more than the %d MiB a release's can be", len(dt), maxReleaseConfig>>20)
+		return nil, badConfig("it is %d bytes, more than the %d MiB a release's can be", len(dt), maxReleaseConfig>>20)
+	}
+	if jsonValues(dt) > maxReleaseConfigValues {
+		return nil, badConfig("it holds more than %d JSON values", maxReleaseConfigValues)
 	}
 	var img dockerspec.DockerOCIImage
 	if err := json.Unmarshal(dt, &img); err != nil {
-		return nil, errors.Wrap(err, "invalid image config")
+		return nil, badConfig("%v", err)
 	}
 	var extra struct {
 		Files      *string   `json:"dev.patchfile.files"`
@@ -402,6 +409,49 @@ func loadRelease(ctx context.Context, ref string, e *Early, opt ConvertOpt) (*re
 // 23 MiB, so apps that large have no usable release: BENCHMARKS.md gives
 // the list's size per file.
 const maxReleaseConfig = 16 << 20
+
+// badConfigError is a candidate's image config that the frontend does not
+// decode: over a bound, or not an image config.
+type badConfigError struct{ msg string }
+
+func (e badConfigError) Error() string { return e.msg }
+
+func badConfig(format string, args ...any) error {
+	return badConfigError{msg: fmt.Sprintf(format, args...)}
+}
+
+// maxReleaseConfigValues bounds the JSON values (array elements, object
+// members) of a candidate's config, counted before it is decoded: a few
+// bytes of JSON can decode to far more memory ("history":[{},{},...] costs
+// about 80 bytes per 3 bytes, 15 MiB of it 380 MiB). Real configs hold
+// hundreds (history entries, layers, environment, labels); the file list
+// and the inline cache are single strings.
+const maxReleaseConfigValues = 100_000
+
+// jsonValues counts the array elements and object members of a JSON text,
+// an upper bound found without decoding it: the commas, opening brackets
+// and opening braces outside strings.
+func jsonValues(dt []byte) int {
+	n, inString, escaped := 0, false, false
+	for _, c := range dt {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ',' || c == '[' || c == '{':
+			n++
+		}
+	}
+	return n
+}
 
 // jsonIsSet records whether a JSON field holds anything but null, without
 // keeping its bytes (the inline build cache can be large).

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/stretchr/testify/require"
 )
@@ -57,6 +61,9 @@ func (l *forgedList) dir(common int, suffix string) {
 //     bytes (the 64 MiB of path bytes), then short paths up to 500,000
 //     entries, all in one directory. It is read, compared and patched (the
 //     patch deletes the directory).
+//   - a config of 5 million empty history entries (15 MiB, under the
+//     16 MiB a config can be), which would decode to about 400 MiB: it is
+//     refused before it is decoded.
 func TestForgedListMemory(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, releaseTree())
@@ -84,16 +91,28 @@ func TestForgedListMemory(t *testing.T) {
 		atBounds.dir(0, fmt.Sprintf("z/%06d", i))
 	}
 
+	var history bytes.Buffer // 5 million empty history entries: 15 MiB
+	history.WriteString("[{}")
+	for range 5_000_000 - 1 {
+		history.WriteString(",{}")
+	}
+	history.WriteString("]")
+	withList := func(l *forgedList) func(t *testing.T, c forgedConfig) {
+		return func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = gzipBase64(t, l.Bytes()) }
+	}
+
 	for _, tc := range []struct {
 		name   string
-		list   *forgedList
+		edit   func(t *testing.T, c forgedConfig)
 		expect string
 	}{
-		{"quadratic", quadratic, "has no usable file list (file list has a path or link target longer than 4096 bytes)"},
-		{"at-bounds", atBounds, "[patch]"},
+		{"quadratic", withList(quadratic), "has no usable file list (file list has a path or link target longer than 4096 bytes)"},
+		{"at-bounds", withList(atBounds), "[patch]"},
+		{"history", func(t *testing.T, c forgedConfig) { c["history"] = json.RawMessage(history.Bytes()) },
+			"has an image config that is not read (it holds more than 100000 JSON values)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			forged := edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = gzipBase64(t, tc.list.Bytes()) })(t)
+			forged := edited(release, tc.edit)(t)
 			args := patchArgs(forged)
 			args["PATCH_LOG_MEMORY"] = "1"
 			logPath := env.warm.LogPath()
@@ -102,7 +121,7 @@ func TestForgedListMemory(t *testing.T) {
 			require.NoError(t, err, "a forged candidate never fails the build")
 			require.Contains(t, res.output, tc.expect)
 			peak := frontendPeakMemory(t, logPath, offset)
-			t.Logf("%s: a config of %d KiB; the frontend's peak resident memory %d MiB", tc.name, len(rawConfig(t, pullImage(t, forged)))>>10, peak>>20)
+			t.Logf("%s: a config of %d KiB; the frontend's peak resident memory %d MiB", tc.name, configSize(t, forged)>>10, peak>>20)
 			require.Less(t, peak, int64(frontendMemoryBudget), "the README's memory budget")
 		})
 	}
@@ -133,4 +152,17 @@ func fileSize(t *testing.T, p string) int64 {
 	st, err := os.Stat(p)
 	require.NoError(t, err)
 	return st.Size()
+}
+
+// configSize is the size of an image's config, read from its manifest
+// (pulling a forged config would make the test decode it).
+func configSize(t *testing.T, ref string) int64 {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	require.NoError(t, err)
+	desc, err := remote.Get(r)
+	require.NoError(t, err)
+	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
+	require.NoError(t, err)
+	return m.Config.Size
 }
