@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,5 +52,33 @@ func TestDirectoryMetadataPatch(t *testing.T) {
 			}
 			requireSameFilesystem(t, full, filesystem(t, img))
 		})
+	}
+}
+
+// TestHashStepSeesDirectoryModes: a directory whose mode alone changed,
+// nested, is a change for the build step that hashes the context as much
+// as for the gateway's reading, on a builder that already hashed the
+// same files with the old mode.
+func TestHashStepSeesDirectoryModes(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "src", "deep", "er"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "deep", "er", "x.js"), []byte("x\n"), 0o644))
+	releaseRef := env.stack.Ref("hashdirmode/app", "release")
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: releaseRef, hashInBuilder: true})
+	require.NoError(t, err)
+	releaseDigest := res.digest
+
+	for i, mode := range []os.FileMode{0o700, 0o750, 0o755} {
+		require.NoError(t, os.Chmod(filepath.Join(dir, "src", "deep", "er"), mode))
+		res, err := buildInProcess(t, build{dir: dir, args: patchArgs(releaseRef), output: env.stack.Ref("hashdirmode/app", fmt.Sprint(i)), hashInBuilder: true})
+		require.NoError(t, err)
+		if mode == 0o755 {
+			require.Contains(t, res.output, "patch of release "+releaseDigest+": no change, the release itself")
+			continue
+		}
+		require.Contains(t, res.output, "patch of release "+releaseDigest+": 1 changed, 0 deleted", "chmod %o", mode)
+		top := layerEntries(t, layers(t, pullImage(t, env.stack.Ref("hashdirmode/app", fmt.Sprint(i))+"@"+res.digest))[len(layers(t, pullImage(t, releaseRef+"@"+releaseDigest)))])
+		require.EqualValues(t, mode, top["app/src/deep/er"].Mode&0o7777)
 	}
 }
