@@ -196,7 +196,7 @@ func (r *report) scaleFilesGrowth() string {
 	if share >= 0.5 {
 		verdict = "**dominates**"
 	}
-	fmt.Fprintf(&b, "At %d files the frontend reading every file through the gateway (one ReadFile per file, 32 round trips in flight) takes %.0f%% of the cold patch and %.0f%% of the warm one: it %s. ",
+	fmt.Fprintf(&b, "At %d files the frontend hashing every file (in one build step of its own image) takes %.0f%% of the cold patch and %.0f%% of the warm one: it %s. ",
 		last.Files, 100*share, 100*wshare, verdict)
 	fmt.Fprintf(&b, "Pushes stay flat (%s at %d files, %s at %d): the patch layer does not grow with the app.", human(fc.Pushed), first.Files, human(lc.Pushed), last.Files)
 	return b.String()

@@ -64,8 +64,8 @@ func (r *report) markdown() string {
 	}
 	if len(r.ScaleFiles) > 0 {
 		fmt.Fprintf(&b, "### App size: one file changed, the app grows\n\n")
-		fmt.Fprintf(&b, "Apps of tiny files (100–300 bytes, 100 per directory) with a tiny dependency stage, so what grows is the per-file work: the context upload, the frontend reading every file through the gateway to hash it (frontend/gateway_context.go ReadTree: one ReadDir per directory and one ReadFile per file, 32 in flight), and the file list in the release config. %d run(s) per point. ", r.Config.ScaleRuns)
-		b.WriteString("*Context upload* is the `load application files` vertex; *frontend read+hash* is the time from its end to the first app or patch step of the build's own solve, which is ReadTree plus building the file list and deciding.\n\n")
+		fmt.Fprintf(&b, "Apps of tiny files (100–300 bytes, 100 per directory) with a tiny dependency stage, so what grows is the per-file work: the context upload, the frontend hashing every file (in one build step that runs the frontend's own binary over the files: frontend/tree_walk.go), and the file list in the release config. Beside each point, the anchor on the same app: the Dockerfile with `COPY --link`, its release exporting a registry cache (mode=max), its one-file build on a cold builder importing it; patches and anchor alternate their order from round to round. %d round(s) per point. ", r.Config.ScaleRuns)
+		b.WriteString("*Context upload* is the `load application files` vertex; *frontend read+hash* is the time from its end to the first app or patch step of the build's own solve, which is the hashing step plus building the file list and deciding; the anchor's *context upload* is its `load build context` vertex and its *COPY* the `COPY --link . /app` step.\n\n")
 		r.writeScaleFiles(&b)
 		b.WriteString("\n" + r.scaleFilesGrowth() + "\n")
 	}

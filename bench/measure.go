@@ -38,8 +38,8 @@ type measurement struct {
 	// ContextLoad is how long the daemon took to receive the app files
 	// (the "load application files" vertex), and FrontendRead the time
 	// between that and the frontend's next request (reading the release
-	// config): the frontend reading and hashing every app file through the
-	// gateway. Zero for Dockerfile builds.
+	// config): the frontend reading and hashing every app file. Zero for
+	// Dockerfile builds.
 	ContextLoad, FrontendRead time.Duration
 	// Phases is where the wall time went, from the progress vertexes.
 	Phases phases
@@ -119,8 +119,8 @@ func (e *env) measure(ctx context.Context, b buildSpec) (measurement, error) {
 // frontendReadTimes finds, in a Patchfile build's progress, how long the
 // app files took to reach the daemon and how long the frontend then spent
 // before the build's own solve started its first app or patch step: that
-// gap is ReadTree (gateway ReadDir and ReadFile round trips) plus the
-// file list and the decision. (The candidates' configs are read before the
+// gap is the hashing (a build step of the frontend's image, or gateway
+// round trips) plus the file list and the decision. (The candidates' configs are read before the
 // app files are loaded, so a "load metadata" step does not end the gap.)
 func frontendReadTimes(run *buildRun) (load, read time.Duration) {
 	v := findVertex(run.vertexes, "load application files")

@@ -69,6 +69,17 @@ func (r *report) targets() []target {
 	if pr, dr := m.Releases[pfRelease], m.Releases[dflRel]; pr.Wall > 0 && dr.Wall > 0 {
 		out = append(out, share("release vs Dockerfile COPY --link release (+ --export-cache mode=max)", dr.Wall, pr.Wall, 1.0))
 	}
+	// At the largest app of the scale series (100,000 files in a full
+	// run), against the anchor on the same app.
+	if n := len(r.ScaleFiles); n > 0 && len(r.ScaleFiles[n-1].Anchor) > 0 {
+		p := r.ScaleFiles[n-1]
+		c, a, am := summarize(p.Cold), summarize(p.Anchor), medianRun(p.Anchor)
+		at := fmt.Sprintf("%d files: ", p.Files)
+		out = append(out,
+			share(at+"cold patch vs the anchor, cold", a.Wall, c.Wall, 0.5),
+			share(at+"the Patchfile's context upload vs the anchor's", am.Phases.ContextUpload, c.ContextLoad, 1.0),
+			share(at+"release vs the anchor's release", p.AnchorRelease.Wall, p.Release.Wall, 1.0))
+	}
 
 	var maxBaseDeps, maxApp int64
 	for _, x := range m.Runs[pfCold] {
@@ -176,19 +187,45 @@ func (r *report) writeTargets(b *strings.Builder) {
 }
 
 func (r *report) writeScaleFiles(b *strings.Builder) {
-	fmt.Fprintf(b, "| app files | release build s | release config (file list) | cold patch s | context upload s | frontend read+hash s | share of cold patch | warm patch s | warm read+hash s | configs pulled (cold) | pushed (cold) | top layer |\n")
-	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "| app files | release s: Patchfile / anchor | release config (file list) | cold patch s | anchor cold s | cold patch / anchor | context upload s: Patchfile / anchor | frontend read+hash s | anchor's COPY s | warm patch s | configs pulled (cold) | pushed (cold): patch / anchor | top layer |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range r.ScaleFiles {
-		c, w := summarize(p.Cold), summarize(p.Warm)
+		c, w, a := summarize(p.Cold), summarize(p.Warm), summarize(p.Anchor)
+		am := medianRun(p.Anchor) // its phases add up to the median
 		title := fmt.Sprintf("%d", p.Files)
 		if !c.allPatch() || !w.allPatch() {
 			title += fmt.Sprintf(" **(paths: %s / %s)**", strings.Join(c.Paths, ","), strings.Join(w.Paths, ","))
 		}
-		fmt.Fprintf(b, "| %s | %.1f | %s | %.1f | %.2f | %.2f | %.0f%% | %.1f | %.2f | %s | %s | %s |\n", title,
-			p.Release.Wall.Seconds(), human(p.ReleaseConfig), c.Wall.Seconds(), c.ContextLoad.Seconds(), c.FrontendRead.Seconds(),
-			100*c.FrontendRead.Seconds()/c.Wall.Seconds(), w.Wall.Seconds(), w.FrontendRead.Seconds(),
-			human(c.PulledConfigs), human(c.Pushed), human(c.TopLayer))
+		fmt.Fprintf(b, "| %s | %.1f / %s | %s | %.1f | %s | %s | %.2f / %s | %.2f | %s | %.1f | %s | %s / %s | %s |\n", title,
+			p.Release.Wall.Seconds(), secsOrDash(p.AnchorRelease.Wall), human(p.ReleaseConfig),
+			c.Wall.Seconds(), secsOrDash(a.Wall), ratioOrDash(c.Wall, a.Wall),
+			c.ContextLoad.Seconds(), secsOrDash(am.Phases.ContextUpload), c.FrontendRead.Seconds(), secsOrDash(am.Phases.AppLayer),
+			w.Wall.Seconds(), human(c.PulledConfigs), human(c.Pushed), humanOrDash(a.Pushed, len(p.Anchor)), human(c.TopLayer))
 	}
+}
+
+// secsOrDash is d in seconds, or "—" when it was not measured.
+func secsOrDash(d time.Duration) string {
+	if d <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", d.Seconds())
+}
+
+// ratioOrDash is a / b, or "—" when b was not measured.
+func ratioOrDash(a, b time.Duration) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", a.Seconds()/b.Seconds())
+}
+
+// humanOrDash is human(n), or "—" when there were no runs.
+func humanOrDash(n int64, runs int) string {
+	if runs == 0 {
+		return "—"
+	}
+	return human(n)
 }
 
 func (r *report) writeScaleBytes(b *strings.Builder) {

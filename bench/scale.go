@@ -5,17 +5,23 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/pkg/errors"
 )
 
-// scaleFilesPoint is the patch path on an app of Files tiny files.
+// scaleFilesPoint is the patch path on an app of Files tiny files, beside
+// the anchor on the same app: the Dockerfile with COPY --link, its release
+// exporting a registry cache (mode=max), its one-file builds on a cold
+// builder importing it.
 type scaleFilesPoint struct {
 	Files         int
 	Release       measurement   // the full build that made the release
 	ReleaseConfig int64         // its config, file list included
 	Cold, Warm    []measurement // one-file patches
+	AnchorRelease measurement
+	Anchor        []measurement // the anchor's one-file builds, cold
 }
 
 // scaleBytesPoint is the patch path when one file of Bytes new bytes
@@ -27,9 +33,11 @@ type scaleBytesPoint struct {
 
 // runScaleFiles measures how a one-file patch grows with the app: a
 // release of n tiny files, then the same file edited, patched on a cold
-// and on the warm builder. The dependency stage is tiny here, so what grows
-// is what the frontend does per app file: receive it, read it through the
-// gateway and hash it, list it in the release config.
+// and on the warm builder, and built by the anchor on a cold builder, the
+// order alternating from round to round. The dependency stage is tiny
+// here, so what grows is what each does per app file: receive it, hash it
+// (the frontend) or copy it (the Dockerfile), list it in the release
+// config (the frontend).
 func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
 	var out []scaleFilesPoint
 	for _, n := range e.cfg.ScaleFiles {
@@ -46,22 +54,54 @@ func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
 		args := map[string]string{"BASE": e.base, "RELEASE": e.stack.Ref(repo, "release")}
 		p := scaleFilesPoint{Files: n}
 		var err error
-		logf("scale %d files: release build", n)
-		if p.Release, err = e.measure(ctx, buildSpec{name: fmt.Sprintf("scale-%d-release", n), daemon: e.warm,
-			appDir: appDir, defsDir: defs, file: "Patchfile", args: args, output: e.stack.Ref(repo, "release")}); err != nil {
+		anchorCache := e.stack.Ref(repo, "anchor-cache")
+		releases := []func() error{
+			func() (err error) {
+				logf("scale %d files: release build", n)
+				p.Release, err = e.measure(ctx, buildSpec{name: fmt.Sprintf("scale-%d-release", n), daemon: e.warm,
+					appDir: appDir, defsDir: defs, file: "Patchfile", args: args, output: e.stack.Ref(repo, "release")})
+				logf("  %s", p.Release.summary())
+				return err
+			},
+			func() (err error) {
+				logf("scale %d files: anchor release build", n)
+				p.AnchorRelease, err = e.measure(ctx, buildSpec{name: fmt.Sprintf("scale-%d-anchor-release", n), daemon: e.warm,
+					appDir: appDir, defsDir: defs, file: "Dockerfile.link", args: args, output: e.stack.Ref(repo, "anchor-release"),
+					exportCache: anchorCache})
+				logf("  %s", p.AnchorRelease.summary())
+				return err
+			},
+		}
+		if err := inTurn(len(e.cfg.ScaleFiles)+n, releases...); err != nil {
 			return nil, err
 		}
-		logf("  %s", p.Release.summary())
 		if p.ReleaseConfig, err = e.configSize(p.Release.Digest); err != nil {
 			return nil, err
 		}
 		for r := 1; r <= e.cfg.ScaleRuns; r++ {
-			cold, warm, err := e.patchBoth(ctx, fmt.Sprintf("scale-%d-%d", n, r), appDir, defs, args, repo,
-				func(k int) (string, error) { return editSource(appDir, "src/d0000/f00.js", 2*r+k) })
-			if err != nil {
+			patches := func() error {
+				cold, warm, err := e.patchBoth(ctx, fmt.Sprintf("scale-%d-%d", n, r), appDir, defs, args, repo,
+					func(k int) (string, error) { return editSource(appDir, "src/d0000/f00.js", 3*r+k) })
+				p.Cold, p.Warm = append(p.Cold, cold), append(p.Warm, warm)
+				return err
+			}
+			anchor := func() error {
+				if _, err := editSource(appDir, "src/d0000/f00.js", 3*r+2); err != nil {
+					return err
+				}
+				name := fmt.Sprintf("scale-%d-%d-anchor", n, r)
+				logf("%s: cold anchor build", name)
+				return e.withCold(ctx, func(d *stack.Daemon) error {
+					m, err := e.measure(ctx, buildSpec{name: name, daemon: d, appDir: appDir, defsDir: defs, file: "Dockerfile.link",
+						args: args, output: e.stack.Ref(repo, name), importCache: anchorCache})
+					logf("  %s", m.summary())
+					p.Anchor = append(p.Anchor, m)
+					return err
+				})
+			}
+			if err := inTurn(r, patches, anchor); err != nil {
 				return nil, err
 			}
-			p.Cold, p.Warm = append(p.Cold, cold), append(p.Warm, warm)
 		}
 		out = append(out, p)
 		if !e.cfg.Keep {
@@ -69,6 +109,20 @@ func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
 		}
 	}
 	return out, nil
+}
+
+// inTurn runs steps in order when turn is even, in reverse when it is odd:
+// whatever else the machine does at the time spreads over all of them.
+func inTurn(turn int, steps ...func() error) error {
+	if turn%2 == 1 {
+		slices.Reverse(steps)
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runScaleBytes measures how a patch grows with the change: one file of
