@@ -7,11 +7,14 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	dfparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"github.com/moby/patternmatcher"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/pkg/errors"
 )
 
 // Check rules: what `docker buildx build --call=check` reports, without
@@ -30,9 +33,16 @@ var dependencyFolders = []string{"node_modules", ".venv", "venv", "__pycache__",
 
 // Check runs the check rules on a Patchfile and its build context.
 func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
+	cfg, err := checkConfig(src.Data, opt.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
 	results := &lint.LintResults{}
 	idx := results.AddSource(src.SourceMap)
 	warn := func(rule, description, detail string, loc []parser.Range) {
+		if cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) {
+			return
+		}
 		results.AddWarning(rule, description, "", detail, idx, loc)
 	}
 	lex := shell.NewLex(pf.Escape)
@@ -52,7 +62,6 @@ func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt Convert
 	if err != nil {
 		return nil, err
 	}
-	var depsPatterns []string
 	for _, inst := range pf.DepsSteps() {
 		deps, ok := inst.(*DepsInstruction)
 		if !ok {
@@ -67,22 +76,38 @@ func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt Convert
 			if err != nil {
 				continue
 			}
-			depsPatterns = append(depsPatterns, clean)
 			if !anyMatch(clean, files) {
 				warn(ruleDepsMatchNoFile, "DEPS must name files of the build context",
 					fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", clean), deps.Location())
 			}
 		}
 	}
-	if shipped := appShipsDependencies(pf, files, depsPatterns); len(shipped) > 0 {
+	if shipped := appShipsDependencies(pf, files); len(shipped) > 0 {
 		warn(ruleAppShipsDependencies, "APP should ship the application, not its dependencies",
-			fmt.Sprintf("APP ships %s from the build context: the dependency stage provides them; add them to .dockerignore or APP --exclude (keep a manifest only if the app reads it at run time)", strings.Join(shipped, ", ")),
+			fmt.Sprintf("APP ships %s from the build context: the dependency stage provides them, and the context's copy would replace or mix with it; add them to .dockerignore or APP --exclude", strings.Join(shipped, ", ")),
 			pf.App.Location())
 	}
-	if detail := ignoreExcludesNothing(ctx, cs); detail != "" {
+	if detail := ignoreExcludesNothing(ctx, cs); detail != "" && !cfg.SkipAll && !slices.Contains(cfg.SkipRules, ruleIgnoreExcludesNothing) {
 		results.AddWarning(ruleIgnoreExcludesNothing, ".dockerignore should exclude something", "", detail, -1, nil)
 	}
 	return results, nil
+}
+
+// keyCheckArg is the build arg that sets the checks' options, as for the
+// Dockerfile frontend (it wins over the Patchfile's `# check=` line).
+const keyCheckArg = "BUILDKIT_DOCKERFILE_CHECK"
+
+// checkConfig reads the checks' options as the Dockerfile frontend does:
+// `# check=skip=<rule>,<rule>` (or `skip=all`) on the Patchfile's first
+// lines, or the BUILDKIT_DOCKERFILE_CHECK build arg.
+func checkConfig(patchfile []byte, buildArgs map[string]string) (*linter.Config, error) {
+	if v, ok := buildArgs[keyCheckArg]; ok {
+		cfg, err := linter.ParseLintOptions(v)
+		return cfg, errors.Wrapf(err, "%s=%s", keyCheckArg, v)
+	}
+	v, _, _, _ := dfparser.ParseDirective("check", patchfile)
+	cfg, err := linter.ParseLintOptions(v)
+	return cfg, errors.Wrapf(err, "# check=%s", v)
 }
 
 // metaArgEnv is what FROM and the checks expand with: build args over the
@@ -103,9 +128,11 @@ func metaArgEnv(pf *Patchfile, buildArgs map[string]string) shell.EnvGetter {
 	return shell.EnvsFromSlice(env)
 }
 
-// appShipsDependencies returns the DEPS manifests and dependency folders
-// the APP sources would copy.
-func appShipsDependencies(pf *Patchfile, files []ContextFile, depsPatterns []string) []string {
+// appShipsDependencies returns the dependency folders (node_modules, .venv
+// and the like) the APP sources would copy from the context. DEPS
+// manifests are not among them: many apps read theirs at run time
+// (package.json), and shipping one is not wrong.
+func appShipsDependencies(pf *Patchfile, files []ContextFile) []string {
 	inApp := func(p string) bool {
 		for _, src := range pf.App.Sources {
 			if src == "." || p == src || strings.HasPrefix(p, strings.TrimSuffix(src, "/")+"/") {
@@ -115,20 +142,12 @@ func appShipsDependencies(pf *Patchfile, files []ContextFile, depsPatterns []str
 		return false
 	}
 	var out []string
-	for _, f := range files {
-		if !inApp(f.Path) {
+	for _, f := range files { // sorted by path: a folder comes before what it holds
+		if !inApp(f.Path) || len(out) > 0 && strings.HasPrefix(f.Path, out[len(out)-1]) {
 			continue
 		}
-		base := path.Base(f.Path)
-		if f.Mode.IsDir() && slices.Contains(dependencyFolders, base) {
+		if f.Mode.IsDir() && slices.Contains(dependencyFolders, path.Base(f.Path)) {
 			out = append(out, f.Path+"/")
-			continue
-		}
-		for _, p := range depsPatterns {
-			if ok, _ := patternmatcher.Matches(f.Path, []string{p}); ok && !f.Mode.IsDir() {
-				out = append(out, f.Path)
-				break
-			}
 		}
 	}
 	return out

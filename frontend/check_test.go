@@ -2,6 +2,8 @@ package frontend
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,7 +82,7 @@ APP . /app
 	require.Contains(t, found[rulePatchWithoutCandidate], "@5")
 	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS package-lock.json matches no file")
 	require.Contains(t, found[ruleDepsMatchNoFile], "@4")
-	require.Contains(t, found[ruleAppShipsDependencies], "APP ships node_modules/, package.json from the build context")
+	require.Contains(t, found[ruleAppShipsDependencies], "APP ships node_modules/ from the build context", "a manifest the app may read at run time is not a finding")
 	require.Contains(t, found[ruleIgnoreExcludesNothing], ".dockerignore has 2 patterns and none matches")
 }
 
@@ -99,4 +101,31 @@ APP --exclude=package*.json . /app
 PATCH registry.example.com/web:release
 `, files, nil)
 	require.Empty(t, found)
+}
+
+// TestCheckSkips: `# check=skip=...` and BUILDKIT_DOCKERFILE_CHECK drop
+// rules as they do for Dockerfiles; the build arg wins over the line, and
+// a malformed one is an error.
+func TestCheckSkips(t *testing.T) {
+	files := fakeContext{"node_modules/x/y.js": "y", "src/server.js": "s"}
+	const body = `FROM busybox:1.36
+APP . /app
+`
+	all := checkPatchfile(t, body, files, nil)
+	require.Contains(t, all, ruleUnpinnedFrom)
+	require.Contains(t, all, rulePatchWithoutCandidate)
+	require.Contains(t, all, ruleAppShipsDependencies)
+
+	found := checkPatchfile(t, "# check=skip=UnpinnedFrom,PatchWithoutCandidate\n"+body, files, nil)
+	require.Equal(t, []string{ruleAppShipsDependencies}, slices.Sorted(maps.Keys(found)))
+	found = checkPatchfile(t, "# check=skip=UnpinnedFrom\n"+body, files, map[string]string{keyCheckArg: "skip=all"})
+	require.Empty(t, found, "the build arg wins")
+
+	pf, err := ParsePatchfile([]byte(body))
+	require.NoError(t, err)
+	sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(body))
+	opt := ConvertOpt{Context: files}
+	opt.BuildArgs = map[string]string{keyCheckArg: "skip"}
+	_, err = Check(context.Background(), &dockerui.Source{SourceMap: sm}, pf, opt, files)
+	require.ErrorContains(t, err, "BUILDKIT_DOCKERFILE_CHECK=skip")
 }

@@ -85,3 +85,26 @@ func TestExampleFullBuild(t *testing.T) {
 		require.Equal(t, digests[0], d, fmt.Sprintf("every entry point gives the same image: %v", digests))
 	}
 }
+
+// TestExampleChecksClean: the flagship example passes its own check, so
+// that CI can keep `--call=check` on; `# check=skip=` silences a rule as
+// for a Dockerfile.
+func TestExampleChecksClean(t *testing.T) {
+	dir := filepath.Join(env.repoRoot, "examples")
+	out, err := runBuildx(t, build{dir: dir, args: exampleArgs()}, "--call=check")
+	require.NoError(t, err, "docker buildx build --call=check finds nothing: %s", out)
+	require.NotContains(t, string(out), "WARNING")
+
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]file{
+		"Patchfile":           {content: "# check=skip=AppShipsDependencies\nARG BASE\nFROM ${BASE}\nAPP . /app\nPATCH example.com/app:release\n"},
+		"node_modules/x/y.js": {content: "y\n"},
+		".dockerignore":       {content: "*.log\n"},
+		"x.log":               {content: "x\n"},
+	})
+	out, err = runBuildx(t, build{dir: ctx, args: map[string]string{"BASE": env.base}}, "--call=check")
+	require.NoError(t, err, "the skipped rule is not reported: %s", out)
+	out, err = runBuildx(t, build{dir: ctx, args: map[string]string{"BASE": env.base, "BUILDKIT_DOCKERFILE_CHECK": "skip=UnpinnedFrom"}}, "--call=check")
+	require.Error(t, err, "the build arg wins over the line")
+	require.Contains(t, string(out), "AppShipsDependencies")
+}
