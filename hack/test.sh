@@ -22,6 +22,9 @@ fi
 echo "==> go vet ./..."
 go vet ./...
 
+echo "==> hack/check-layers.sh: no package imports one above it"
+./hack/check-layers.sh
+
 echo "==> go test ./..."
 go test -count=1 -timeout 60m ./...
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The packages' layering, checked: each package of this module may import
+# (in its code and its tests) only packages listed above it here. A new
+# package gets its line; an import that reaches up fails the test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+module=github.com/patchfile/patchfile
+layers=(
+  llb                 # LLB helpers that know nothing of Patchfiles
+  frontend/parser     # Patchfile text to located nodes
+  frontend            # the frontend: instructions, context, decision, LLB, Build
+  cmd/frontend        # the frontend image's binary
+  internal/stack      # the real test stack: registry, buildkitd, Docker Engines
+  cmd/devstack        # the test stack from scripts
+  bench               # the benchmark
+  integration         # the tests against the real stack
+)
+
+declare -A rank
+for i in "${!layers[@]}"; do
+  rank[$module/${layers[$i]}]=$i
+done
+
+status=0
+while read -r pkg imports; do
+  if [ -z "${rank[$pkg]+x}" ]; then
+    echo "check-layers: $pkg has no line in hack/check-layers.sh: add it where it belongs" >&2
+    status=1
+    continue
+  fi
+  for imp in $imports; do
+    case $imp in
+    "$module"|"$module"/*) ;;
+    *) continue ;;
+    esac
+    if [ -z "${rank[$imp]+x}" ] || [ "${rank[$imp]}" -ge "${rank[$pkg]}" ]; then
+      echo "check-layers: $pkg imports $imp, which is not below it" >&2
+      status=1
+    fi
+  done
+done < <(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./...)
+exit $status
