@@ -86,13 +86,14 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
 		// Ends what startDeps started if this platform fails before its
-		// own solve; once that solve is done, the work is shared and done.
+		// own solve; on success the platform waits for it to end.
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		opt := convertOpt()
 		opt.TargetPlatform = platform
 		opt.candidates = newCandidates()
-		opt.DepsReady = func(ctx context.Context, e *Early) { startDeps(ctx, c, e, opt, bc.CacheImports) }
+		var depsDone <-chan struct{}
+		opt.DepsReady = func(ctx context.Context, e *Early) { depsDone = startDeps(ctx, c, e, opt, bc.CacheImports) }
 		res, err := Convert(ctx, pf, opt)
 		if err != nil {
 			return nil, err
@@ -130,6 +131,14 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		ref, err := r.SingleRef()
 		if err != nil {
 			return nil, err
+		}
+		if depsDone != nil {
+			// The early dependency stage, still running: see startDeps.
+			select {
+			case <-depsDone:
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			}
 		}
 		return &dockerui.BuildResult{Reference: ref, Image: out.image, BaseImage: out.baseImage, Epoch: epoch}, nil
 	})

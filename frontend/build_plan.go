@@ -107,10 +107,16 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error
 // the build cannot be a patch whatever the app files hold: no candidate,
 // or none of this build's platform, base, dependency stage and APP spec.
 // Its steps then run while the app files are uploaded and hashed, instead
-// of after; the build's own solve shares the work. When a candidate could
-// be patched it does nothing: a patch must not run the stage at all.
+// of after. When a candidate could be patched it does nothing: a patch
+// must not run the stage at all.
+//
+// It returns a channel closed when that solve ends (nil if it started
+// none): the build waits for it before it returns its result. A result is
+// lazy, so the platform's own solve returns at once; if the frontend
+// returned while the stage ran, its request would end and the export run
+// the stage again from the start (TestEarlyDependenciesAreNotRestarted).
 // Errors are the final solve's to report.
-func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, fromClient []client.CacheOptionsEntry) {
+func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, fromClient []client.CacheOptionsEntry) <-chan struct{} {
 	var depsFrom *release
 	if !e.PatchDisabled {
 		for _, ref := range e.PatchRefs {
@@ -119,7 +125,7 @@ func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, f
 				continue
 			}
 			if identityMismatch(rel, e) == "" {
-				return // maybe a patch: the app files decide
+				return nil // maybe a patch: the app files decide
 			}
 			if depsFrom == nil && sameDeps(rel, e) {
 				depsFrom = rel
@@ -128,13 +134,16 @@ func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, f
 	}
 	def, err := e.Deps.Marshal(ctx)
 	if err != nil {
-		return
+		return nil
 	}
 	imports := withReleaseCache(fromClient, depsFrom.cacheRef())
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		// Evaluate: a gateway solve is lazy otherwise, and runs nothing.
 		_, _ = c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: imports, Evaluate: true})
 	}()
+	return done
 }
 
 // depsOf is a release's config cut to its base and dependency layers (a

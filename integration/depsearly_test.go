@@ -79,3 +79,26 @@ func TestFullBuildStartsDependenciesEarly(t *testing.T) {
 		"the dependency step ran while the app files were read: it completed at %s, before the app copy started at %s",
 		run.Completed.Format(time.StampMilli), copyApp.Started.Format(time.StampMilli))
 }
+
+// TestEarlyDependenciesAreNotRestarted: the dependency step a full build
+// starts early keeps running when the frontend returns its result (which
+// it does before the step is done when the app files hash quickly), and
+// the export takes it over: it runs once, never killed and started again.
+func TestEarlyDependenciesAreNotRestarted(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]file{
+		"Patchfile": {content: `ARG BASE
+FROM ${BASE}
+WORKDIR /app
+DEPS deps.txt
+RUN sleep 3 && cp deps.txt installed.txt
+APP src /app/src
+`},
+		// A new token: the step must run, not come from the cache.
+		"deps.txt":    {content: fmt.Sprintf("%s %d\n", t.Name(), time.Now().UnixNano())},
+		"src/main.js": {content: "main\n"},
+	})
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref("depsearly/restart", "x"), hashInBuilder: true})
+	require.NoError(t, err)
+	require.NotContains(t, res.output, "ERROR [deps 3/3] RUN", "the early step was killed: %s", res.output)
+}
