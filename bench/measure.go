@@ -128,6 +128,12 @@ func frontendReadTimes(run *buildRun) (load, read time.Duration) {
 		return 0, 0
 	}
 	load = v.Completed.Sub(*v.Started)
+	if h := findVertex(run.vertexes, "[internal] hash application files"); h != nil && h.Completed != nil && h.Completed.After(*v.Completed) {
+		// Hashed in a build step: the step's end. (A full build's own solve
+		// starts only once the early dependency stage is done, which the
+		// gap below would count as reading.)
+		return load, h.Completed.Sub(*v.Completed)
+	}
 	var first *time.Time
 	for _, next := range run.vertexes {
 		n := next.Name
