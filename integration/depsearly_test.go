@@ -81,9 +81,10 @@ func TestFullBuildStartsDependenciesEarly(t *testing.T) {
 }
 
 // TestEarlyDependenciesAreNotRestarted: the dependency step a full build
-// starts early keeps running when the frontend returns its result (which
-// it does before the step is done when the app files hash quickly), and
-// the export takes it over: it runs once, never killed and started again.
+// starts early runs once. The app files hash quickly here, so the build's
+// own (lazy) solve returns before the step is done; the frontend waits for
+// it rather than return, which ended its request and killed the step
+// (exit 137), for the export to run it again from the start.
 func TestEarlyDependenciesAreNotRestarted(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]file{
