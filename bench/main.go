@@ -51,10 +51,17 @@ type config struct {
 	ScaleBytes []int // changed bytes of the changed-bytes series
 }
 
+// flagSet tells whether the command line set the flag.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func parseFlags() config {
 	var c config
 	flag.IntVar(&c.Runs, "n", 3, "runs per measured build; the table shows medians (every cold run gets a fresh daemon)")
-	flag.BoolVar(&c.Quick, "quick", false, "small app, one run, small scale series: a smoke test of the benchmark itself (results go to the run dir, not BENCHMARKS.md)")
+	flag.BoolVar(&c.Quick, "quick", false, "small app, one run, small scale series (-scale-files and -scale-n still apply): a smoke test of the benchmark itself (results go to the run dir, not BENCHMARKS.md)")
 	flag.BoolVar(&c.Scale, "scale", true, "run the scale series (app of 1k/10k/100k files; 1 KB/1 MB/10 MB changed)")
 	flag.IntVar(&c.ScaleRuns, "scale-n", 3, "rounds per point of the scale series (the table shows medians)")
 	flag.Int64Var(&c.Seed, "seed", 1, "seed of the generated app")
@@ -78,7 +85,10 @@ func parseFlags() config {
 	c.ScaleFiles = []int{1000, 10000, 100000}
 	c.ScaleBytes = []int{1 << 10, 1 << 20, 10 << 20}
 	if c.Quick {
-		c.Runs, c.ScaleRuns = 1, 1
+		c.Runs = 1
+		if !flagSet("scale-n") {
+			c.ScaleRuns = 1
+		}
 		c.App = appSpec{Seed: c.Seed, SourceFiles: 300, SourceMin: 200, SourceMax: 3800,
 			Assets: 4, AssetSize: 64 << 10, ClipSize: 64 << 10,
 			Packages: 10, FilesPerPackage: 10, PackageKB: 8, BlockLines: 512}
