@@ -76,6 +76,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if res, ok, err := bc.HandleSubrequest(ctx, subrequestHandler(src, pf, convertOpt, gctx)); err != nil || ok {
 		return res, err
 	}
+	if err := checksAsErrors(ctx, src, pf, convertOpt(), gctx); err != nil {
+		return nil, err
+	}
 	// Subrequests (--call=check, outline) solve nothing: any builder
 	// serves them. A build fails here, before any step, on a builder that
 	// cannot run one.

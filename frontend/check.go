@@ -93,6 +93,40 @@ func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt Convert
 	return results, nil
 }
 
+// checksAsErrors runs the checks before a build when `# check=error=true`
+// (or BUILDKIT_DOCKERFILE_CHECK=error=true) asks for it, as the Dockerfile
+// frontend does: a finding fails the build, located at its line, before
+// any step runs.
+func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) error {
+	cfg, err := checkConfig(src.Data, opt.BuildArgs)
+	if err != nil || !cfg.ReturnAsError {
+		return err
+	}
+	res, err := Check(ctx, src, pf, opt, cs)
+	if err != nil || len(res.Warnings) == 0 {
+		return err
+	}
+	var rules []string
+	for _, w := range res.Warnings {
+		rules = append(rules, w.RuleName)
+	}
+	first := res.Warnings[0]
+	err = errors.Errorf("check=error=true: %s: %s (and %d more: run with --call=check to see them all, or skip a rule with # check=skip=<rule>)",
+		first.RuleName, first.Detail, len(rules)-1)
+	if len(rules) == 1 {
+		err = errors.Errorf("check=error=true: %s: %s (skip the rule with # check=skip=%s)", first.RuleName, first.Detail, first.RuleName)
+	}
+	if first.Location == nil || len(first.Location.Ranges) == 0 {
+		return err
+	}
+	var loc []parser.Range
+	for _, r := range first.Location.Ranges {
+		loc = append(loc, parser.Range{Start: dfparser.Position{Line: int(r.Start.Line), Character: int(r.Start.Character)},
+			End: dfparser.Position{Line: int(r.End.Line), Character: int(r.End.Character)}})
+	}
+	return parser.WithLocationOnce(err, loc)
+}
+
 // keyCheckArg is the build arg that sets the checks' options, as for the
 // Dockerfile frontend (it wins over the Patchfile's `# check=` line).
 const keyCheckArg = "BUILDKIT_DOCKERFILE_CHECK"

@@ -129,3 +129,30 @@ APP . /app
 	_, err = Check(context.Background(), &dockerui.Source{SourceMap: sm}, pf, opt, files)
 	require.ErrorContains(t, err, "BUILDKIT_DOCKERFILE_CHECK=skip")
 }
+
+// TestChecksAsErrors: with check=error=true a finding fails the build at
+// its line; without it, or with the rule skipped, the build goes on.
+func TestChecksAsErrors(t *testing.T) {
+	files := fakeContext{"node_modules/x/y.js": "y", "src/server.js": "s"}
+	const body = `FROM busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+WORKDIR /app
+APP . /app
+PATCH registry.example.com/web:release
+`
+	run := func(patchfile string, args map[string]string) error {
+		pf, err := ParsePatchfile([]byte(patchfile))
+		require.NoError(t, err)
+		sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(patchfile))
+		sm.Definition = &llb.Definition{}
+		opt := ConvertOpt{Context: files}
+		opt.BuildArgs = args
+		return checksAsErrors(context.Background(), &dockerui.Source{SourceMap: sm}, pf, opt, files)
+	}
+	require.NoError(t, run(body, nil), "findings warn only by default")
+	err := run("# check=error=true\n"+body, nil)
+	require.ErrorContains(t, err, "check=error=true: AppShipsDependencies: APP ships node_modules/ from the build context")
+	require.ErrorContains(t, err, "# check=skip=AppShipsDependencies")
+	require.Equal(t, 4, firstLine(t, err), "the APP line")
+	require.NoError(t, run("# check=error=true;skip=AppShipsDependencies\n"+body, nil))
+	require.Error(t, run(body, map[string]string{keyCheckArg: "error=true"}), "the build arg too")
+}

@@ -2,10 +2,12 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/stretchr/testify/require"
 )
@@ -107,4 +109,26 @@ func TestExampleChecksClean(t *testing.T) {
 	out, err = runBuildx(t, build{dir: ctx, args: map[string]string{"BASE": env.base, "BUILDKIT_DOCKERFILE_CHECK": "skip=UnpinnedFrom"}}, "--call=check")
 	require.Error(t, err, "the build arg wins over the line")
 	require.Contains(t, string(out), "AppShipsDependencies")
+}
+
+// TestChecksAsErrors: `# check=error=true` makes a finding fail the build
+// at its line before any step runs, as for a Dockerfile.
+func TestChecksAsErrors(t *testing.T) {
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]file{
+		"Patchfile":           {content: "# check=error=true\nARG BASE\nFROM ${BASE}\nAPP . /app\nPATCH example.com/app:release\n"},
+		"node_modules/x/y.js": {content: "y\n"},
+		".dockerignore":       {content: "*.log\n"},
+		"x.log":               {content: "x\n"},
+	})
+	_, err := buildInProcess(t, build{dir: ctx, args: fullArgs(), output: env.stack.Ref("checkerror/app", "x")})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "check=error=true: AppShipsDependencies: APP ships node_modules/ from the build context")
+	srcs := errdefs.Sources(err)
+	require.NotEmpty(t, srcs, "the error carries the Patchfile as its source")
+	require.EqualValues(t, 4, srcs[0].Ranges[0].Start.Line, "the APP line")
+
+	require.NoError(t, os.WriteFile(filepath.Join(ctx, ".dockerignore"), []byte("*.log\nnode_modules\n"), 0o644))
+	_, err = buildInProcess(t, build{dir: ctx, args: fullArgs(), output: env.stack.Ref("checkerror/app", "y")})
+	require.NoError(t, err, "nothing to find: it builds")
 }
