@@ -37,13 +37,18 @@ func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt Convert
 	if err != nil {
 		return nil, err
 	}
+	return runChecks(ctx, cfg, src, pf, opt, cs)
+}
+
+// runChecks is Check with the checks' options read.
+func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
 	results := &lint.LintResults{}
 	idx := results.AddSource(src.SourceMap)
+	skipped := func(rule string) bool { return cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) }
 	warn := func(rule, description, detail string, loc []parser.Range) {
-		if cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) {
-			return
+		if !skipped(rule) {
+			results.AddWarning(rule, description, "", detail, idx, loc)
 		}
-		results.AddWarning(rule, description, "", detail, idx, loc)
 	}
 	lex := shell.NewLex(pf.Escape)
 	metaEnv := metaArgEnv(pf, opt.BuildArgs)
@@ -87,7 +92,7 @@ func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt Convert
 			fmt.Sprintf("APP ships %s from the build context: the dependency stage provides them, and the context's copy would replace or mix with it; add them to .dockerignore or APP --exclude", strings.Join(shipped, ", ")),
 			pf.App.Location())
 	}
-	if detail := ignoreExcludesNothing(ctx, cs); detail != "" && !cfg.SkipAll && !slices.Contains(cfg.SkipRules, ruleIgnoreExcludesNothing) {
+	if detail := ignoreExcludesNothing(ctx, cs); detail != "" && !skipped(ruleIgnoreExcludesNothing) {
 		results.AddWarning(ruleIgnoreExcludesNothing, ".dockerignore should exclude something", "", detail, -1, nil)
 	}
 	return results, nil
@@ -102,29 +107,20 @@ func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *Patchfile, op
 	if err != nil || !cfg.ReturnAsError {
 		return err
 	}
-	res, err := Check(ctx, src, pf, opt, cs)
+	res, err := runChecks(ctx, cfg, src, pf, opt, cs)
 	if err != nil || len(res.Warnings) == 0 {
 		return err
 	}
-	var rules []string
-	for _, w := range res.Warnings {
-		rules = append(rules, w.RuleName)
-	}
 	first := res.Warnings[0]
-	err = errors.Errorf("check=error=true: %s: %s (and %d more: run with --call=check to see them all, or skip a rule with # check=skip=<rule>)",
-		first.RuleName, first.Detail, len(rules)-1)
-	if len(rules) == 1 {
-		err = errors.Errorf("check=error=true: %s: %s (skip the rule with # check=skip=%s)", first.RuleName, first.Detail, first.RuleName)
+	hint := "skip the rule with # check=skip=" + first.RuleName
+	if more := len(res.Warnings) - 1; more > 0 {
+		hint = fmt.Sprintf("and %d more: run with --call=check to see them all, or skip a rule with # check=skip=<rule>", more)
 	}
+	err = errors.Errorf("check=error=true: %s: %s (%s)", first.RuleName, first.Detail, hint)
 	if first.Location == nil || len(first.Location.Ranges) == 0 {
 		return err
 	}
-	var loc []parser.Range
-	for _, r := range first.Location.Ranges {
-		loc = append(loc, parser.Range{Start: dfparser.Position{Line: int(r.Start.Line), Character: int(r.Start.Character)},
-			End: dfparser.Position{Line: int(r.End.Line), Character: int(r.End.Character)}})
-	}
-	return parser.WithLocationOnce(err, loc)
+	return parser.WithLocationOnce(err, fromPBRanges(first.Location.Ranges))
 }
 
 // keyCheckArg is the build arg that sets the checks' options, as for the

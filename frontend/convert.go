@@ -232,6 +232,19 @@ func (c *converter) location(inst Instruction) llb.ConstraintsOpt {
 	return c.opt.SourceMap.Location(toPBRanges(inst.Location()))
 }
 
+// fromPBRanges is toPBRanges undone: a lint result's location as an
+// error's.
+func fromPBRanges(r []*pb.Range) []parser.Range {
+	out := make([]parser.Range, 0, len(r))
+	for _, r := range r {
+		out = append(out, parser.Range{
+			Start: parser.Position{Line: int(r.Start.Line), Character: int(r.Start.Character)},
+			End:   parser.Position{Line: int(r.End.Line), Character: int(r.End.Character)},
+		})
+	}
+	return out
+}
+
 func toPBRanges(r []parser.Range) []*pb.Range {
 	out := make([]*pb.Range, 0, len(r))
 	for _, r := range r {

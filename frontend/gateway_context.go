@@ -170,7 +170,7 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 				// either (BuildKit's listing of a directory fails for a bad
 				// name anywhere below it): where it fails is as close as it
 				// gets.
-				return errors.Errorf("a file name in %s or below is not valid UTF-8, which BuildKit's gateway cannot carry: rename it, or leave it out with .dockerignore (the Dockerfile frontend copies such names; Patchfile must read them)", dirLabel(rel))
+				return errors.Errorf("a file name in %s or below %s", dirLabel(rel), notUTF8)
 			}
 			return err
 		}
@@ -289,6 +289,10 @@ func readChunks(ctx context.Context, ref client.Reference, p string, chunk func(
 		}
 	}
 }
+
+// notUTF8 says why a file name that is not UTF-8 stops a build, and the
+// way out; both ways of reading the context end their message with it.
+const notUTF8 = "is not valid UTF-8, which BuildKit's gateway cannot carry: rename it, or leave it out with .dockerignore (the Dockerfile frontend copies such names; Patchfile must read them)"
 
 // dirLabel names a directory of the context for a message.
 func dirLabel(rel string) string {

@@ -75,7 +75,7 @@ func WalkTree(root string) ([]ContextFile, error) {
 		}
 		rel = filepath.ToSlash(rel)
 		if !utf8.ValidString(rel) {
-			return errors.Errorf("the file name %s is not valid UTF-8, which BuildKit's gateway cannot carry: rename it, or leave it out with .dockerignore (the Dockerfile frontend copies such names; Patchfile must read them)", strconv.Quote(rel))
+			return errors.Errorf("the file name %s %s", strconv.Quote(rel), notUTF8)
 		}
 		info, err := d.Info()
 		if err != nil {
