@@ -42,7 +42,9 @@ func (fc fakeContext) IgnorePatterns(context.Context) ([]string, error) {
 	return strings.Fields(fc[".dockerignore"]), nil
 }
 
-func checkPatchfile(t *testing.T, patchfile string, files fakeContext, args map[string]string) map[string]string {
+// checkInputs is what the checks are handed for a Patchfile and a context:
+// its source, its parse and the build args.
+func checkInputs(t *testing.T, patchfile string, files fakeContext, args map[string]string) (*dockerui.Source, *Patchfile, ConvertOpt) {
 	t.Helper()
 	pf, err := ParsePatchfile([]byte(patchfile))
 	require.NoError(t, err)
@@ -50,7 +52,13 @@ func checkPatchfile(t *testing.T, patchfile string, files fakeContext, args map[
 	sm.Definition = &llb.Definition{}
 	opt := ConvertOpt{Context: files}
 	opt.BuildArgs = args
-	res, err := Check(context.Background(), &dockerui.Source{SourceMap: sm}, pf, opt, files)
+	return &dockerui.Source{SourceMap: sm}, pf, opt
+}
+
+func checkPatchfile(t *testing.T, patchfile string, files fakeContext, args map[string]string) map[string]string {
+	t.Helper()
+	src, pf, opt := checkInputs(t, patchfile, files, args)
+	res, err := Check(context.Background(), src, pf, opt, files)
 	require.NoError(t, err)
 	found := map[string]string{}
 	for _, w := range res.Warnings {
@@ -121,12 +129,8 @@ APP . /app
 	found = checkPatchfile(t, "# check=skip=UnpinnedFrom\n"+body, files, map[string]string{keyCheckArg: "skip=all"})
 	require.Empty(t, found, "the build arg wins")
 
-	pf, err := ParsePatchfile([]byte(body))
-	require.NoError(t, err)
-	sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(body))
-	opt := ConvertOpt{Context: files}
-	opt.BuildArgs = map[string]string{keyCheckArg: "skip"}
-	_, err = Check(context.Background(), &dockerui.Source{SourceMap: sm}, pf, opt, files)
+	src, pf, opt := checkInputs(t, body, files, map[string]string{keyCheckArg: "skip"})
+	_, err := Check(context.Background(), src, pf, opt, files)
 	require.ErrorContains(t, err, "BUILDKIT_DOCKERFILE_CHECK=skip")
 }
 
@@ -140,13 +144,8 @@ APP . /app
 PATCH registry.example.com/web:release
 `
 	run := func(patchfile string, args map[string]string) error {
-		pf, err := ParsePatchfile([]byte(patchfile))
-		require.NoError(t, err)
-		sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(patchfile))
-		sm.Definition = &llb.Definition{}
-		opt := ConvertOpt{Context: files}
-		opt.BuildArgs = args
-		return checksAsErrors(context.Background(), &dockerui.Source{SourceMap: sm}, pf, opt, files)
+		src, pf, opt := checkInputs(t, patchfile, files, args)
+		return checksAsErrors(context.Background(), src, pf, opt, files)
 	}
 	require.NoError(t, run(body, nil), "findings warn only by default")
 	err := run("# check=error=true\n"+body, nil)

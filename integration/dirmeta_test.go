@@ -68,6 +68,7 @@ func TestHashStepSeesDirectoryModes(t *testing.T) {
 	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: releaseRef, hashInBuilder: true})
 	require.NoError(t, err)
 	releaseDigest := res.digest
+	releaseLayers := len(layers(t, pullImage(t, releaseRef+"@"+releaseDigest)))
 
 	for i, mode := range []os.FileMode{0o700, 0o750, 0o755} {
 		require.NoError(t, os.Chmod(filepath.Join(dir, "src", "deep", "er"), mode))
@@ -78,7 +79,7 @@ func TestHashStepSeesDirectoryModes(t *testing.T) {
 			continue
 		}
 		require.Contains(t, res.output, "patch of release "+releaseDigest+": 1 changed, 0 deleted", "chmod %o", mode)
-		top := layerEntries(t, layers(t, pullImage(t, env.stack.Ref("hashdirmode/app", fmt.Sprint(i))+"@"+res.digest))[len(layers(t, pullImage(t, releaseRef+"@"+releaseDigest)))])
+		top := layerEntries(t, layers(t, pullImage(t, env.stack.Ref("hashdirmode/app", fmt.Sprint(i))+"@"+res.digest))[releaseLayers])
 		require.EqualValues(t, mode, top["app/src/deep/er"].Mode&0o7777)
 	}
 }

@@ -97,13 +97,7 @@ func TestExampleChecksClean(t *testing.T) {
 	require.NoError(t, err, "docker buildx build --call=check finds nothing: %s", out)
 	require.NotContains(t, string(out), "WARNING")
 
-	ctx := t.TempDir()
-	writeTree(t, ctx, map[string]file{
-		"Patchfile":           {content: "# check=skip=AppShipsDependencies\nARG BASE\nFROM ${BASE}\nAPP . /app\nPATCH example.com/app:release\n"},
-		"node_modules/x/y.js": {content: "y\n"},
-		".dockerignore":       {content: "*.log\n"},
-		"x.log":               {content: "x\n"},
-	})
+	ctx := shipsNodeModules(t, "# check=skip=AppShipsDependencies")
 	out, err = runBuildx(t, build{dir: ctx, args: map[string]string{"BASE": env.base}}, "--call=check")
 	require.NoError(t, err, "the skipped rule is not reported: %s", out)
 	out, err = runBuildx(t, build{dir: ctx, args: map[string]string{"BASE": env.base, "BUILDKIT_DOCKERFILE_CHECK": "skip=UnpinnedFrom"}}, "--call=check")
@@ -114,13 +108,7 @@ func TestExampleChecksClean(t *testing.T) {
 // TestChecksAsErrors: `# check=error=true` makes a finding fail the build
 // at its line before any step runs, as for a Dockerfile.
 func TestChecksAsErrors(t *testing.T) {
-	ctx := t.TempDir()
-	writeTree(t, ctx, map[string]file{
-		"Patchfile":           {content: "# check=error=true\nARG BASE\nFROM ${BASE}\nAPP . /app\nPATCH example.com/app:release\n"},
-		"node_modules/x/y.js": {content: "y\n"},
-		".dockerignore":       {content: "*.log\n"},
-		"x.log":               {content: "x\n"},
-	})
+	ctx := shipsNodeModules(t, "# check=error=true")
 	_, err := buildInProcess(t, build{dir: ctx, args: fullArgs(), output: env.stack.Ref("checkerror/app", "x")})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "check=error=true: AppShipsDependencies: APP ships node_modules/ from the build context")
@@ -131,4 +119,19 @@ func TestChecksAsErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(ctx, ".dockerignore"), []byte("*.log\nnode_modules\n"), 0o644))
 	_, err = buildInProcess(t, build{dir: ctx, args: fullArgs(), output: env.stack.Ref("checkerror/app", "y")})
 	require.NoError(t, err, "nothing to find: it builds")
+}
+
+// shipsNodeModules is a context whose APP ships node_modules (the one
+// finding of the checks: its .dockerignore excludes something), its
+// Patchfile starting with directive.
+func shipsNodeModules(t *testing.T, directive string) string {
+	t.Helper()
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]file{
+		"Patchfile":           {content: directive + "\nARG BASE\nFROM ${BASE}\nAPP . /app\nPATCH example.com/app:release\n"},
+		"node_modules/x/y.js": {content: "y\n"},
+		".dockerignore":       {content: "*.log\n"},
+		"x.log":               {content: "x\n"},
+	})
+	return ctx
 }
