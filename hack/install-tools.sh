@@ -32,8 +32,10 @@ apt_install() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# build_from_module MODULE VERSION OUT PKG...: builds PKGs inside the module's
-# own directory (its go.mod has exclude directives, so `go install` refuses).
+# build_from_module MODULE VERSION OUT [BUILD FLAGS...] PKG: builds PKG inside
+# the module's own directory (its go.mod has exclude directives, so `go
+# install` refuses). The new binary replaces the old one in one rename, so a
+# test that runs it meanwhile runs the one or the other.
 build_from_module() {
   local module=$1 version=$2 out=$3; shift 3
   local stamp="$TOOLS_DIR/bin/.$(basename "$out").version"
@@ -43,7 +45,8 @@ build_from_module() {
   log "building $module@$version -> $(basename "$out")"
   local dir
   dir=$(module_dir "$module" "$version")
-  (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$out" "$@")
+  (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$out.tmp" "$@")
+  mv -f "$out.tmp" "$out"
   echo "$module@$version" >"$stamp"
 }
 
@@ -128,7 +131,15 @@ fi
 build_from_module github.com/moby/buildkit "$BUILDKIT_VERSION" "$TOOLS_DIR/bin/buildkitd" ./cmd/buildkitd
 build_from_module github.com/moby/buildkit "$BUILDKIT_VERSION" "$TOOLS_DIR/bin/buildctl" ./cmd/buildctl
 build_from_module github.com/distribution/distribution/v3 "$DISTRIBUTION_VERSION" "$TOOLS_DIR/bin/registry" ./cmd/registry
-build_from_module github.com/docker/buildx "$BUILDX_VERSION" "$TOOLS_DIR/bin/docker-buildx" ./cmd/buildx
+# With its version set: Compose refuses a buildx older than 0.17.0, and one
+# built without it says v0.0.0+unknown. Such a one (from an older copy of this
+# script, whose stamp is the same) is rebuilt.
+if [ -x "$TOOLS_DIR/bin/docker-buildx" ] &&
+  ! "$TOOLS_DIR/bin/docker-buildx" version 2>/dev/null | grep -qF " $BUILDX_VERSION"; then
+  rm -f "$TOOLS_DIR/bin/.docker-buildx.version"
+fi
+build_from_module github.com/docker/buildx "$BUILDX_VERSION" "$TOOLS_DIR/bin/docker-buildx" \
+  -ldflags "-X github.com/docker/buildx/version.Version=$BUILDX_VERSION" ./cmd/buildx
 
 # The Docker Engine (internal/stack's StartEngine): dockerd runs against its
 # own containerd, which starts containers with the runc shim and Debian's
