@@ -208,39 +208,55 @@ func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
 	if !b.keepSyntax {
 		ctxDir = withSyntaxLine(t, b.dir, b.file, env.frontendTag)
 	}
-	dockerConfig := buildxConfig(t)
-	if len(b.logins) > 0 {
-		auths := map[string]any{}
-		for host, userPass := range b.logins {
-			auths[host] = map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(userPass))}
-		}
-		dt, err := json.Marshal(map[string]any{"auths": auths})
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dockerConfig, "config.json"), dt, 0o600))
-	}
-	builder := fmt.Sprintf("pf-%d-%d", os.Getpid(), builderSeq.Add(1))
-	docker := func(args ...string) ([]byte, error) {
-		// The docker CLI the tools built, whatever docker this machine has.
-		cmd := exec.Command(filepath.Join(env.stack.ToolsDir, "docker"), args...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
-		return cmd.CombinedOutput()
-	}
-	if out, err := docker("buildx", "create", "--name", builder, "--driver", "remote", b.daemon.Addr); err != nil {
-		t.Fatalf("docker buildx create: %v\n%s", err, out)
-	}
-	defer docker("buildx", "rm", builder) //nolint:errcheck
-	args := append([]string{"buildx", "build", "--builder", builder, "--progress=plain", "-f", filepath.Join(ctxDir, b.file)}, flags...)
+	cli := newBuildxCLI(t, b.daemon, b.logins)
+	args := append([]string{"buildx", "build", "--builder", cli.builder, "--progress=plain", "-f", filepath.Join(ctxDir, b.file)}, flags...)
 	for k, v := range b.args {
 		args = append(args, "--build-arg", k+"="+v)
 	}
 	if b.platforms != "" {
 		args = append(args, "--platform", b.platforms)
 	}
-	out, err := docker(append(args, ctxDir)...)
+	out, err := cli.command(append(args, ctxDir)...).CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("docker buildx build: %w\n%s", err, out)
 	}
 	return out, nil
+}
+
+// buildxCLI is the docker CLI with a DOCKER_CONFIG of its own, holding the
+// buildx plugin and a remote buildx builder for one daemon.
+type buildxCLI struct {
+	config  string // DOCKER_CONFIG
+	builder string // the builder's name, for --builder
+}
+
+// newBuildxCLI creates the builder for d, with logins (host -> user:password)
+// in the config as after `docker login`; it is removed when the test ends.
+func newBuildxCLI(t *testing.T, d *stack.Daemon, logins map[string]string) *buildxCLI {
+	t.Helper()
+	cli := &buildxCLI{config: buildxConfig(t), builder: fmt.Sprintf("pf-%d-%d", os.Getpid(), builderSeq.Add(1))}
+	if len(logins) > 0 {
+		auths := map[string]any{}
+		for host, userPass := range logins {
+			auths[host] = map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(userPass))}
+		}
+		dt, err := json.Marshal(map[string]any{"auths": auths})
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(cli.config, "config.json"), dt, 0o600))
+	}
+	if out, err := cli.command("buildx", "create", "--name", cli.builder, "--driver", "remote", d.Addr).CombinedOutput(); err != nil {
+		t.Fatalf("docker buildx create: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { cli.command("buildx", "rm", cli.builder).Run() }) //nolint:errcheck
+	return cli
+}
+
+// command is the docker CLI the tools built (whatever docker this machine
+// has) with the config's plugins and builders and no default attestations.
+func (c *buildxCLI) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(env.stack.ToolsDir, "docker"), args...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+c.config, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
+	return cmd
 }
 
 // buildxConfig gives each test its own DOCKER_CONFIG with the buildx plugin.

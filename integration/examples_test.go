@@ -97,7 +97,15 @@ func (ex *example) patch(t *testing.T, want []string, depsStep string) v1.Image 
 		require.NotContains(t, res.output, depsStep, "the patch did not run the dependency stage")
 	}
 	img := pullImage(t, ref+"@"+res.digest)
-	rls, pls := layers(t, ex.img), layers(t, img)
+	requirePatchOf(t, ex.img, ex.digest, img, want)
+	return img
+}
+
+// requirePatchOf checks that img is the release (whose manifest digest is
+// releaseDigest) plus one layer holding exactly want.
+func requirePatchOf(t *testing.T, release v1.Image, releaseDigest string, img v1.Image, want []string) {
+	t.Helper()
+	rls, pls := layers(t, release), layers(t, img)
 	require.Len(t, pls, len(rls)+1, "the release's layers plus exactly one")
 	for i := range rls {
 		d1, err := rls[i].Digest()
@@ -107,8 +115,7 @@ func (ex *example) patch(t *testing.T, want []string, depsStep string) v1.Image 
 		require.Equal(t, d1, d2, "layer %d is the release's own", i)
 	}
 	require.Equal(t, want, names(layerEntries(t, pls[len(pls)-1])), "the patch layer holds the changed file and its parents")
-	require.Equal(t, ex.digest, configOf(t, img).Config.Labels[frontend.LabelRelease])
-	return img
+	require.Equal(t, releaseDigest, configOf(t, img).Config.Labels[frontend.LabelRelease])
 }
 
 // runInImage runs a shell script in a container of the image ref (with
