@@ -1,0 +1,71 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/stretchr/testify/require"
+)
+
+// bakeDepsStep is in the progress of a build that runs examples/Patchfile's
+// dependency step.
+const bakeDepsStep = "mkdir -p node_modules/$dep"
+
+// TestBake builds examples/docker-bake.hcl's targets with `docker buildx
+// bake` on a remote builder, in a copy of examples/, its variables set from
+// the environment as users set them (the frontend through FRONTEND, the
+// Patchfile's `# syntax=` line left as written), with buildx's default
+// attestations on, which the file turns off. The release target pushes a
+// full build with its inline cache; after one app file changed, the deploy
+// target pushes a patch of it: the release's layers plus one layer holding
+// that file, the dependency step not run.
+func TestBake(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "examples")
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(env.repoRoot, "examples"))))
+	cli := newBuildxCLI(t, env.warm, nil)
+	bake := func(target string) (output string, digest string) {
+		t.Helper()
+		meta := filepath.Join(t.TempDir(), "metadata.json")
+		cmd := cli.command("buildx", "bake", "--builder", cli.builder, "--progress=plain", "--metadata-file", meta, target)
+		cmd.Dir = dir // bake's context "." is the working directory
+		cmd.Env = append(cmd.Env, "BUILDX_NO_DEFAULT_ATTESTATIONS=0",
+			"REGISTRY="+env.stack.Registry, "FRONTEND="+env.frontendTag, "BASE="+env.base, "TAG=v2")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "docker buildx bake %s: %s", target, out)
+		dt, err := os.ReadFile(meta)
+		require.NoError(t, err)
+		var md map[string]struct {
+			Digest     string `json:"containerimage.digest"`
+			Descriptor struct {
+				MediaType types.MediaType `json:"mediaType"`
+			} `json:"containerimage.descriptor"`
+		}
+		require.NoError(t, json.Unmarshal(dt, &md), "%s", dt)
+		res := md[target]
+		require.NotEmpty(t, res.Digest, "bake's metadata names the %s image: %s", target, dt)
+		require.True(t, res.Descriptor.MediaType.IsImage(), "an image manifest, no attestation index: %s", res.Descriptor.MediaType)
+		return string(out), res.Digest
+	}
+
+	releaseRef := env.stack.Ref("shop/web", "release")
+	out, releaseDigest := bake("release")
+	require.Contains(t, out, "full build: ")
+	require.Contains(t, out, bakeDepsStep)
+	release := pullImage(t, releaseRef)
+	require.Equal(t, releaseDigest, digestOf(t, release), "the release tag is what bake built")
+	require.Contains(t, configFields(t, release), "moby.buildkit.cache.v0", "the release carries its inline cache")
+	require.Contains(t, filesystem(t, release)["app/src/routes.js"].Content, "module.exports")
+
+	routes := "module.exports = { '/': 'edited by TestBake' };\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "routes.js"), []byte(routes), 0o644))
+	out, deployDigest := bake("deploy")
+	require.Contains(t, out, "patch of release "+releaseDigest+": 1 changed, 0 deleted")
+	require.NotContains(t, out, bakeDepsStep, "the patch did not run the dependency stage")
+	deploy := pullImage(t, env.stack.Ref("shop/web", "v2"))
+	require.Equal(t, deployDigest, digestOf(t, deploy), "the deploy is pushed as ${IMAGE}:${TAG}")
+	requirePatchOf(t, release, releaseDigest, deploy, []string{"app", "app/src", "app/src/routes.js"})
+	require.Equal(t, routes, filesystem(t, deploy)["app/src/routes.js"].Content)
+}
