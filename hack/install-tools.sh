@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real BuildKit test stack into a cache folder, idempotently:
 # runc (Debian), buildkitd + buildctl (moby/buildkit), registry (distribution),
-# docker-buildx, and a Docker Engine (dockerd, containerd with its runc shim,
-# and the docker CLI), each built from the Go module proxy at a pinned version.
+# docker-buildx, docker-compose, and a Docker Engine (dockerd, containerd with
+# its runc shim, and the docker CLI), each built from the Go module proxy at a
+# pinned version.
 # The docker CLI is always built here, whatever docker the machine has, so the
 # engine tests do not depend on the machine.
 # Prints nothing but progress; exits non-zero if anything cannot be installed.
@@ -14,6 +15,8 @@ BUILDX_VERSION=v0.37.2
 MOBY_VERSION=v28.5.2
 DOCKER_CLI_VERSION=v28.5.2
 CONTAINERD_VERSION=v2.2.9
+# Later Compose releases need a newer Go than 1.26.
+COMPOSE_VERSION=v5.6.0
 
 TOOLS_DIR=${PATCHFILE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/patchfile/tools}
 mkdir -p "$TOOLS_DIR/bin"
@@ -140,6 +143,9 @@ if [ -x "$TOOLS_DIR/bin/docker-buildx" ] &&
 fi
 build_from_module github.com/docker/buildx "$BUILDX_VERSION" "$TOOLS_DIR/bin/docker-buildx" \
   -ldflags "-X github.com/docker/buildx/version.Version=$BUILDX_VERSION" ./cmd/buildx
+# The Compose CLI plugin: `docker compose build` runs `docker buildx bake`.
+build_from_module github.com/docker/compose/v5 "$COMPOSE_VERSION" "$TOOLS_DIR/bin/docker-compose" \
+  -ldflags "-X github.com/docker/compose/v5/internal.Version=$COMPOSE_VERSION" ./cmd
 
 # The Docker Engine (internal/stack's StartEngine): dockerd runs against its
 # own containerd, which starts containers with the runc shim and Debian's
@@ -154,7 +160,9 @@ build_from_vendor_mod github.com/docker/cli "$DOCKER_CLI_VERSION+incompatible" "
   "netgo osusergo" "-X github.com/docker/cli/cli/version.Version=${DOCKER_CLI_VERSION#v}" ./cmd/docker
 
 mkdir -p "$HOME/.docker/cli-plugins"
-if ! cmp -s "$TOOLS_DIR/bin/docker-buildx" "$HOME/.docker/cli-plugins/docker-buildx"; then
-  cp "$TOOLS_DIR/bin/docker-buildx" "$HOME/.docker/cli-plugins/docker-buildx"
-fi
+for plugin in docker-buildx docker-compose; do
+  if ! cmp -s "$TOOLS_DIR/bin/$plugin" "$HOME/.docker/cli-plugins/$plugin"; then
+    cp "$TOOLS_DIR/bin/$plugin" "$HOME/.docker/cli-plugins/$plugin"
+  fi
+done
 echo "$TOOLS_DIR/bin"

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/require"
 )
@@ -68,4 +70,51 @@ func TestBake(t *testing.T) {
 	require.Equal(t, deployDigest, digestOf(t, deploy), "the deploy is pushed as ${IMAGE}:${TAG}")
 	requirePatchOf(t, release, releaseDigest, deploy, []string{"app", "app/src", "app/src/routes.js"})
 	require.Equal(t, routes, filesystem(t, deploy)["app/src/routes.js"].Content)
+}
+
+// TestCompose builds examples/compose.yaml's service with `docker compose
+// build --push`, which runs `docker buildx bake` on the remote builder (no
+// Docker Engine is needed), its build args taken from the environment and
+// left out when unset: a release (PATCH_MAX_SHARE=0, PATCH unset), then,
+// after one app file changed, a deploy with PATCH=<the release>: the
+// release's layers plus one layer holding that file, pushed as a plain
+// manifest (the file turns attestations off).
+func TestCompose(t *testing.T) {
+	require.FileExists(t, filepath.Join(env.stack.ToolsDir, "docker-compose"), "run hack/install-tools.sh")
+	dir := filepath.Join(t.TempDir(), "examples")
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(env.repoRoot, "examples"))))
+	cli := newBuildxCLI(t, env.warm, nil)
+	image := env.stack.Registry + "/compose/web"
+	compose := func(vars ...string) string {
+		t.Helper()
+		cmd := cli.command("compose", "--progress=plain", "build", "--builder", cli.builder, "--push")
+		cmd.Dir = dir
+		cmd.Env = append(cmd.Env, "BUILDX_NO_DEFAULT_ATTESTATIONS=0",
+			"IMAGE="+image, "BUILDKIT_SYNTAX="+env.frontendTag, "BASE="+env.base)
+		cmd.Env = append(cmd.Env, vars...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "docker compose build: %s", out)
+		return string(out)
+	}
+
+	out := compose("TAG=release", "PATCH_MAX_SHARE=0")
+	require.Contains(t, out, "full build: ")
+	require.NotContains(t, out, "PATCH disabled", "PATCH unset is not PATCH=")
+	require.Contains(t, out, bakeDepsStep)
+	release := pullImage(t, image+":release")
+	releaseDigest := digestOf(t, release)
+
+	routes := "module.exports = { '/': 'edited by TestCompose' };\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "routes.js"), []byte(routes), 0o644))
+	out = compose("TAG=v2", "PATCH="+image+":release")
+	require.Contains(t, out, "patch of release "+releaseDigest+": 1 changed, 0 deleted")
+	require.NotContains(t, out, bakeDepsStep, "the patch did not run the dependency stage")
+	deploy := pullImage(t, image+":v2")
+	requirePatchOf(t, release, releaseDigest, deploy, []string{"app", "app/src", "app/src/routes.js"})
+	require.Equal(t, routes, filesystem(t, deploy)["app/src/routes.js"].Content)
+	ref, err := name.ParseReference(image+":v2", name.Insecure)
+	require.NoError(t, err)
+	desc, err := remote.Head(ref)
+	require.NoError(t, err)
+	require.True(t, desc.MediaType.IsImage(), "an image manifest, no attestation index: %s", desc.MediaType)
 }

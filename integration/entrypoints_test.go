@@ -224,7 +224,7 @@ func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
 }
 
 // buildxCLI is the docker CLI with a DOCKER_CONFIG of its own, holding the
-// buildx plugin and a remote buildx builder for one daemon.
+// buildx (and compose) plugins and a remote buildx builder for one daemon.
 type buildxCLI struct {
 	config  string // DOCKER_CONFIG
 	builder string // the builder's name, for --builder
@@ -259,13 +259,22 @@ func (c *buildxCLI) command(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// buildxConfig gives each test its own DOCKER_CONFIG with the buildx plugin.
+// buildxConfig gives each test its own DOCKER_CONFIG with the buildx plugin,
+// and the compose plugin when the tools have it (TestCompose requires it).
 func buildxConfig(t *testing.T) string {
 	dir := t.TempDir()
 	plugins := filepath.Join(dir, "cli-plugins")
 	require.NoError(t, os.MkdirAll(plugins, 0o755))
 	require.NoError(t, os.Symlink(filepath.Join(env.stack.ToolsDir, "docker-buildx"), filepath.Join(plugins, "docker-buildx")))
+	if compose := filepath.Join(env.stack.ToolsDir, "docker-compose"); fileExists(compose) {
+		require.NoError(t, os.Symlink(compose, filepath.Join(plugins, "docker-compose")))
+	}
 	return dir
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 var syntaxLine = regexp.MustCompile(`(?m)\A# syntax=.*$`)
