@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 )
 
 // The frontend's own overhead, without a daemon: bench/ (./hack/bench.sh)
@@ -116,7 +117,7 @@ func (r *benchResolver) ResolveImageConfig(_ context.Context, ref string, _ sour
 }
 
 func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []ContextFile) (*Result, ConvertOpt) {
-	pf, err := ParsePatchfile([]byte(benchPatchfile))
+	pf, err := patchfile.Parse([]byte(benchPatchfile))
 	if err != nil {
 		b.Fatal(err)
 	}

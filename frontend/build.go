@@ -16,6 +16,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 )
 
@@ -47,7 +48,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	}
 	defer func() { err = withSource(err, src.SourceMap) }()
 
-	pf, err := ParsePatchfile(src.Data)
+	pf, err := patchfile.Parse(src.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 )
 
@@ -178,7 +179,7 @@ func patchImage(img *dockerspec.DockerOCIImage, rel *release, cs *ChangeSet, opt
 }
 
 // patchLocation is the lines of the PATCH instructions.
-func patchLocation(pf *Patchfile) []parser.Range {
+func patchLocation(pf *patchfile.File) []parser.Range {
 	var out []parser.Range
 	for _, p := range pf.Patch {
 		out = append(out, p.Location()...)

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"github.com/moby/patternmatcher"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 )
 
@@ -32,7 +33,7 @@ const (
 var dependencyFolders = []string{"node_modules", ".venv", "venv", "__pycache__", "bower_components", ".bundle"}
 
 // Check runs the check rules on a Patchfile and its build context.
-func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
+func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil {
 		return nil, err
@@ -41,7 +42,7 @@ func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt Convert
 }
 
 // runChecks is Check with the checks' options read.
-func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
+func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
 	results := &lint.LintResults{}
 	idx := results.AddSource(src.SourceMap)
 	skipped := func(rule string) bool { return cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) }
@@ -68,7 +69,7 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 		return nil, err
 	}
 	for _, inst := range pf.DepsSteps() {
-		deps, ok := inst.(*DepsInstruction)
+		deps, ok := inst.(*patchfile.DepsInstruction)
 		if !ok {
 			continue
 		}
@@ -102,7 +103,7 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 // (or BUILDKIT_DOCKERFILE_CHECK=error=true) asks for it, as the Dockerfile
 // frontend does: a finding fails the build, located at its line, before
 // any step runs.
-func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) error {
+func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt ConvertOpt, cs ContextSource) error {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil || !cfg.ReturnAsError {
 		return err
@@ -130,19 +131,19 @@ const keyCheckArg = "BUILDKIT_DOCKERFILE_CHECK"
 // checkConfig reads the checks' options as the Dockerfile frontend does:
 // `# check=skip=<rule>,<rule>` (or `skip=all`) on the Patchfile's first
 // lines, or the BUILDKIT_DOCKERFILE_CHECK build arg.
-func checkConfig(patchfile []byte, buildArgs map[string]string) (*linter.Config, error) {
+func checkConfig(text []byte, buildArgs map[string]string) (*linter.Config, error) {
 	if v, ok := buildArgs[keyCheckArg]; ok {
 		cfg, err := linter.ParseLintOptions(v)
 		return cfg, errors.Wrapf(err, "%s=%s", keyCheckArg, v)
 	}
-	v, _, _, _ := dfparser.ParseDirective("check", patchfile)
+	v, _, _, _ := dfparser.ParseDirective("check", text)
 	cfg, err := linter.ParseLintOptions(v)
 	return cfg, errors.Wrapf(err, "# check=%s", v)
 }
 
 // metaArgEnv is what FROM and the checks expand with: build args over the
 // defaults of ARGs declared before FROM and in the stage.
-func metaArgEnv(pf *Patchfile, buildArgs map[string]string) shell.EnvGetter {
+func metaArgEnv(pf *patchfile.File, buildArgs map[string]string) shell.EnvGetter {
 	var env []string
 	add := func(k, v string) {
 		if value, ok := buildArgs[k]; ok {
@@ -162,7 +163,7 @@ func metaArgEnv(pf *Patchfile, buildArgs map[string]string) shell.EnvGetter {
 // and the like) the APP sources would copy from the context. DEPS
 // manifests are not among them: many apps read theirs at run time
 // (package.json), and shipping one is not wrong.
-func appShipsDependencies(pf *Patchfile, files []ContextFile) []string {
+func appShipsDependencies(pf *patchfile.File, files []ContextFile) []string {
 	inApp := func(p string) bool {
 		for _, src := range pf.App.Sources {
 			if src == "." || p == src || strings.HasPrefix(p, strings.TrimSuffix(src, "/")+"/") {

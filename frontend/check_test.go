@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/patternmatcher"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 )
 
@@ -44,20 +45,20 @@ func (fc fakeContext) IgnorePatterns(context.Context) ([]string, error) {
 
 // checkInputs is what the checks are handed for a Patchfile and a context:
 // its source, its parse and the build args.
-func checkInputs(t *testing.T, patchfile string, files fakeContext, args map[string]string) (*dockerui.Source, *Patchfile, ConvertOpt) {
+func checkInputs(t *testing.T, text string, files fakeContext, args map[string]string) (*dockerui.Source, *patchfile.File, ConvertOpt) {
 	t.Helper()
-	pf, err := ParsePatchfile([]byte(patchfile))
+	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
-	sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(patchfile))
+	sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(text))
 	sm.Definition = &llb.Definition{}
 	opt := ConvertOpt{Context: files}
 	opt.BuildArgs = args
 	return &dockerui.Source{SourceMap: sm}, pf, opt
 }
 
-func checkPatchfile(t *testing.T, patchfile string, files fakeContext, args map[string]string) map[string]string {
+func checkPatchfile(t *testing.T, text string, files fakeContext, args map[string]string) map[string]string {
 	t.Helper()
-	src, pf, opt := checkInputs(t, patchfile, files, args)
+	src, pf, opt := checkInputs(t, text, files, args)
 	res, err := Check(context.Background(), src, pf, opt, files)
 	require.NoError(t, err)
 	found := map[string]string{}
@@ -143,8 +144,8 @@ WORKDIR /app
 APP . /app
 PATCH registry.example.com/web:release
 `
-	run := func(patchfile string, args map[string]string) error {
-		src, pf, opt := checkInputs(t, patchfile, files, args)
+	run := func(text string, args map[string]string) error {
+		src, pf, opt := checkInputs(t, text, files, args)
 		return checksAsErrors(context.Background(), src, pf, opt, files)
 	}
 	require.NoError(t, run(body, nil), "findings warn only by default")

@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
 )
@@ -136,7 +137,7 @@ func (id Identity) Labels() map[string]string {
 // converter threads the state of one conversion through the instructions.
 type converter struct {
 	opt      ConvertOpt
-	pf       *Patchfile
+	pf       *patchfile.File
 	platform ocispecs.Platform
 	lex      *shell.Lex
 	state    llb.State
@@ -150,7 +151,7 @@ type converter struct {
 }
 
 // Convert turns a Patchfile into the LLB and image config of a full build.
-func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error) {
+func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, error) {
 	platform := platforms.Normalize(platforms.DefaultSpec())
 	if len(opt.BuildPlatforms) > 0 {
 		platform = opt.BuildPlatforms[0]
@@ -172,7 +173,7 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 	c.args, c.argOrder = map[string]string{}, nil
 	for _, st := range pf.DepsSteps() {
 		switch st.(type) {
-		case *instructions.RunCommand, *DepsInstruction, *instructions.WorkdirCommand:
+		case *instructions.RunCommand, *patchfile.DepsInstruction, *instructions.WorkdirCommand:
 			c.nsteps++
 		}
 	}
@@ -228,7 +229,7 @@ func Convert(ctx context.Context, pf *Patchfile, opt ConvertOpt) (*Result, error
 // location ties an op to an instruction's lines. Without a source map it
 // changes nothing: (*llb.SourceMap)(nil).Location is a no-op, where a blank
 // custom name would erase the op's name.
-func (c *converter) location(inst Instruction) llb.ConstraintsOpt {
+func (c *converter) location(inst patchfile.Instruction) llb.ConstraintsOpt {
 	return c.opt.SourceMap.Location(toPBRanges(inst.Location()))
 }
 

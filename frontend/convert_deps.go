@@ -13,6 +13,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
 )
@@ -49,7 +50,7 @@ func (d *depsHasher) Sum() digest.Digest {
 // convertDeps copies dependency manifests into the working directory,
 // keeping their paths relative to the context (DEPS web/package.json lands
 // at <workdir>/web/package.json), and hashes them.
-func (c *converter) convertDeps(ctx context.Context, inst *DepsInstruction) error {
+func (c *converter) convertDeps(ctx context.Context, inst *patchfile.DepsInstruction) error {
 	patterns := make([]string, 0, len(inst.Sources))
 	for _, src := range inst.Sources {
 		p, err := c.expand(src)

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 )
 
@@ -86,7 +87,7 @@ func (failingResolver) ResolveImageConfig(context.Context, string, sourceresolve
 }
 
 func TestConvertResolveError(t *testing.T) {
-	pf, err := ParsePatchfile([]byte("ARG X=1\n" + pinnedFrom + "APP . /app\n"))
+	pf, err := patchfile.Parse([]byte("ARG X=1\n" + pinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
 	_, err = Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: failingResolver{}, Context: shopContext()})
 	require.ErrorContains(t, err, "resolving base image docker.io/library/alpine@"+testDigest+": registry unreachable")
@@ -96,7 +97,7 @@ func TestConvertResolveError(t *testing.T) {
 // TestConvertWithoutSourceMap checks ops keep their names when no source
 // map is given (tests and tools converting without a build).
 func TestConvertWithoutSourceMap(t *testing.T) {
-	pf, err := ParsePatchfile([]byte(pinnedFrom + "WORKDIR /app\nRUN npm ci\nAPP . /app\n"))
+	pf, err := patchfile.Parse([]byte(pinnedFrom + "WORKDIR /app\nRUN npm ci\nAPP . /app\n"))
 	require.NoError(t, err)
 	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fakeResolver{}, Context: shopContext()})
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
 )
@@ -17,7 +18,7 @@ import (
 // convertStep applies one instruction after FROM. inDeps is true before APP,
 // where instructions build the dependency stage and count in its hash;
 // after APP they change only the image config.
-func (c *converter) convertStep(ctx context.Context, inst Instruction, inDeps bool) error {
+func (c *converter) convertStep(ctx context.Context, inst patchfile.Instruction, inDeps bool) error {
 	var hash *depsHasher
 	if inDeps {
 		hash = c.deps
@@ -38,7 +39,7 @@ func (c *converter) convertStep(ctx context.Context, inst Instruction, inDeps bo
 		c.state = c.state.User(user)
 		hash.add("USER", user)
 		c.addHistory("USER "+user, false)
-	case *DepsInstruction:
+	case *patchfile.DepsInstruction:
 		return c.convertDeps(ctx, inst)
 	case *instructions.RunCommand:
 		return c.convertRun(inst)
@@ -111,7 +112,7 @@ func (c *converter) stepName(what string) string {
 }
 
 // convertConfig applies the instructions that only change the image config.
-func (c *converter) convertConfig(inst Instruction) error {
+func (c *converter) convertConfig(inst patchfile.Instruction) error {
 	cfg := &c.image.Config
 	switch inst := inst.(type) {
 	case *instructions.ExposeCommand:

@@ -19,6 +19,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -108,11 +109,11 @@ func shopContext() fakeContext {
 }
 
 // convert parses and converts a Patchfile for linux/amd64 with the fakes.
-func convert(t *testing.T, patchfile string, files fakeContext, args map[string]string) (*Result, *llb.SourceMap, error) {
+func convert(t *testing.T, text string, files fakeContext, args map[string]string) (*Result, *llb.SourceMap, error) {
 	t.Helper()
-	pf, err := ParsePatchfile([]byte(patchfile))
+	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
-	sm := llb.NewSourceMap(nil, "Patchfile", language, []byte(patchfile))
+	sm := llb.NewSourceMap(nil, "Patchfile", language, []byte(text))
 	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fakeResolver{}, SourceMap: sm, Context: files}
 	opt.BuildArgs = args
 	res, err := Convert(context.Background(), pf, opt)
@@ -139,7 +140,7 @@ type goldenOp struct {
 }
 
 // renderLLB marshals the final state and renders it for a golden.
-func renderLLB(t *testing.T, res *Result, patchfile string) []byte {
+func renderLLB(t *testing.T, res *Result, text string) []byte {
 	t.Helper()
 	def, err := res.State.Marshal(context.Background())
 	require.NoError(t, err)
@@ -147,7 +148,7 @@ func renderLLB(t *testing.T, res *Result, patchfile string) []byte {
 	for i, dt := range def.Def {
 		index[digest.FromBytes(dt).String()] = i
 	}
-	lines := strings.Split(patchfile, "\n")
+	lines := strings.Split(text, "\n")
 	out := goldenLLB{Identity: res.Identity, Config: res.Image.Config}
 	for _, h := range res.Image.History {
 		out.History = append(out.History, h.CreatedBy)
@@ -281,7 +282,7 @@ WORKDIR /srv/www
 
 // TestConvertResolvesForTarget checks the base is resolved for the platform built.
 func TestConvertResolvesForTarget(t *testing.T) {
-	pf, err := ParsePatchfile([]byte(pinnedFrom + "APP . /app\n"))
+	pf, err := patchfile.Parse([]byte(pinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
 	r := &fakeResolver{}
 	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: r, Context: shopContext()})

@@ -12,13 +12,14 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/opencontainers/go-digest"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 	"google.golang.org/protobuf/proto"
 )
 
 // subrequestHandler answers `docker buildx build --call=...` without
 // building: outline, targets, check (lint) and the LLB of the full build.
-func subrequestHandler(src *dockerui.Source, pf *Patchfile, opt func() ConvertOpt, gctx ContextSource) dockerui.RequestHandler {
+func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() ConvertOpt, gctx ContextSource) dockerui.RequestHandler {
 	return dockerui.RequestHandler{
 		Outline: func(ctx context.Context) (*outline.Outline, error) {
 			return patchfileOutline(src, pf), nil
@@ -51,7 +52,7 @@ func subrequestHandler(src *dockerui.Source, pf *Patchfile, opt func() ConvertOp
 
 // patchfileOutline lists the build args, secrets, ssh sockets and cache
 // mounts a Patchfile uses.
-func patchfileOutline(src *dockerui.Source, pf *Patchfile) *outline.Outline {
+func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline {
 	o := &outline.Outline{Name: "default", Sources: [][]byte{src.Data}}
 	addArgs := func(cmd *instructions.ArgCommand) {
 		for _, kv := range cmd.Args {

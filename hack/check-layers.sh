@@ -9,6 +9,7 @@ module=github.com/patchfile/patchfile
 layers=(
   llb                 # LLB helpers that know nothing of Patchfiles
   frontend/parser     # Patchfile text to located nodes
+  frontend/patchfile  # located nodes to typed, validated instructions
   frontend            # the frontend: instructions, context, decision, LLB, Build
   cmd/frontend        # the frontend image's binary
   internal/stack      # the real test stack: registry, buildkitd, Docker Engines

@@ -1,4 +1,4 @@
-package frontend
+package patchfile
 
 import (
 	"bytes"
@@ -10,8 +10,8 @@ import (
 	"github.com/pkg/errors"
 )
 
-// Patchfile is a parsed and structurally valid Patchfile.
-type Patchfile struct {
+// File is a parsed and structurally valid Patchfile.
+type File struct {
 	// MetaArgs are the ARGs before FROM, usable in FROM.
 	MetaArgs []*instructions.ArgCommand
 	From     *FromInstruction
@@ -30,19 +30,19 @@ type Patchfile struct {
 }
 
 // DepsSteps returns the instructions of the dependency stage.
-func (pf *Patchfile) DepsSteps() []Instruction { return pf.Steps[:pf.AppIndex] }
+func (pf *File) DepsSteps() []Instruction { return pf.Steps[:pf.AppIndex] }
 
 // ConfigSteps returns the instructions after APP, which only change the config.
-func (pf *Patchfile) ConfigSteps() []Instruction { return pf.Steps[pf.AppIndex+1:] }
+func (pf *File) ConfigSteps() []Instruction { return pf.Steps[pf.AppIndex+1:] }
 
-// ParsePatchfile parses and checks a Patchfile. Every problem is reported,
+// Parse parses and checks a Patchfile. Every problem is reported,
 // joined, each located at its line.
-func ParsePatchfile(data []byte) (*Patchfile, error) {
+func Parse(data []byte) (*File, error) {
 	res, err := parser.Parse(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	pf := &Patchfile{Escape: res.EscapeToken, AppIndex: -1}
+	pf := &File{Escape: res.EscapeToken, AppIndex: -1}
 	for _, w := range res.Warnings {
 		pf.Warnings = append(pf.Warnings, w.Short)
 	}
@@ -72,7 +72,7 @@ func ParsePatchfile(data []byte) (*Patchfile, error) {
 }
 
 // add appends one instruction, checking where it may stand.
-func (pf *Patchfile) add(inst Instruction) error {
+func (pf *File) add(inst Instruction) error {
 	if pf.From == nil {
 		switch inst := inst.(type) {
 		case *instructions.ArgCommand:

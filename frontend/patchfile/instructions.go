@@ -1,7 +1,6 @@
-package frontend
+package patchfile
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -203,13 +202,4 @@ func parsePatch(node *parser.Node, escape rune) (*PatchInstruction, error) {
 		return nil, errors.New("PATCH needs at least one release image: PATCH <registry>/<repo>:<tag>")
 	}
 	return &PatchInstruction{located: newLocated(node), Refs: words}, nil
-}
-
-// describe names an instruction for messages, e.g. "RUN (line 5)".
-func describe(inst Instruction) string {
-	loc := inst.Location()
-	if len(loc) == 0 {
-		return strings.ToUpper(inst.Name())
-	}
-	return fmt.Sprintf("%s (line %d)", strings.ToUpper(inst.Name()), loc[0].Start.Line)
 }

@@ -1,4 +1,4 @@
-package frontend
+package patchfile
 
 import (
 	"errors"
@@ -26,8 +26,8 @@ func firstLine(t *testing.T, err error) int {
 	return le.Locations[0][0].Start.Line
 }
 
-func TestParsePatchfile(t *testing.T) {
-	pf, err := ParsePatchfile([]byte(`# syntax=registry.example.com/patchfile:1
+func TestParse(t *testing.T) {
+	pf, err := Parse([]byte(`# syntax=registry.example.com/patchfile:1
 ARG BASE=alpine
 FROM --platform=linux/arm64 ${BASE}@` + testDigest + `
 WORKDIR /app
@@ -74,8 +74,8 @@ CMD ["node", "src/server.js"]
 	require.Equal(t, '\\', pf.Escape)
 }
 
-func TestParsePatchfileJSONApp(t *testing.T) {
-	pf, err := ParsePatchfile([]byte(pinnedFrom + `APP ["my dir", "$HOME", "/srv/app"]` + "\n"))
+func TestParseJSONApp(t *testing.T) {
+	pf, err := Parse([]byte(pinnedFrom + `APP ["my dir", "$HOME", "/srv/app"]` + "\n"))
 	require.NoError(t, err)
 	// JSON words are literal: quoted so that expansion keeps them whole.
 	require.Equal(t, []string{"'my dir'", "'$HOME'"}, pf.App.Sources)
@@ -84,20 +84,20 @@ func TestParsePatchfileJSONApp(t *testing.T) {
 
 // TestParsePatchfileUnpinned checks an unpinned FROM parses: Convert
 // reports it, after expanding ARGs (see TestConvertErrors).
-func TestParsePatchfileUnpinned(t *testing.T) {
-	pf, err := ParsePatchfile([]byte("FROM alpine:3.20\nAPP . /app\n"))
+func TestParseUnpinned(t *testing.T) {
+	pf, err := Parse([]byte("FROM alpine:3.20\nAPP . /app\n"))
 	require.NoError(t, err)
 	require.Equal(t, "alpine:3.20", pf.From.Image)
 }
 
-func TestParsePatchfileWarnings(t *testing.T) {
-	pf, err := ParsePatchfile([]byte(pinnedFrom + "RUN a \\\n\n  b\nAPP . /app\n"))
+func TestParseWarnings(t *testing.T) {
+	pf, err := Parse([]byte(pinnedFrom + "RUN a \\\n\n  b\nAPP . /app\n"))
 	require.NoError(t, err)
 	require.Len(t, pf.Warnings, 1)
 	require.Contains(t, pf.Warnings[0], "Empty continuation line")
 }
 
-func TestParsePatchfileErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name      string
 		patchfile string
@@ -136,7 +136,7 @@ func TestParsePatchfileErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pf, err := ParsePatchfile([]byte(tc.patchfile))
+			pf, err := Parse([]byte(tc.patchfile))
 			require.Error(t, err)
 			require.Nil(t, pf)
 			for _, w := range tc.want {
@@ -148,8 +148,8 @@ func TestParsePatchfileErrors(t *testing.T) {
 }
 
 // TestParsePatchfileJoinsErrors checks every problem is reported at its line.
-func TestParsePatchfileJoinsErrors(t *testing.T) {
-	_, err := ParsePatchfile([]byte(pinnedFrom + "RUNN a\nDEPS\nAPP . /app\nRUN b\nCOPY x y\n"))
+func TestParseJoinsErrors(t *testing.T) {
+	_, err := Parse([]byte(pinnedFrom + "RUNN a\nDEPS\nAPP . /app\nRUN b\nCOPY x y\n"))
 	require.Error(t, err)
 	joined, ok := err.(interface{ Unwrap() []error })
 	require.True(t, ok, "not a joined error: %T", err)
@@ -165,7 +165,7 @@ func TestParsePatchfileJoinsErrors(t *testing.T) {
 // TestDesignExampleParses: the Patchfile the design notes first showed
 // users, trailing comments included, is valid.
 func TestDesignExampleParses(t *testing.T) {
-	pf, err := ParsePatchfile([]byte(`# syntax=registry.example.com/patchfile:1
+	pf, err := Parse([]byte(`# syntax=registry.example.com/patchfile:1
 FROM node:20-bookworm-slim@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef   # pinned base: a digest is required
 WORKDIR /app
 DEPS package.json package-lock.json           # dependency manifests: their content keys the dependency stage
@@ -189,14 +189,14 @@ CMD ["node", "src/server.js"]
 // TestParsePatchfileEscapeInFrom: FROM splits its words with the escape
 // character `# escape=` sets, as every other instruction does (the
 // escapes themselves go when the word is expanded).
-func TestParsePatchfileEscapeInFrom(t *testing.T) {
-	pf, err := ParsePatchfile([]byte("FROM alpine\\ 3.20\nAPP . /app\n"))
+func TestParseEscapeInFrom(t *testing.T) {
+	pf, err := Parse([]byte("FROM alpine\\ 3.20\nAPP . /app\n"))
 	require.NoError(t, err, `an escaped blank does not split the word`)
 	require.Equal(t, "alpine\\ 3.20", pf.From.Image)
 
-	_, err = ParsePatchfile([]byte("# escape=`\nFROM alpine\\ 3.20\nAPP . /app\n"))
+	_, err = Parse([]byte("# escape=`\nFROM alpine\\ 3.20\nAPP . /app\n"))
 	require.ErrorContains(t, err, "FROM takes one image, got 2 words", "with # escape=` a backslash is a plain character")
-	pf, err = ParsePatchfile([]byte("# escape=`\nFROM alpine` 3.20\nAPP . /app\n"))
+	pf, err = Parse([]byte("# escape=`\nFROM alpine` 3.20\nAPP . /app\n"))
 	require.NoError(t, err)
 	require.Equal(t, "alpine` 3.20", pf.From.Image)
 }
