@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 )
 
@@ -152,7 +153,7 @@ func BenchmarkParseConvert(b *testing.B) {
 func BenchmarkPlanPatch(b *testing.B) {
 	ctx := context.Background()
 	released, _ := benchConvert(b, &benchResolver{}, benchFiles(3000, -1))
-	list, err := appManifest(released.AppFiles, released.App)
+	list, err := appFileList(released.AppFiles, released.App)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func BenchmarkPlanPatch(b *testing.B) {
 			"sha256:2222222222222222222222222222222222222222222222222222222222222222",
 			"sha256:3333333333333333333333333333333333333333333333333333333333333333",
 		}},
-		configField: enc,
+		filelist.ConfigField: enc,
 	}
 	release, err := json.Marshal(cfg)
 	if err != nil {

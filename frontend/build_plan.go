@@ -15,6 +15,7 @@ import (
 	"github.com/moby/buildkit/frontend/gateway/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
@@ -99,7 +100,7 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error
 			out.warn = joinWarnings(out.warn, fmt.Sprintf("APP: the image gets no file list, so it cannot be patched: %v", err))
 			return out, nil
 		}
-		out.extraConfig = map[string]any{configField: enc}
+		out.extraConfig = map[string]any{filelist.ConfigField: enc}
 	}
 	return out, nil
 }
@@ -161,7 +162,7 @@ func depsOf(img *dockerspec.DockerOCIImage) *dockerspec.DockerOCIImage {
 
 // patchImage is the config of a patch: the new Patchfile's config on the
 // release's layers, with one history entry for the patch layer.
-func patchImage(img *dockerspec.DockerOCIImage, rel *release, cs *ChangeSet, opt ConvertOpt) *dockerspec.DockerOCIImage {
+func patchImage(img *dockerspec.DockerOCIImage, rel *release, cs *filelist.ChangeSet, opt ConvertOpt) *dockerspec.DockerOCIImage {
 	out := *img
 	out.Config.Labels = maps.Clone(img.Config.Labels)
 	out.Config.Labels[LabelRelease] = rel.Digest.String()

@@ -21,6 +21,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	pllb "github.com/patchfile/patchfile/llb"
@@ -112,10 +113,10 @@ type Result struct {
 	AppContext llb.State
 	// AppFiles are the context entries AppContext holds, read for hashing.
 	AppFiles []ContextFile
-	// appList is the app tree as a file list (appManifest), computed once
+	// appList is the app tree as a file list (appFileList), computed once
 	// for the decision and the release's config; nil when the APP form
 	// cannot be patched, and appUnpatchable says why.
-	appList        *Manifest
+	appList        *filelist.List
 	appUnpatchable string
 	// location ties ops to the APP line.
 	appLocation llb.ConstraintsOpt

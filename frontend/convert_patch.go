@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	pllb "github.com/patchfile/patchfile/llb"
 )
 
@@ -33,11 +34,11 @@ import (
 // carries its new metadata.
 //
 // Precondition (checked by decide): APP copies into a directory, and cs
-// knows where each of its entries comes from in the context (appManifest).
-func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
+// knows where each of its entries comes from in the context (appFileList).
+func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *filelist.ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
 	dest := spec.Dest
 	inDest := func(p string) string { return path.Join(dest, p) }
-	inCtx := func(p string) string { return path.Join("/", cs.source(p)) }
+	inCtx := func(p string) string { return path.Join("/", cs.Source(p)) }
 
 	rootInfo := pllb.PinnedCopy()
 	rootInfo.CopyDirContentsOnly = true
@@ -56,7 +57,7 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 		lower = lower.Copy(appCtx, inCtx(p), inDest(p), info)
 	}
 	for _, e := range cs.Deleted {
-		if e.Type == TypeDir {
+		if e.Type == filelist.TypeDir {
 			lower = lower.Mkdir(inDest(e.Path), 0o755)
 		} else {
 			lower = lower.Mkfile(inDest(e.Path), 0o644, nil)
@@ -76,10 +77,10 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet
 // the layer carry the release's metadata. A changed file or symlink is
 // removed before it is copied: a removal takes a symlink itself, where a
 // copy onto it would follow it.
-func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction {
+func patchActions(spec AppSpec, appCtx llb.State, cs *filelist.ChangeSet) *llb.FileAction {
 	dest := spec.Dest
 	inDest := func(p string) string { return path.Join(dest, p) }
-	inCtx := func(p string) string { return path.Join("/", cs.source(p)) }
+	inCtx := func(p string) string { return path.Join("/", cs.Source(p)) }
 
 	var fa *llb.FileAction // a nil action starts the chain
 	for _, e := range cs.Deleted {
@@ -90,7 +91,7 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 	var created []string
 	for _, e := range cs.Changed {
 		info := pllb.PinnedCopy()
-		if e.Type == TypeDir {
+		if e.Type == filelist.TypeDir {
 			info = pllb.CopyDirOnly()
 			info.ExcludePatterns = spec.withDirsKey(info.ExcludePatterns)
 			created = append(created, e.Path)
@@ -108,7 +109,7 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 			info.ExcludePatterns = spec.withDirsKey([]string{base + "/*"})
 			from, to = path.Dir(from), inDest(path.Dir(e.Path))
 		}
-		if e.Type != TypeDir {
+		if e.Type != filelist.TypeDir {
 			// A copy resolves symlinks in its destination: onto the
 			// release's symlink, it would write where the link points.
 			fa = fa.Rm(to, llb.WithAllowNotFound(true))
@@ -124,7 +125,7 @@ func patchActions(spec AppSpec, appCtx llb.State, cs *ChangeSet) *llb.FileAction
 
 // lowerDirs are the directories a patch's lower tree holds, parents
 // first: those that hold a change, and those whose metadata changed.
-func lowerDirs(cs *ChangeSet) []string {
+func lowerDirs(cs *filelist.ChangeSet) []string {
 	dirs := existingParents(cs)
 	for p := range cs.DirsBefore {
 		if !slices.Contains(dirs, p) {
@@ -137,10 +138,10 @@ func lowerDirs(cs *ChangeSet) []string {
 
 // existingParents returns the directories (relative to the APP destination,
 // parents first) that hold a change and were already in the release.
-func existingParents(cs *ChangeSet) []string {
+func existingParents(cs *filelist.ChangeSet) []string {
 	created := map[string]bool{}
 	for _, e := range cs.Changed {
-		if _, existed := cs.DirsBefore[e.Path]; e.Type == TypeDir && !existed {
+		if _, existed := cs.DirsBefore[e.Path]; e.Type == filelist.TypeDir && !existed {
 			created[e.Path] = true
 		}
 	}
@@ -167,7 +168,7 @@ func existingParents(cs *ChangeSet) []string {
 }
 
 // patchSummary is the progress line that says what a patch ships.
-func patchSummary(release string, cs *ChangeSet) string {
+func patchSummary(release string, cs *filelist.ChangeSet) string {
 	if cs.Empty() {
 		return fmt.Sprintf("patch of release %s: no change, the release itself", release)
 	}

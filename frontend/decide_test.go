@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
@@ -39,7 +40,7 @@ func (r *releaseResolver) ResolveImageConfig(ctx context.Context, ref string, op
 // edited by edit, and BuildKit's inline cache when withCache.
 func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels map[string]string)) []byte {
 	t.Helper()
-	list, err := appManifest(res.AppFiles, res.App)
+	list, err := appFileList(res.AppFiles, res.App)
 	require.NoError(t, err)
 	enc, err := list.Encode()
 	require.NoError(t, err)
@@ -52,7 +53,7 @@ func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels m
 		"config": map[string]any{"Labels": labels},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{ // base, dependency step, app
 			"sha256:" + strings.Repeat("1", 64), "sha256:" + strings.Repeat("2", 64), "sha256:" + strings.Repeat("3", 64)}},
-		configField: enc,
+		filelist.ConfigField: enc,
 	}
 	if withCache {
 		cfg["moby.buildkit.cache.v0"] = "W3siZGlnZXN0Ijoic2hhMjU2OmFiYyJ9XQ=="

@@ -8,6 +8,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
 )
@@ -39,7 +40,7 @@ type LayerPlan interface {
 	// into the new one: cs's changed entries, whiteouts for its deleted
 	// ones, and the directories that hold them with the release's metadata.
 	// name is the progress line of the step that writes the layer.
-	Patch(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State
+	Patch(release llb.State, spec AppSpec, appCtx llb.State, cs *filelist.ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State
 	// PatchCost is what a patch costs beyond its layer, for the progress
 	// line; "" when it reads no release layer.
 	PatchCost() string
@@ -57,7 +58,7 @@ func (mergeDiffPlan) Full(deps, tree llb.State, opts ...llb.ConstraintsOpt) llb.
 	return llb.Merge([]llb.State{deps, tree}, opts...)
 }
 
-func (mergeDiffPlan) Patch(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
+func (mergeDiffPlan) Patch(release llb.State, spec AppSpec, appCtx llb.State, cs *filelist.ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
 	return patchLayer(release, spec, appCtx, cs, name, opts...)
 }
 
@@ -83,7 +84,7 @@ func (fileOpsPlan) Full(deps, tree llb.State, opts ...llb.ConstraintsOpt) llb.St
 	return deps.File(llb.Copy(tree, "/", "/", info), opts...)
 }
 
-func (fileOpsPlan) Patch(release llb.State, spec AppSpec, appCtx llb.State, cs *ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
+func (fileOpsPlan) Patch(release llb.State, spec AppSpec, appCtx llb.State, cs *filelist.ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
 	return release.File(patchActions(spec, appCtx, cs), append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
 	apicapspb "github.com/moby/buildkit/util/apicaps/pb"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
@@ -107,7 +108,7 @@ func TestPlansNeedWhatTheyClaim(t *testing.T) {
 	deps := llb.Image("docker.io/library/base@sha256:0000000000000000000000000000000000000000000000000000000000000000")
 	tree := llb.Scratch().File(llb.Mkfile("/app/a.js", 0o644, []byte("a")))
 	spec := AppSpec{Sources: []string{"."}, Dest: "/app/"}
-	cs := &ChangeSet{Changed: []ManifestEntry{{Path: "a.js", Type: TypeFile, Mode: 0o644}}, Deleted: []ManifestEntry{{Path: "b.js", Type: TypeFile}}}
+	cs := &filelist.ChangeSet{Changed: []filelist.Entry{{Path: "a.js", Type: filelist.TypeFile, Mode: 0o644}}, Deleted: []filelist.Entry{{Path: "b.js", Type: filelist.TypeFile}}}
 	appCtx := llb.Local("context")
 	caps := graphdriverCaps()
 	for _, tc := range []struct {

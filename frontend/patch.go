@@ -18,6 +18,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/pkg/errors"
 )
 
@@ -41,7 +42,7 @@ type release struct {
 	// Files is the release's app file list, decoded by decodeFiles only
 	// for a release that matches the build: a candidate anyone could have
 	// pushed is not decoded for nothing.
-	Files *Manifest
+	Files *filelist.List
 	// filesProblem says why Files is nil after decodeFiles.
 	filesProblem string
 	// encodedFiles is the config's file list field; nil when it has none.
@@ -66,7 +67,7 @@ func (r *release) cacheRef() string {
 type decision struct {
 	// Release and Changes are set for a patch build.
 	Release *release
-	Changes *ChangeSet
+	Changes *filelist.ChangeSet
 	// Reason says why a build is a full one.
 	Reason string
 	// Reasons are the candidates' reasons when there are more than the
@@ -140,7 +141,7 @@ func decide(ctx context.Context, res *Result, opt ConvertOpt) (*decision, error)
 			reasons = append(reasons, why)
 			continue
 		}
-		cs := Changes(rel.Files, cur)
+		cs := filelist.Changes(rel.Files, cur)
 		if why := tooBigToPatch(rel, cs, cur.TotalSize(), maxShare); why != "" {
 			return &decision{Reason: why, DepsFrom: rel}, nil
 		}
@@ -164,7 +165,7 @@ const maxReasonsShown = 3
 // tooBigToPatch says why a matching release should get a new release
 // rather than a patch, or "": more of the app than PATCH_MAX_SHARE allows
 // (0: never patch).
-func tooBigToPatch(rel *release, cs *ChangeSet, total int64, maxShare int) string {
+func tooBigToPatch(rel *release, cs *filelist.ChangeSet, total int64, maxShare int) string {
 	if maxShare == 0 && !cs.Empty() {
 		return fmt.Sprintf("%s=0: a new release instead of patching release %s", keyPatchMaxShareArg, rel.Digest)
 	}
@@ -177,11 +178,11 @@ func tooBigToPatch(rel *release, cs *ChangeSet, total int64, maxShare int) strin
 
 // appTree is a build's app tree as a file list, or why it cannot be
 // patched (then the list is nil).
-func appTree(spec AppSpec, files []ContextFile) (*Manifest, string, error) {
+func appTree(spec AppSpec, files []ContextFile) (*filelist.List, string, error) {
 	if why := unpatchableApp(spec); why != "" {
 		return nil, why, nil
 	}
-	m, err := appManifest(files, spec)
+	m, err := appFileList(files, spec)
 	var u unpatchableError
 	if errors.As(err, &u) {
 		return nil, u.Error(), nil
@@ -301,10 +302,10 @@ func (r *release) decodeFiles() {
 		return
 	}
 	if r.encodedFiles == nil {
-		r.filesProblem = "its config has no " + configField + " field"
+		r.filesProblem = "its config has no " + filelist.ConfigField + " field"
 		return
 	}
-	files, err := DecodeManifest(*r.encodedFiles)
+	files, err := filelist.Decode(*r.encodedFiles)
 	if err != nil {
 		r.filesProblem = err.Error()
 		return
@@ -467,18 +468,18 @@ type sourceMetaResolver interface {
 	ResolveSourceMetadata(ctx context.Context, op *pb.SourceOp, opt sourceresolver.Opt) (*sourceresolver.MetaResponse, error)
 }
 
-// appManifest computes the app tree as the full build lands it: each
+// appFileList computes the app tree as the full build lands it: each
 // source in order (a directory's contents, a file or symlink by its name,
 // every match of a wildcard), minus --exclude, later sources over earlier
 // ones as BuildKit's copies land them. It records where each entry comes
 // from in the context (Manifest.origins), for the patch's copies. A shape
 // whose landing it cannot predict exactly is an unpatchableError.
-func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
+func appFileList(files []ContextFile, spec AppSpec) (*filelist.List, error) {
 	uid, gid, chown := numericOwner(spec.Chown)
-	landed := map[string]ManifestEntry{}
+	landed := map[string]filelist.Entry{}
 	origins := map[string]string{}
 	err := appLandings(files, spec, func(rel string, f ContextFile) error {
-		e := ManifestEntry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
+		e := filelist.Entry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
 		if spec.chmod != nil && f.Mode&os.ModeSymlink == 0 {
 			// --chmod sets the mode of every file and directory it copies.
 			e.Mode = spec.chmod.Mode
@@ -488,13 +489,13 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 		}
 		switch {
 		case f.Mode.IsDir():
-			e.Type = TypeDir
+			e.Type = filelist.TypeDir
 		case f.Mode&os.ModeSymlink != 0:
-			e.Type, e.Linkname = TypeSymlink, f.Linkname
+			e.Type, e.Linkname = filelist.TypeSymlink, f.Linkname
 		default:
-			e.Type, e.Size, e.Digest = TypeFile, f.Size, f.SHA256
+			e.Type, e.Size, e.Digest = filelist.TypeFile, f.Size, f.SHA256
 		}
-		if prev, ok := landed[rel]; ok && (prev.Type == TypeDir) != (e.Type == TypeDir) {
+		if prev, ok := landed[rel]; ok && (prev.Type == filelist.TypeDir) != (e.Type == filelist.TypeDir) {
 			return unpatchableError(fmt.Sprintf("APP sources put a directory and a file at %s", rel))
 		}
 		landed[rel], origins[rel] = e, f.Path
@@ -503,7 +504,7 @@ func appManifest(files []ContextFile, spec AppSpec) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{origins: origins}
+	m := &filelist.List{Origins: origins}
 	for _, e := range landed {
 		m.Entries = append(m.Entries, e)
 	}

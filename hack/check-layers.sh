@@ -10,6 +10,7 @@ layers=(
   llb                 # LLB helpers that know nothing of Patchfiles
   frontend/parser     # Patchfile text to located nodes
   frontend/patchfile  # located nodes to typed, validated instructions
+  frontend/filelist   # the app file list: encoding, bounded decoding, change sets (pure Go)
   frontend            # the frontend: instructions, context, decision, LLB, Build
   cmd/frontend        # the frontend image's binary
   internal/stack      # the real test stack: registry, buildkitd, Docker Engines

@@ -34,7 +34,7 @@ go test -count=1 -timeout 60m ./...
 echo "==> fuzz FuzzParse (150,000 inputs)"
 go test ./frontend/parser -run '^$' -fuzz FuzzParse -fuzztime 150000x
 
-echo "==> fuzz FuzzDecodeManifest (80,000 inputs): a release's file list, from any registry"
-go test ./frontend -run '^$' -fuzz FuzzDecodeManifest -fuzztime 80000x
+echo "==> fuzz FuzzDecode (80,000 inputs): a release's file list, from any registry"
+go test ./frontend/filelist -run '^$' -fuzz FuzzDecode -fuzztime 80000x
 
 echo "==> all checks passed in $((SECONDS - start)) s"

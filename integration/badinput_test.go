@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
@@ -224,13 +225,13 @@ func TestForgedReleases(t *testing.T) {
 			forge: edited(release, func(t *testing.T, c forgedConfig) { delete(c, "dev.patchfile.files") })},
 		{name: "file list with a path out of the APP destination", outcome: "full", output: "has no usable file list (file list is corrupt: path \"../../etc/passwd\")",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) {
-					m.Entries = append([]frontend.ManifestEntry{{Path: "../../etc/passwd", Type: frontend.TypeFile}}, m.Entries...)
+				c.editList(t, func(m *filelist.List) {
+					m.Entries = append([]filelist.Entry{{Path: "../../etc/passwd", Type: filelist.TypeFile}}, m.Entries...)
 				})
 			})},
 		{name: "file list out of order", outcome: "full", output: "has no usable file list (file list is corrupt",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) { m.Entries[0], m.Entries[1] = m.Entries[1], m.Entries[0] })
+				c.editList(t, func(m *filelist.List) { m.Entries[0], m.Entries[1] = m.Entries[1], m.Entries[0] })
 			})},
 		{name: "dependency hash of other inputs", outcome: "full", output: "dependencies changed since release",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelDeps] = zero })},
@@ -250,19 +251,19 @@ func TestForgedReleases(t *testing.T) {
 			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelRelease] = digestOf(otherDeps) })},
 		{name: "file list claims a file that is not there", outcome: "patch", output: "patch of release",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) {
-					m.Entries = append(m.Entries, frontend.ManifestEntry{Path: "zz-ghost.js", Type: frontend.TypeFile, Mode: 0o644, Size: 3})
+				c.editList(t, func(m *filelist.List) {
+					m.Entries = append(m.Entries, filelist.Entry{Path: "zz-ghost.js", Type: filelist.TypeFile, Mode: 0o644, Size: 3})
 				})
 			})},
 		{name: "file list misses a file the image has", outcome: "patch", output: "patch of release",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) {
-					m.Entries = slices.DeleteFunc(m.Entries, func(e frontend.ManifestEntry) bool { return e.Path == "src/keep.txt" })
+				c.editList(t, func(m *filelist.List) {
+					m.Entries = slices.DeleteFunc(m.Entries, func(e filelist.Entry) bool { return e.Path == "src/keep.txt" })
 				})
 			})},
 		{name: "file list lies about a file's content", outcome: "trusted", output: "patch of release",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) {
+				c.editList(t, func(m *filelist.List) {
 					for i, e := range m.Entries {
 						if e.Path == "src/a.js" {
 							m.Entries[i].Digest = newA

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
@@ -63,7 +63,7 @@ func TestDirModeOnWarmBuilder(t *testing.T) {
 		Files string `json:"dev.patchfile.files"`
 	}
 	require.NoError(t, json.Unmarshal(rawConfig(t, pullImage(t, ref("release2")+"@"+res.digest)), &cfg))
-	list, err := frontend.DecodeManifest(cfg.Files)
+	list, err := filelist.Decode(cfg.Files)
 	require.NoError(t, err)
 	for _, e := range list.Entries {
 		if e.Path == "d" {

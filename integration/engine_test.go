@@ -3,13 +3,14 @@ package integration
 import (
 	"context"
 	"fmt"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/patchfile/patchfile/internal/stack"

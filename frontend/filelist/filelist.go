@@ -1,4 +1,4 @@
-package frontend
+package filelist
 
 import (
 	"bufio"
@@ -17,16 +17,16 @@ import (
 	"github.com/pkg/errors"
 )
 
-// configField is the top-level image config field that holds a release's
+// ConfigField is the top-level image config field that holds a release's
 // file list. It is not a label: labels are copied onto every container and
 // must stay small, while a file list grows with the app. Exporters keep
 // unknown config fields, and patches do not copy it: they point to their
 // release with LabelRelease instead.
-const configField = "dev.patchfile.files"
+const ConfigField = "dev.patchfile.files"
 
-// manifestVersion is bumped whenever the encoding changes; an unknown
+// FormatVersion is bumped whenever the encoding changes; an unknown
 // version makes a release unusable as a patch base (a full build follows).
-const manifestVersion = 1
+const FormatVersion = 1
 
 // EntryType is the kind of a file list entry.
 type EntryType byte
@@ -38,8 +38,8 @@ const (
 	TypeSymlink EntryType = 'l'
 )
 
-// ManifestEntry is one entry of the app tree as it lands in the image.
-type ManifestEntry struct {
+// Entry is one entry of the app tree as it lands in the image.
+type Entry struct {
 	Path     string // relative to the APP destination, slash-separated
 	Type     EntryType
 	Mode     os.FileMode // permission and setuid/setgid/sticky bits
@@ -50,21 +50,22 @@ type ManifestEntry struct {
 }
 
 // same tells whether two entries land identically.
-func (e ManifestEntry) same(o ManifestEntry) bool {
+func (e Entry) same(o Entry) bool {
 	return e.Type == o.Type && e.Mode == o.Mode && e.UID == o.UID && e.GID == o.GID &&
 		e.Size == o.Size && e.Digest == o.Digest && e.Linkname == o.Linkname
 }
 
-// Manifest is the app tree of an image, sorted by path.
-type Manifest struct {
-	Entries []ManifestEntry
-	// origins are the context paths the entries of a build's own tree
+// List is the app tree of an image, sorted by path: a release's, decoded
+// from its config, or a build's own, computed from its context.
+type List struct {
+	Entries []Entry
+	// Origins are the context paths the entries of a build's own tree
 	// come from, by path (not encoded: a release's list has none).
-	origins map[string]string
+	Origins map[string]string
 }
 
 // TotalSize is the sum of file sizes.
-func (m *Manifest) TotalSize() int64 {
+func (m *List) TotalSize() int64 {
 	var n int64
 	for _, e := range m.Entries {
 		n += e.Size
@@ -75,12 +76,12 @@ func (m *Manifest) TotalSize() int64 {
 // Encode returns the compact form stored in the release config: gzip of
 // entries with shared path prefixes elided, in base64. A list over its
 // bounds is an error: the reader would refuse it.
-func (m *Manifest) Encode() (string, error) {
+func (m *List) Encode() (string, error) {
 	if err := m.checkBounds(); err != nil {
 		return "", err
 	}
 	var raw bytes.Buffer
-	raw.WriteByte(manifestVersion)
+	raw.WriteByte(FormatVersion)
 	var buf [binary.MaxVarintLen64]byte
 	putUvarint := func(v uint64) { raw.Write(buf[:binary.PutUvarint(buf[:], v)]) }
 	prev := ""
@@ -114,8 +115,8 @@ func (m *Manifest) Encode() (string, error) {
 	if err := zw.Close(); err != nil {
 		return "", err
 	}
-	if n := base64.StdEncoding.EncodedLen(out.Len()); n > maxEncodedManifest {
-		return "", errors.Errorf("file list is %d MiB encoded, more than the %d MiB a release's config can carry", n>>20, maxEncodedManifest>>20)
+	if n := base64.StdEncoding.EncodedLen(out.Len()); n > maxEncoded {
+		return "", errors.Errorf("file list is %d MiB encoded, more than the %d MiB a release's config can carry", n>>20, maxEncoded>>20)
 	}
 	return base64.StdEncoding.EncodeToString(out.Bytes()), nil
 }
@@ -129,53 +130,53 @@ func (m *Manifest) Encode() (string, error) {
 // grows, and the strings); a real app is far below (100,000 files of
 // 60-byte paths: about 15 MiB).
 const (
-	// maxManifestEntries bounds the entries of a list.
-	maxManifestEntries = 500_000
-	// maxManifestPath bounds one path or symlink target, in bytes: Linux's
+	// maxEntries bounds the entries of a list.
+	maxEntries = 500_000
+	// maxPath bounds one path or symlink target, in bytes: Linux's
 	// PATH_MAX.
-	maxManifestPath = 4096
-	// maxManifestStrings bounds the decoded bytes of all paths and symlink
+	maxPath = 4096
+	// maxStrings bounds the decoded bytes of all paths and symlink
 	// targets together. Paths share prefixes in the encoding, so few
 	// encoded bytes can stand for many decoded ones: this, not the size of
 	// the input, bounds what they cost.
-	maxManifestStrings = 64 << 20
-	// maxEncodedManifest bounds a list as written in the config: with the
+	maxStrings = 64 << 20
+	// maxEncoded bounds a list as written in the config: with the
 	// rest of the config it stays under the 16 MiB a candidate's config
 	// can be (maxReleaseConfig), or no patch could read it.
-	maxEncodedManifest = 12 << 20
+	maxEncoded = 12 << 20
 )
 
-// manifestBudget counts what a list costs against its bounds.
-type manifestBudget struct {
+// decodeBudget counts what a list costs against its bounds.
+type decodeBudget struct {
 	entries int
 	strings int64
 }
 
 // entry accounts for one more entry, or says which bound it breaks.
-func (b *manifestBudget) entry() error {
-	if b.entries++; b.entries > maxManifestEntries {
-		return errors.Errorf("file list has more than %d entries", maxManifestEntries)
+func (b *decodeBudget) entry() error {
+	if b.entries++; b.entries > maxEntries {
+		return errors.Errorf("file list has more than %d entries", maxEntries)
 	}
 	return nil
 }
 
 // str accounts for a path or link target of n bytes, before it is
 // allocated, or says which bound it breaks.
-func (b *manifestBudget) str(n uint64) error {
-	if n > maxManifestPath {
-		return errors.Errorf("file list has a path or link target longer than %d bytes", maxManifestPath)
+func (b *decodeBudget) str(n uint64) error {
+	if n > maxPath {
+		return errors.Errorf("file list has a path or link target longer than %d bytes", maxPath)
 	}
-	if b.strings += int64(n); b.strings > maxManifestStrings {
-		return errors.Errorf("file list's paths and link targets are more than %d MiB", maxManifestStrings>>20)
+	if b.strings += int64(n); b.strings > maxStrings {
+		return errors.Errorf("file list's paths and link targets are more than %d MiB", maxStrings>>20)
 	}
 	return nil
 }
 
-// DecodeManifest parses what Encode wrote. Any malformation is an error:
+// Decode parses what Encode wrote. Any malformation is an error:
 // a release whose list cannot be trusted is never patched. It checks each
 // length before it allocates, so a forged list costs no more than the
 // bounds above.
-func DecodeManifest(s string) (*Manifest, error) {
+func Decode(s string) (*List, error) {
 	zdata, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return nil, errors.Wrap(err, "file list is not base64")
@@ -186,11 +187,11 @@ func DecodeManifest(s string) (*Manifest, error) {
 	}
 	r := bufio.NewReader(zr)
 	v, err := r.ReadByte()
-	if err != nil || v != manifestVersion {
+	if err != nil || v != FormatVersion {
 		return nil, errors.Errorf("file list version %d is not supported", v)
 	}
-	m := &Manifest{}
-	var budget manifestBudget
+	m := &List{}
+	var budget decodeBudget
 	prev := ""
 	uvarint := func() uint64 {
 		if err != nil {
@@ -201,7 +202,7 @@ func DecodeManifest(s string) (*Manifest, error) {
 		return x
 	}
 	// readString reads n bytes; the caller has bounded n.
-	var buf [maxManifestPath]byte
+	var buf [maxPath]byte
 	readString := func(n uint64) string {
 		if err != nil {
 			return ""
@@ -214,13 +215,13 @@ func DecodeManifest(s string) (*Manifest, error) {
 			break
 		}
 		common, suffixLen := uvarint(), uvarint()
-		if err != nil || common > uint64(len(prev)) || suffixLen > maxManifestPath {
+		if err != nil || common > uint64(len(prev)) || suffixLen > maxPath {
 			return nil, errors.New("file list is corrupt: bad path")
 		}
 		if berr := cmp.Or(budget.entry(), budget.str(common+suffixLen)); berr != nil {
 			return nil, berr
 		}
-		var e ManifestEntry
+		var e Entry
 		e.Path = prev[:common] + readString(suffixLen)
 		t, terr := r.ReadByte()
 		if err != nil || terr != nil {
@@ -248,13 +249,13 @@ func DecodeManifest(s string) (*Manifest, error) {
 		if err != nil {
 			return nil, errors.Wrap(err, "file list is corrupt")
 		}
-		if !validManifestPath(e.Path) || (len(m.Entries) > 0 && e.Path <= prev) {
+		if !validPath(e.Path) || (len(m.Entries) > 0 && e.Path <= prev) {
 			return nil, errors.Errorf("file list is corrupt: path %q", e.Path)
 		}
 		if len(m.Entries) == cap(m.Entries) {
 			// Double, where append grows large slices by a quarter: what
 			// a list allocates in all stays twice its size.
-			grown := make([]ManifestEntry, len(m.Entries), max(1024, 2*cap(m.Entries)))
+			grown := make([]Entry, len(m.Entries), max(1024, 2*cap(m.Entries)))
 			copy(grown, m.Entries)
 			m.Entries = grown
 		}
@@ -269,8 +270,8 @@ func DecodeManifest(s string) (*Manifest, error) {
 
 // checkBounds says which of a list's bounds m breaks, or nil: a list the
 // reader would refuse is not written.
-func (m *Manifest) checkBounds() error {
-	var budget manifestBudget
+func (m *List) checkBounds() error {
+	var budget decodeBudget
 	for _, e := range m.Entries {
 		if err := cmp.Or(budget.entry(), budget.str(uint64(len(e.Path))), budget.str(uint64(len(e.Linkname)))); err != nil {
 			return err
@@ -279,9 +280,9 @@ func (m *Manifest) checkBounds() error {
 	return nil
 }
 
-// validManifestPath accepts clean relative paths only, so a forged list
+// validPath accepts clean relative paths only, so a forged list
 // cannot make a patch touch anything outside the APP destination.
-func validManifestPath(p string) bool {
+func validPath(p string) bool {
 	return p != "" && p != "." && !strings.HasPrefix(p, "/") && path.Clean(p) == p && p != ".." && !strings.HasPrefix(p, "../")
 }
 
@@ -300,25 +301,25 @@ func commonPrefix(a, b string) int {
 type ChangeSet struct {
 	// Changed are entries added or changed (content, mode, owner, target,
 	// type), parents before children.
-	Changed []ManifestEntry
+	Changed []Entry
 	// Deleted are the topmost paths gone from the tree, and paths whose type
 	// changed (removed before their new entry is added).
-	Deleted []ManifestEntry
+	Deleted []Entry
 	// ChangedBytes is the size of the changed files.
 	ChangedBytes int64
 	// DirsBefore are the release's entries of the changed directories it
 	// already had (their mode or owner changed), by path: a patch puts
 	// them below the layer with this metadata, so that the layer carries
 	// the new one.
-	DirsBefore map[string]ManifestEntry
+	DirsBefore map[string]Entry
 	// origins are the context paths of the new tree's entries (see
-	// Manifest.origins); source maps a path to its own.
+	// List.Origins); Source maps a path to its own.
 	origins map[string]string
 }
 
-// source is the context path (relative to the context root) that the new
+// Source is the context path (relative to the context root) that the new
 // tree's entry at p comes from.
-func (c *ChangeSet) source(p string) string {
+func (c *ChangeSet) Source(p string) string {
 	if o, ok := c.origins[p]; ok {
 		return o
 	}
@@ -330,16 +331,16 @@ func (c *ChangeSet) source(p string) string {
 func (c *ChangeSet) Empty() bool { return len(c.Changed) == 0 && len(c.Deleted) == 0 }
 
 // Changes compares the release's tree (old) with the new one.
-func Changes(old, cur *Manifest) *ChangeSet {
-	oldByPath := make(map[string]ManifestEntry, len(old.Entries))
+func Changes(old, cur *List) *ChangeSet {
+	oldByPath := make(map[string]Entry, len(old.Entries))
 	for _, e := range old.Entries {
 		oldByPath[e.Path] = e
 	}
-	curByPath := make(map[string]ManifestEntry, len(cur.Entries))
+	curByPath := make(map[string]Entry, len(cur.Entries))
 	for _, e := range cur.Entries {
 		curByPath[e.Path] = e
 	}
-	cs := &ChangeSet{origins: cur.origins}
+	cs := &ChangeSet{origins: cur.Origins}
 	for _, e := range cur.Entries {
 		o, ok := oldByPath[e.Path]
 		if ok && o.same(e) {
@@ -350,7 +351,7 @@ func Changes(old, cur *Manifest) *ChangeSet {
 		}
 		if ok && o.Type == TypeDir && e.Type == TypeDir {
 			if cs.DirsBefore == nil {
-				cs.DirsBefore = map[string]ManifestEntry{}
+				cs.DirsBefore = map[string]Entry{}
 			}
 			cs.DirsBefore[e.Path] = o
 		}

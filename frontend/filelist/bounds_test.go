@@ -1,4 +1,4 @@
-package frontend
+package filelist
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ type rawList struct{ buf bytes.Buffer }
 
 func newRawList() *rawList {
 	l := &rawList{}
-	l.buf.WriteByte(manifestVersion)
+	l.buf.WriteByte(FormatVersion)
 	return l
 }
 
@@ -52,10 +52,10 @@ func (l *rawList) encode(t testing.TB) string {
 }
 
 // decodeAllocs decodes s and returns what it allocated, in bytes.
-func decodeAllocs(s string) (*Manifest, error, uint64) {
+func decodeAllocs(s string) (*List, error, uint64) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	m, err := DecodeManifest(s)
+	m, err := Decode(s)
 	runtime.ReadMemStats(&after)
 	return m, err, after.TotalAlloc - before.TotalAlloc
 }
@@ -64,7 +64,7 @@ func decodeAllocs(s string) (*Manifest, error, uint64) {
 // entries at their bound, twice (the slice doubles as it grows), the
 // strings at theirs (rounded up to the allocator's size classes: a third
 // more at most), and the decoder's buffers.
-const maxDecodeAlloc = 2*maxManifestEntries*uint64(unsafe.Sizeof(ManifestEntry{})) + maxManifestStrings*4/3 + 1<<20
+const maxDecodeAlloc = 2*maxEntries*uint64(unsafe.Sizeof(Entry{})) + maxStrings*4/3 + 1<<20
 
 // TestDecodeForgedLists: lists forged so that few encoded bytes stand for
 // many decoded ones are refused, allocating no more than the bounds allow.
@@ -80,14 +80,14 @@ func TestDecodeForgedLists(t *testing.T) {
 	long := newRawList()
 	prev := ""
 	for i := range 100_000 {
-		p := strings.Repeat("a", maxManifestPath-6) + fmt.Sprintf("%06d", i)
+		p := strings.Repeat("a", maxPath-6) + fmt.Sprintf("%06d", i)
 		c := commonPrefix(prev, p)
 		long.dir(c, p[c:])
 		prev = p
 	}
 	many := newRawList()
 	prev = ""
-	for i := range maxManifestEntries + 1 {
+	for i := range maxEntries + 1 {
 		p := fmt.Sprintf("%07d", i)
 		c := commonPrefix(prev, p)
 		many.dir(c, p[c:])
@@ -98,9 +98,9 @@ func TestDecodeForgedLists(t *testing.T) {
 		list *rawList
 		err  string
 	}{
-		{name: "each path the previous plus one byte", list: growing, err: fmt.Sprintf("file list has a path or link target longer than %d bytes", maxManifestPath)},
+		{name: "each path the previous plus one byte", list: growing, err: fmt.Sprintf("file list has a path or link target longer than %d bytes", maxPath)},
 		{name: "long paths sharing prefixes", list: long, err: "file list's paths and link targets are more than 64 MiB"},
-		{name: "one entry more than the bound", list: many, err: fmt.Sprintf("file list has more than %d entries", maxManifestEntries)},
+		{name: "one entry more than the bound", list: many, err: fmt.Sprintf("file list has more than %d entries", maxEntries)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			enc := tc.list.encode(t)
@@ -113,12 +113,12 @@ func TestDecodeForgedLists(t *testing.T) {
 	}
 }
 
-// FuzzDecodeManifest feeds the decoder arbitrary list bytes (compressed
+// FuzzDecode feeds the decoder arbitrary list bytes (compressed
 // and encoded as a config carries them): it never panics, what it accepts
 // encodes back to a list that decodes the same, and it allocates at most
 // a fixed multiple of its input and never more than the bounds allow.
-func FuzzDecodeManifest(f *testing.F) {
-	valid := &Manifest{Entries: []ManifestEntry{dir("src"), file("src/a.js", "a"), {Path: "src/link", Type: TypeSymlink, Mode: 0o777, Linkname: "a.js"}}}
+func FuzzDecode(f *testing.F) {
+	valid := &List{Entries: []Entry{dir("src"), file("src/a.js", "a"), {Path: "src/link", Type: TypeSymlink, Mode: 0o777, Linkname: "a.js"}}}
 	enc, err := valid.Encode()
 	require.NoError(f, err)
 	zdata, err := base64.StdEncoding.DecodeString(enc)
@@ -129,7 +129,7 @@ func FuzzDecodeManifest(f *testing.F) {
 	_, err = raw.ReadFrom(zr)
 	require.NoError(f, err)
 	f.Add(raw.Bytes())
-	f.Add([]byte{manifestVersion})
+	f.Add([]byte{FormatVersion})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		l := &rawList{}
 		l.buf.Write(raw)
@@ -142,7 +142,7 @@ func FuzzDecodeManifest(f *testing.F) {
 		}
 		again, err := m.Encode()
 		require.NoError(t, err)
-		back, err := DecodeManifest(again)
+		back, err := Decode(again)
 		require.NoError(t, err)
 		require.Equal(t, m, back)
 	})
@@ -155,10 +155,10 @@ func FuzzDecodeManifest(f *testing.F) {
 // resolve.
 func TestEncodeRefusesWhatNoReaderCouldRead(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
-	n := maxEncodedManifest / 40 // about 44 encoded bytes per file
-	m := &Manifest{Entries: make([]ManifestEntry, 0, n)}
+	n := maxEncoded / 40 // about 44 encoded bytes per file
+	m := &List{Entries: make([]Entry, 0, n)}
 	for i := range n {
-		e := ManifestEntry{Path: fmt.Sprintf("f%07d", i), Type: TypeFile, Mode: 0o644, Size: 1}
+		e := Entry{Path: fmt.Sprintf("f%07d", i), Type: TypeFile, Mode: 0o644, Size: 1}
 		for j := range e.Digest {
 			e.Digest[j] = byte(rnd.Uint32())
 		}
@@ -166,10 +166,10 @@ func TestEncodeRefusesWhatNoReaderCouldRead(t *testing.T) {
 	}
 	require.NoError(t, m.checkBounds(), "within the entry and path bounds")
 	_, err := m.Encode()
-	require.ErrorContains(t, err, fmt.Sprintf("more than the %d MiB a release's config can carry", maxEncodedManifest>>20))
+	require.ErrorContains(t, err, fmt.Sprintf("more than the %d MiB a release's config can carry", maxEncoded>>20))
 
 	m.Entries = m.Entries[:n/2]
 	enc, err := m.Encode()
 	require.NoError(t, err)
-	require.Less(t, len(enc), maxEncodedManifest)
+	require.Less(t, len(enc), maxEncoded)
 }
