@@ -5,14 +5,17 @@ import (
 	"os"
 	"testing"
 
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
 func TestAppFileListSeveralSources(t *testing.T) {
-	dirEntry := func(p string, mode os.FileMode) ContextFile { return ContextFile{Path: p, Mode: os.ModeDir | mode} }
-	fileEntry := func(p, content string) ContextFile { return NewContextFile(p, 0o644, []byte(content)) }
-	files := []ContextFile{
+	dirEntry := func(p string, mode os.FileMode) buildcontext.File {
+		return buildcontext.File{Path: p, Mode: os.ModeDir | mode}
+	}
+	fileEntry := func(p, content string) buildcontext.File { return buildcontext.NewFile(p, 0o644, []byte(content)) }
+	files := []buildcontext.File{
 		fileEntry("README.md", "readme"),
 		fileEntry("CHANGES.md", "changes"),
 		dirEntry("dist", 0o755),

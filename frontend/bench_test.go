@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 )
@@ -44,21 +45,21 @@ var benchPlatform = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
 
 // benchFiles is a 3,000-file app in directories of 15, like the one
 // bench/ generates: what a build hands Convert after reading the context.
-func benchFiles(n int, edited int) []ContextFile {
-	files := []ContextFile{
-		NewContextFile("package.json", 0o644, []byte(`{"name": "shop"}`)),
-		NewContextFile("package-lock.json", 0o644, []byte(`{"lockfileVersion": 3}`)),
+func benchFiles(n int, edited int) []buildcontext.File {
+	files := []buildcontext.File{
+		buildcontext.NewFile("package.json", 0o644, []byte(`{"name": "shop"}`)),
+		buildcontext.NewFile("package-lock.json", 0o644, []byte(`{"lockfileVersion": 3}`)),
 		{Path: "src", Mode: os.ModeDir | 0o755},
 	}
 	for d := range n / 15 {
 		dir := fmt.Sprintf("src/m%03d", d)
-		files = append(files, ContextFile{Path: dir, Mode: os.ModeDir | 0o755})
+		files = append(files, buildcontext.File{Path: dir, Mode: os.ModeDir | 0o755})
 		for f := range 15 {
 			content := fmt.Sprintf("module.exports = %d;\n", d*15+f)
 			if d*15+f == edited {
 				content += "// edited\n"
 			}
-			files = append(files, NewContextFile(fmt.Sprintf("%s/f%02d.js", dir, f), 0o644, []byte(content)))
+			files = append(files, buildcontext.NewFile(fmt.Sprintf("%s/f%02d.js", dir, f), 0o644, []byte(content)))
 		}
 	}
 	// Sorted by path, as the gateway context returns them.
@@ -72,10 +73,10 @@ func benchFiles(n int, edited int) []ContextFile {
 // (calling it would panic, loudly).
 type benchContext struct {
 	ContextSource
-	files []ContextFile
+	files []buildcontext.File
 }
 
-func (c *benchContext) List(context.Context, bool) ([]ContextFile, error) { return c.files, nil }
+func (c *benchContext) List(context.Context, bool) ([]buildcontext.File, error) { return c.files, nil }
 
 func (c *benchContext) IgnorePatterns(context.Context) ([]string, error) { return nil, nil }
 
@@ -117,7 +118,7 @@ func (r *benchResolver) ResolveImageConfig(_ context.Context, ref string, _ sour
 	return ref, digest.FromString("base manifest"), cfg, nil
 }
 
-func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []ContextFile) (*Result, ConvertOpt) {
+func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []buildcontext.File) (*Result, ConvertOpt) {
 	pf, err := patchfile.Parse([]byte(benchPatchfile))
 	if err != nil {
 		b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"github.com/moby/patternmatcher"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
@@ -163,7 +164,7 @@ func metaArgEnv(pf *patchfile.File, buildArgs map[string]string) shell.EnvGetter
 // and the like) the APP sources would copy from the context. DEPS
 // manifests are not among them: many apps read theirs at run time
 // (package.json), and shipping one is not wrong.
-func appShipsDependencies(pf *patchfile.File, files []ContextFile) []string {
+func appShipsDependencies(pf *patchfile.File, files []buildcontext.File) []string {
 	inApp := func(p string) bool {
 		for _, src := range pf.App.Sources {
 			if src == "." || p == src || strings.HasPrefix(p, strings.TrimSuffix(src, "/")+"/") {

@@ -10,13 +10,14 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/patternmatcher"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 )
 
 // List lists the fake context; without withIgnored, the patterns of its
 // ".dockerignore" entry (one per line) are applied.
-func (fc fakeContext) List(ctx context.Context, withIgnored bool) ([]ContextFile, error) {
+func (fc fakeContext) List(ctx context.Context, withIgnored bool) ([]buildcontext.File, error) {
 	all, err := fc.Files(ctx, "list", nil)
 	if err != nil {
 		return nil, err
@@ -29,7 +30,7 @@ func (fc fakeContext) List(ctx context.Context, withIgnored bool) ([]ContextFile
 	if err != nil {
 		return nil, err
 	}
-	var out []ContextFile
+	var out []buildcontext.File
 	for _, f := range all.Files {
 		if ok, _ := pm.MatchesOrParentMatches(f.Path); !ok {
 			out = append(out, f)

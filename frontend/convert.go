@@ -21,6 +21,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
@@ -112,7 +113,7 @@ type Result struct {
 	// AppContext is the build context the app files come from.
 	AppContext llb.State
 	// AppFiles are the context entries AppContext holds, read for hashing.
-	AppFiles []ContextFile
+	AppFiles []buildcontext.File
 	// appList is the app tree as a file list (appFileList), computed once
 	// for the decision and the release's config; nil when the APP form
 	// cannot be patched, and appUnpatchable says why.
@@ -481,7 +482,7 @@ func (c *converter) patchRefs() ([]string, bool, error) {
 }
 
 // countFiles formats the number of non-directory entries, e.g. "1,254".
-func countFiles(files []ContextFile) string {
+func countFiles(files []buildcontext.File) string {
 	n := 0
 	for _, f := range files {
 		if !f.Mode.IsDir() {

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
 )
@@ -154,8 +155,8 @@ func appShips(spec AppSpec) (func(rel string) bool, error) {
 // the file list, cannot (the list holds files, directories and symlinks),
 // and a patch that left one behind would differ from the full build. So
 // both refuse, before any step runs, and say how to leave it out.
-func refuseSpecialFiles(files []ContextFile, spec AppSpec) error {
-	return appLandings(files, spec, func(rel string, f ContextFile) error {
+func refuseSpecialFiles(files []buildcontext.File, spec AppSpec) error {
+	return appLandings(files, spec, func(rel string, f buildcontext.File) error {
 		if kind := specialKind(f.Mode); kind != "" {
 			return errors.Errorf("APP would ship %q, a %s, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=%s", f.Path, kind, rel)
 		}
@@ -193,7 +194,7 @@ func specialKind(m os.FileMode) string {
 // mode while the file list, read from the synced context, records the new
 // one. With this pattern in their definition, copies that land directories
 // re-run whenever a directory's metadata changed, and only then.
-func dirsKey(files []ContextFile) string {
+func dirsKey(files []buildcontext.File) string {
 	h := sha256.New()
 	for _, f := range files {
 		if f.Mode.IsDir() {

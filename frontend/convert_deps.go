@@ -13,6 +13,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
@@ -112,7 +113,7 @@ func contextPath(p string) (string, error) {
 }
 
 // anyMatch tells whether a pattern (as .dockerignore writes them) matches a file.
-func anyMatch(pattern string, files []ContextFile) bool {
+func anyMatch(pattern string, files []buildcontext.File) bool {
 	pm, err := patternmatcher.New([]string{pattern})
 	if err != nil {
 		return false

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 )
@@ -134,7 +135,7 @@ func TestContextPath(t *testing.T) {
 }
 
 func TestRefuseSpecialFiles(t *testing.T) {
-	files := []ContextFile{
+	files := []buildcontext.File{
 		{Path: "src", Mode: os.ModeDir | 0o755},
 		{Path: "src/a.js", Mode: 0o644},
 		{Path: "src/pipe", Mode: os.ModeNamedPipe | 0o644},
@@ -157,7 +158,7 @@ func TestRefuseSpecialFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The context as APP loads it: its sources only.
-			var loaded []ContextFile
+			var loaded []buildcontext.File
 			for _, f := range files {
 				if tc.spec.Sources[0] == "." || strings.HasPrefix(f.Path, "src") {
 					loaded = append(loaded, f)

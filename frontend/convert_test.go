@@ -19,6 +19,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -77,17 +78,17 @@ func (fc fakeContext) Files(_ context.Context, name string, patterns []string) (
 	if err != nil {
 		return nil, err
 	}
-	entries := map[string]ContextFile{}
+	entries := map[string]buildcontext.File{}
 	for p, data := range fc {
 		if ok, _ := pm.MatchesOrParentMatches(p); len(patterns) > 0 && !ok {
 			continue
 		}
-		entries[p] = NewContextFile(p, 0o644, []byte(data))
+		entries[p] = buildcontext.NewFile(p, 0o644, []byte(data))
 		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
-			entries[dir] = ContextFile{Path: dir, Mode: os.ModeDir | 0o755}
+			entries[dir] = buildcontext.File{Path: dir, Mode: os.ModeDir | 0o755}
 		}
 	}
-	files := make([]ContextFile, 0, len(entries))
+	files := make([]buildcontext.File, 0, len(entries))
 	for _, f := range entries {
 		files = append(files, f)
 	}

@@ -18,6 +18,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/pkg/errors"
 )
@@ -178,7 +179,7 @@ func tooBigToPatch(rel *release, cs *filelist.ChangeSet, total int64, maxShare i
 
 // appTree is a build's app tree as a file list, or why it cannot be
 // patched (then the list is nil).
-func appTree(spec AppSpec, files []ContextFile) (*filelist.List, string, error) {
+func appTree(spec AppSpec, files []buildcontext.File) (*filelist.List, string, error) {
 	if why := unpatchableApp(spec); why != "" {
 		return nil, why, nil
 	}
@@ -474,11 +475,11 @@ type sourceMetaResolver interface {
 // ones as BuildKit's copies land them. It records where each entry comes
 // from in the context (Manifest.origins), for the patch's copies. A shape
 // whose landing it cannot predict exactly is an unpatchableError.
-func appFileList(files []ContextFile, spec AppSpec) (*filelist.List, error) {
+func appFileList(files []buildcontext.File, spec AppSpec) (*filelist.List, error) {
 	uid, gid, chown := numericOwner(spec.Chown)
 	landed := map[string]filelist.Entry{}
 	origins := map[string]string{}
-	err := appLandings(files, spec, func(rel string, f ContextFile) error {
+	err := appLandings(files, spec, func(rel string, f buildcontext.File) error {
 		e := filelist.Entry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
 		if spec.chmod != nil && f.Mode&os.ModeSymlink == 0 {
 			// --chmod sets the mode of every file and directory it copies.
@@ -519,12 +520,12 @@ func appFileList(files []ContextFile, spec AppSpec) (*filelist.List, error) {
 // file source is never excluded: measured on BuildKit v0.33.1, APP
 // --exclude=*.md README.md docs/ ships README.md, not docs/a.md), every
 // match of a wildcard.
-func appLandings(files []ContextFile, spec AppSpec, land func(rel string, f ContextFile) error) error {
+func appLandings(files []buildcontext.File, spec AppSpec, land func(rel string, f buildcontext.File) error) error {
 	shipped, err := appShips(spec)
 	if err != nil {
 		return err
 	}
-	byPath := make(map[string]ContextFile, len(files))
+	byPath := make(map[string]buildcontext.File, len(files))
 	for _, f := range files {
 		byPath[f.Path] = f
 	}
@@ -556,7 +557,7 @@ func appLandings(files []ContextFile, spec AppSpec, land func(rel string, f Cont
 // sourceMatches returns the context paths an APP source names: "." for
 // the context root, the path itself, or a wildcard's matches (each path
 // component matched on its own, as BuildKit resolves them).
-func sourceMatches(src string, files []ContextFile, byPath map[string]ContextFile) []string {
+func sourceMatches(src string, files []buildcontext.File, byPath map[string]buildcontext.File) []string {
 	src = path.Clean(src)
 	if src == "." {
 		return []string{"."}

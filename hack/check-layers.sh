@@ -11,6 +11,7 @@ layers=(
   frontend/parser     # Patchfile text to located nodes
   frontend/patchfile  # located nodes to typed, validated instructions
   frontend/filelist   # the app file list: encoding, bounded decoding, change sets (pure Go)
+  frontend/buildcontext # the build context as a list of entries, and the in-builder walk that makes it (pure Go)
   frontend            # the frontend: instructions, context, decision, LLB, Build
   cmd/frontend        # the frontend image's binary
   internal/stack      # the real test stack: registry, buildkitd, Docker Engines

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/buildkit/util/appcontext"
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 )
 
 // Version and Revision are set with -ldflags -X at build time.
@@ -28,10 +29,10 @@ var (
 const logMemoryArg = "build-arg:PATCH_LOG_MEMORY"
 
 func main() {
-	if len(os.Args) == 4 && os.Args[1] == frontend.HashTreeCommand {
+	if len(os.Args) == 4 && os.Args[1] == buildcontext.HashCommand {
 		// A build step the frontend runs over the context (see
-		// frontend.WriteTreeList): list and hash it, in one step.
-		if err := frontend.WriteTreeList(os.Args[2], os.Args[3]); err != nil {
+		// buildcontext.WriteList): list and hash it, in one step.
+		if err := buildcontext.WriteList(os.Args[2], os.Args[3]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

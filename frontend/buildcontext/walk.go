@@ -1,4 +1,4 @@
-package frontend
+package buildcontext
 
 import (
 	"bufio"
@@ -23,21 +23,21 @@ import (
 // The build context can be listed and hashed two ways, with the same
 // result: through the gateway (ReadTree: a round trip per directory and
 // per file, about 0.15 ms each, 15 s for 100,000 files), or in the
-// builder, in one step (WalkTree, run by the frontend's own binary over
+// builder, in one step (Walk, run by the frontend's own binary over
 // the context mounted read-only, its list read back in one file). The
 // second is the default where the frontend knows its own image.
 
-// treeListVersion is the format of the list the frontend's binary writes
+// listVersion is the format of the list the frontend's binary writes
 // in a build step; the reader refuses any other (an older or newer binary
 // under the same tag), and the build reads through the gateway instead.
-const treeListVersion = 1
+const listVersion = 1
 
-// treeListFile is the list's file in the step's output.
-const treeListFile = "tree.json.gz"
+// ListFile is the list's file in the step's output.
+const ListFile = "tree.json.gz"
 
-// HashTreeCommand is the frontend binary's subcommand that runs WalkTree
+// HashCommand is the frontend binary's subcommand that runs Walk
 // in a build step: `patchfile-frontend hash-tree <root> <output dir>`.
-const HashTreeCommand = "hash-tree"
+const HashCommand = "hash-tree"
 
 // treeList is the list as the step writes it. Err is the walk's error: the
 // step itself succeeds, so that the build reports the error at APP rather
@@ -58,13 +58,13 @@ type treeEntry struct {
 	SHA256   string      `json:"h,omitempty"`
 }
 
-// WalkTree lists and hashes the tree at root as ReadTree does a solved
+// Walk lists and hashes the tree at root as ReadTree does a solved
 // reference of it: every entry below root (paths relative to it, sorted),
 // regular files with their size and SHA-256, symlinks with their target,
 // anything else with its mode only. A name that is not UTF-8 is an error,
 // as it is for ReadTree (no path of it could cross the gateway later).
-func WalkTree(root string) ([]ContextFile, error) {
-	var files []ContextFile
+func Walk(root string) ([]File, error) {
+	var files []File
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -75,13 +75,13 @@ func WalkTree(root string) ([]ContextFile, error) {
 		}
 		rel = filepath.ToSlash(rel)
 		if !utf8.ValidString(rel) {
-			return errors.Errorf("the file name %s %s", strconv.Quote(rel), notUTF8)
+			return errors.Errorf("the file name %s %s", strconv.Quote(rel), NotUTF8)
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		f := ContextFile{Path: rel, Mode: info.Mode()}
+		f := File{Path: rel, Mode: info.Mode()}
 		if st, ok := info.Sys().(*syscall.Stat_t); ok {
 			f.UID, f.GID = st.Uid, st.Gid
 		}
@@ -129,11 +129,11 @@ func hashLocalFile(p string) (int64, [sha256.Size]byte, error) {
 	return n, sum, err
 }
 
-// WriteTreeList writes WalkTree's result for root into dir, for the
+// WriteList writes Walk's result for root into dir, for the
 // frontend to read back: the files, or the walk's error.
-func WriteTreeList(root, dir string) error {
-	list := treeList{Version: treeListVersion}
-	files, err := WalkTree(root)
+func WriteList(root, dir string) error {
+	list := treeList{Version: listVersion}
+	files, err := Walk(root)
 	if err != nil {
 		list.Err = err.Error()
 	}
@@ -144,7 +144,7 @@ func WriteTreeList(root, dir string) error {
 		}
 		list.Files = append(list.Files, e)
 	}
-	out, err := os.Create(filepath.Join(dir, treeListFile))
+	out, err := os.Create(filepath.Join(dir, ListFile))
 	if err != nil {
 		return err
 	}
@@ -165,12 +165,12 @@ func WriteTreeList(root, dir string) error {
 	return out.Close()
 }
 
-// errTreeListVersion says the step's binary writes another format.
-var errTreeListVersion = errors.New("the frontend's hashing step writes another list format")
+// ErrListVersion says the step's binary writes another format.
+var ErrListVersion = errors.New("the frontend's hashing step writes another list format")
 
-// readTreeList decodes what WriteTreeList wrote: the files, the walk's
-// error, or errTreeListVersion.
-func readTreeList(r io.Reader) ([]ContextFile, error) {
+// ReadList decodes what WriteList wrote: the files, the walk's
+// error, or ErrListVersion.
+func ReadList(r io.Reader) ([]File, error) {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, errors.Wrap(err, "reading the hashing step's list")
@@ -179,15 +179,15 @@ func readTreeList(r io.Reader) ([]ContextFile, error) {
 	if err := json.NewDecoder(zr).Decode(&list); err != nil {
 		return nil, errors.Wrap(err, "reading the hashing step's list")
 	}
-	if list.Version != treeListVersion {
-		return nil, errTreeListVersion
+	if list.Version != listVersion {
+		return nil, ErrListVersion
 	}
 	if list.Err != "" {
 		return nil, errors.New(list.Err)
 	}
-	files := make([]ContextFile, 0, len(list.Files))
+	files := make([]File, 0, len(list.Files))
 	for _, e := range list.Files {
-		f := ContextFile{Path: e.Path, Mode: e.Mode, UID: e.UID, GID: e.GID, Linkname: e.Linkname, Size: e.Size}
+		f := File{Path: e.Path, Mode: e.Mode, UID: e.UID, GID: e.GID, Linkname: e.Linkname, Size: e.Size}
 		if f.Mode.IsRegular() {
 			if n, err := hex.Decode(f.SHA256[:], []byte(e.SHA256)); err != nil || n != sha256.Size {
 				return nil, errors.Errorf("reading the hashing step's list: bad hash for %q", e.Path)

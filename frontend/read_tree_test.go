@@ -2,15 +2,14 @@ package frontend
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/stretchr/testify/require"
 	fstypes "github.com/tonistiigi/fsutil/types"
 )
@@ -96,47 +95,17 @@ func TestWalkTreeEqualsReadTree(t *testing.T) {
 	root := oddTree(t)
 	viaGateway, err := ReadTree(context.Background(), &dirRef{root: root}, "/", true)
 	require.NoError(t, err)
-	inBuilder, err := WalkTree(root)
+	inBuilder, err := buildcontext.Walk(root)
 	require.NoError(t, err)
 	require.Equal(t, viaGateway, inBuilder)
 	require.Len(t, inBuilder, 20)
 
 	out := t.TempDir()
-	require.NoError(t, WriteTreeList(root, out))
-	f, err := os.Open(filepath.Join(out, treeListFile))
+	require.NoError(t, buildcontext.WriteList(root, out))
+	f, err := os.Open(filepath.Join(out, buildcontext.ListFile))
 	require.NoError(t, err)
 	defer f.Close()
-	read, err := readTreeList(f)
+	read, err := buildcontext.ReadList(f)
 	require.NoError(t, err)
 	require.Equal(t, inBuilder, read)
-}
-
-// TestWalkTreeNotUTF8: a name that is not UTF-8 is the step's error, named
-// in its list, not a failed step.
-func TestWalkTreeNotUTF8(t *testing.T) {
-	root := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(root, "src"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(root, "src", "bad\xff.js"), nil, 0o644))
-	out := t.TempDir()
-	require.NoError(t, WriteTreeList(root, out))
-	f, err := os.Open(filepath.Join(out, treeListFile))
-	require.NoError(t, err)
-	defer f.Close()
-	_, err = readTreeList(f)
-	require.ErrorContains(t, err, `the file name "src/bad\xff.js" is not valid UTF-8, which BuildKit's gateway cannot carry: rename it, or leave it out with .dockerignore`)
-}
-
-// TestTreeListOtherVersion: a list of another format (a binary of another
-// version under the image's tag) is not read: the build reads through the
-// gateway instead.
-func TestTreeListOtherVersion(t *testing.T) {
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	_, err := zw.Write([]byte(`{"version":2,"files":[{"p":"x"}]}`))
-	require.NoError(t, err)
-	require.NoError(t, zw.Close())
-	_, err = readTreeList(&b)
-	require.ErrorIs(t, err, errTreeListVersion)
-	_, err = readTreeList(strings.NewReader("not gzip"))
-	require.ErrorContains(t, err, "reading the hashing step's list")
 }
