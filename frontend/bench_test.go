@@ -180,12 +180,12 @@ func BenchmarkPlanPatch(b *testing.B) {
 	res, opt := benchConvert(b, resolver, benchFiles(3000, 42))
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := plan(ctx, res, opt)
+		out, err := plan(ctx, res, opt, newCandidateReader(opt))
 		if err != nil {
 			b.Fatal(err)
 		}
 		if out.extraConfig != nil {
-			d, _ := decide(ctx, res, opt)
+			d, _ := decision(ctx, res, opt, newCandidateReader(opt))
 			b.Fatalf("a full build, not a patch: %s", d.Summary())
 		}
 		if _, err := out.state.Marshal(ctx); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
@@ -95,14 +96,14 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		defer cancel()
 		opt := convertOpt()
 		opt.TargetPlatform = platform
-		opt.candidates = newCandidates()
+		cands := newCandidateReader(opt)
 		var depsDone <-chan struct{}
-		opt.DepsReady = func(ctx context.Context, e *Early) { depsDone = startDeps(ctx, c, e, opt, bc.CacheImports) }
+		opt.DepsReady = func(ctx context.Context, e *Early) { depsDone = startDeps(ctx, c, e, cands, bc.CacheImports) }
 		res, err := Convert(ctx, pf, opt)
 		if err != nil {
 			return nil, err
 		}
-		out, err := plan(ctx, res, opt)
+		out, err := plan(ctx, res, opt, cands)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +111,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 			// Each platform decides on its own (a release may lack one).
 			msg := out.warn
 			if bc.MultiPlatformRequested {
-				msg = platformID(res.Platform) + ": " + msg
+				msg = decide.PlatformID(res.Platform) + ": " + msg
 			}
 			var detail [][]byte
 			for _, d := range out.warnDetail {
@@ -119,7 +120,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 			src.Warn(ctx, msg, client.WarnOpts{Range: toPBRanges(patchLocation(pf)), Detail: detail})
 		}
 		if out.extraConfig != nil {
-			extraConfigs.Store(platformID(res.Platform), out.extraConfig)
+			extraConfigs.Store(decide.PlatformID(res.Platform), out.extraConfig)
 		}
 		def, err := out.state.Marshal(ctx)
 		if err != nil {

@@ -8,13 +8,13 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
@@ -57,9 +57,27 @@ func withReleaseCache(fromClient []client.CacheOptionsEntry, release string) []c
 	return out
 }
 
+// decision is the decide package's answer for a conversion, its
+// candidates read through cands.
+func decision(ctx context.Context, res *Result, opt ConvertOpt, cands *candidateReader) (*decide.Decision, error) {
+	maxShare, err := decide.MaxShare(opt.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	b := decideBuild(&res.Early)
+	b.App, b.AppUnpatchable, b.MaxShare = res.appList, res.appUnpatchable, maxShare
+	return decide.Decide(b, cands.resolve(ctx, res.Platform)), nil
+}
+
+// decideBuild is what the decision knows of a build before its app files
+// are read.
+func decideBuild(e *Early) decide.Build {
+	return decide.Build{Identity: e.Identity, Platform: e.Platform, PatchRefs: e.PatchRefs, PatchDisabled: e.PatchDisabled}
+}
+
 // plan turns a conversion into a patch build or a full build.
-func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error) {
-	d, err := decide(ctx, res, opt)
+func plan(ctx context.Context, res *Result, opt ConvertOpt, cands *candidateReader) (*buildOutput, error) {
+	d, err := decision(ctx, res, opt, cands)
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +103,11 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error
 		image:     res.Image,
 		baseImage: res.BaseImage,
 	}
-	if d.Warn {
-		out.warn = "PATCH: " + d.Reason + "; building in full"
-		out.warnDetail = d.Reasons
+	if d.Warns() {
+		out.warn = "PATCH: " + d.Reason() + "; building in full"
+		out.warnDetail = d.Detail()
 	}
-	if out.cacheFrom = d.DepsFrom.cacheRef(); out.cacheFrom != "" {
+	if out.cacheFrom = d.DepsFrom.CacheRef(); out.cacheFrom != "" {
 		out.baseImage = depsOf(d.DepsFrom.Image)
 	}
 	if files := res.appList; files != nil {
@@ -118,27 +136,16 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error
 // returned while the stage ran, its request would end and the export run
 // the stage again from the start (TestEarlyDependenciesAreNotRestarted).
 // Errors are the final solve's to report.
-func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, fromClient []client.CacheOptionsEntry) <-chan struct{} {
-	var depsFrom *release
-	if !e.PatchDisabled {
-		for _, ref := range e.PatchRefs {
-			rel, _ := resolveRelease(ctx, ref, e, opt)
-			if rel == nil {
-				continue
-			}
-			if identityMismatch(rel, e) == "" {
-				return nil // maybe a patch: the app files decide
-			}
-			if depsFrom == nil && sameDeps(rel, e) {
-				depsFrom = rel
-			}
-		}
+func startDeps(ctx context.Context, c client.Client, e *Early, cands *candidateReader, fromClient []client.CacheOptionsEntry) <-chan struct{} {
+	maybe, depsFrom := decide.MightPatch(decideBuild(e), cands.resolve(ctx, e.Platform))
+	if maybe {
+		return nil // the app files decide
 	}
 	def, err := e.Deps.Marshal(ctx)
 	if err != nil {
 		return nil
 	}
-	imports := withReleaseCache(fromClient, depsFrom.cacheRef())
+	imports := withReleaseCache(fromClient, depsFrom.CacheRef())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -162,10 +169,10 @@ func depsOf(img *dockerspec.DockerOCIImage) *dockerspec.DockerOCIImage {
 
 // patchImage is the config of a patch: the new Patchfile's config on the
 // release's layers, with one history entry for the patch layer.
-func patchImage(img *dockerspec.DockerOCIImage, rel *release, cs *filelist.ChangeSet, opt ConvertOpt) *dockerspec.DockerOCIImage {
+func patchImage(img *dockerspec.DockerOCIImage, rel *decide.Release, cs *filelist.ChangeSet, opt ConvertOpt) *dockerspec.DockerOCIImage {
 	out := *img
 	out.Config.Labels = maps.Clone(img.Config.Labels)
-	out.Config.Labels[LabelRelease] = rel.Digest.String()
+	out.Config.Labels[decide.LabelRelease] = rel.Digest.String()
 	out.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(rel.Image.RootFS.DiffIDs)}
 	out.History = slices.Clone(rel.Image.History)
 	if !cs.Empty() {
@@ -186,10 +193,6 @@ func patchLocation(pf *patchfile.File) []parser.Range {
 		out = append(out, p.Location()...)
 	}
 	return out
-}
-
-func platformID(p ocispecs.Platform) string {
-	return platforms.FormatAll(platforms.Normalize(p))
 }
 
 // addConfigFields adds top-level fields to the image configs dockerui

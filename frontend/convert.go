@@ -19,9 +19,9 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/solver/pb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
-	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
@@ -58,9 +58,6 @@ type ConvertOpt struct {
 	// Layers is how the app files become layers (choosePlan); nil means
 	// the Merge/Diff plan.
 	Layers LayerPlan
-
-	// candidates memoizes the PATCH candidates' configs for one platform.
-	candidates *candidates
 }
 
 // layers returns the build's layer plan.
@@ -88,7 +85,7 @@ type Early struct {
 	// Deps is the dependency stage alone.
 	Deps llb.State
 	// Identity says what the build was made of, as recorded in the labels.
-	Identity Identity
+	Identity decide.Identity
 	// PatchRefs are the PATCH candidates, expanded, in order. PatchDisabled
 	// is set when --build-arg PATCH= (empty) turned patching off.
 	PatchRefs     []string
@@ -121,19 +118,6 @@ type Result struct {
 	appUnpatchable string
 	// location ties ops to the APP line.
 	appLocation llb.ConstraintsOpt
-}
-
-// Identity is what decides whether a release can be patched: equal
-// identities mean equal base and dependency layers and equal APP handling.
-type Identity struct {
-	Base digest.Digest // the digest the FROM line pins
-	Deps digest.Digest // the dependency hash
-	App  digest.Digest // the APP spec hash
-}
-
-// Labels returns the identity as image labels.
-func (id Identity) Labels() map[string]string {
-	return map[string]string{LabelBase: id.Base.String(), LabelDeps: id.Deps.String(), LabelApp: id.App.String()}
 }
 
 // converter threads the state of one conversion through the instructions.
@@ -200,7 +184,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	early := Early{Deps: deps, Identity: Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()},
+	early := Early{Deps: deps, Identity: decide.Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()},
 		PatchRefs: patchRefs, PatchDisabled: patchDisabled, Platform: c.platform}
 	if opt.DepsReady != nil {
 		opt.DepsReady(ctx, &early)
@@ -368,7 +352,7 @@ func newImage(base *dockerspec.DockerOCIImage, platform ocispecs.Platform, epoch
 	img.OSVersion, img.OSFeatures = platform.OSVersion, platform.OSFeatures
 	img.Config = base.Config
 	img.Config.Env = slices.Clone(base.Config.Env)
-	img.Config.Labels = withoutPatchfileLabels(base.Config.Labels)
+	img.Config.Labels = decide.WithoutPatchfileLabels(base.Config.Labels)
 	img.Config.ExposedPorts = maps.Clone(base.Config.ExposedPorts)
 	img.History = slices.Clone(base.History)
 	img.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(base.RootFS.DiffIDs)}

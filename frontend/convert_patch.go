@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"fmt"
 	"path"
 	"slices"
 	"sort"
@@ -165,14 +164,6 @@ func existingParents(cs *filelist.ChangeSet) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// patchSummary is the progress line that says what a patch ships.
-func patchSummary(release string, cs *filelist.ChangeSet) string {
-	if cs.Empty() {
-		return fmt.Sprintf("patch of release %s: no change, the release itself", release)
-	}
-	return fmt.Sprintf("patch of release %s: %d changed, %d deleted, %.1f KiB", release, len(cs.Changed), len(cs.Deleted), float64(cs.ChangedBytes)/1024)
 }
 
 // escapePattern makes a file name a copy pattern that matches it alone,

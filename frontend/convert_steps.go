@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
@@ -142,8 +143,8 @@ func (c *converter) convertConfig(inst patchfile.Instruction) error {
 			if err != nil {
 				return err
 			}
-			if strings.HasPrefix(k, labelPrefix) {
-				return errors.Errorf("LABEL %s: labels starting with %q are written by Patchfile itself, pick another name", k, labelPrefix)
+			if strings.HasPrefix(k, decide.LabelPrefix) {
+				return errors.Errorf("LABEL %s: labels starting with %q are written by Patchfile itself, pick another name", k, decide.LabelPrefix)
 			}
 			cfg.Labels[k] = v
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -123,7 +124,7 @@ func convert(t *testing.T, text string, files fakeContext, args map[string]strin
 
 // goldenLLB is the readable form of a conversion kept in testdata/golden.
 type goldenLLB struct {
-	Identity Identity                        `json:"identity"`
+	Identity decide.Identity                 `json:"identity"`
 	Config   dockerspec.DockerOCIImageConfig `json:"config"`
 	History  []string                        `json:"history"`
 	Ops      []goldenOp                      `json:"ops"`
@@ -292,9 +293,9 @@ func TestConvertResolvesForTarget(t *testing.T) {
 	require.Equal(t, "amd64", res.Image.Architecture)
 	require.Equal(t, digest.Digest(testDigest), res.Identity.Base)
 	require.Equal(t, res.Identity.Labels(), map[string]string{
-		LabelBase: res.Image.Config.Labels[LabelBase],
-		LabelDeps: res.Image.Config.Labels[LabelDeps],
-		LabelApp:  res.Image.Config.Labels[LabelApp],
+		decide.LabelBase: res.Image.Config.Labels[decide.LabelBase],
+		decide.LabelDeps: res.Image.Config.Labels[decide.LabelDeps],
+		decide.LabelApp:  res.Image.Config.Labels[decide.LabelApp],
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
@@ -77,8 +78,8 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 	changed["src/server.js"] = `console.log("ho")`
 	rewritten := shopContext()
 	rewritten["src/server.js"] = `console.log("a much longer line than before, to weigh more than half the app")`
-	otherApp := func(l map[string]string) { l[LabelApp] = "sha256:" + strings.Repeat("a", 64) }
-	otherDeps := func(l map[string]string) { l[LabelDeps] = "sha256:" + strings.Repeat("d", 64) }
+	otherApp := func(l map[string]string) { l[decide.LabelApp] = "sha256:" + strings.Repeat("a", 64) }
+	otherDeps := func(l map[string]string) { l[decide.LabelDeps] = "sha256:" + strings.Repeat("d", 64) }
 
 	cases := []struct {
 		name     string
@@ -98,14 +99,14 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			files:    rewritten, depsFrom: "docker.io/shop/web:release", cache: true, summary: "more than PATCH_MAX_SHARE=50%"},
 		{name: "re-release takes the dependency stage from the release's cache",
 			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
-			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: changed,
+			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: changed,
 			depsFrom: "docker.io/shop/web:release", cache: true, summary: "PATCH_MAX_SHARE=0: a new release instead of patching release"},
 		{name: "no change with PATCH_MAX_SHARE=0 is the release itself",
 			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
-			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: shopContext(), patch: true, summary: "no change, the release itself"},
+			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: shopContext(), patch: true, summary: "no change, the release itself"},
 		{name: "release without inline cache: say how to get one",
 			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, false, nil)},
-			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: changed,
+			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: changed,
 			depsFrom: "docker.io/shop/web:release", summary: "no inline build cache to take it from (build releases with --cache-to type=inline)"},
 		{name: "APP spec changed: full build, dependency stage reused",
 			releases: map[string][]byte{
@@ -131,14 +132,14 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 		{name: "no release yet: a full build, no warning", releases: map[string][]byte{}, files: changed,
 			summary: "full build: no release at shop/web:release yet; no release at shop/web:older yet"},
 		{name: "no release yet with PATCH_MAX_SHARE=0: no warning", releases: map[string][]byte{}, files: changed,
-			args: map[string]string{keyPatchMaxShareArg: "0"}, summary: "no release at shop/web:release yet"},
+			args: map[string]string{decide.KeyPatchMaxShare: "0"}, summary: "no release at shop/web:release yet"},
 		{name: "a config that would decode to far more than its size is not read",
 			releases: map[string][]byte{
-				"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","history":[{}` + strings.Repeat(`,{}`, maxReleaseConfigValues/2) + `]}`),
+				"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","history":[{}` + strings.Repeat(`,{}`, 100_000/2) + `]}`),
 			},
 			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (it holds more than 100000 JSON values)"},
 		{name: "a config over the size bound is not read", releases: map[string][]byte{
-			"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","x":"` + strings.Repeat("a", maxReleaseConfig) + `"}`)},
+			"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","x":"` + strings.Repeat("a", 16<<20) + `"}`)},
 			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (it is 16777260 bytes, more than the 16 MiB a release's can be)"},
 		{name: "a config that is not JSON is not read", releases: map[string][]byte{"docker.io/shop/web:release": []byte(`{"os":`)},
 			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (unexpected end of JSON input)"},
@@ -153,7 +154,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			resolver := &releaseResolver{releases: tc.releases}
 			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = tc.args
-			d, err := decide(context.Background(), res, opt)
+			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
 			require.Equal(t, tc.patch, d.Release != nil, d.Summary())
 			if !tc.patch {
@@ -161,8 +162,8 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 				require.NotContains(t, d.Summary(), "patch of release")
 			}
 			require.Contains(t, d.Summary(), tc.summary)
-			require.Equal(t, tc.warn, d.Warn, d.Summary())
-			out, err := plan(context.Background(), res, opt)
+			require.Equal(t, tc.warn, d.Warns(), d.Summary())
+			out, err := plan(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
 			if tc.depsFrom == "" {
 				require.Nil(t, d.DepsFrom, d.Summary())
@@ -202,7 +203,7 @@ func TestDecideCapsTheReasons(t *testing.T) {
 	resolver := &releaseResolver{}
 	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
 	opt.BuildArgs = args
-	out, err := plan(context.Background(), res, opt)
+	out, err := plan(context.Background(), res, opt, newCandidateReader(opt))
 	require.NoError(t, err)
 	require.Contains(t, out.warn, "candidate shop/locked2:release unreachable (failed to authorize: 401 Unauthorized); and 497 more candidates; building in full")
 	require.NotContains(t, out.warn, "shop/locked3:")
@@ -234,8 +235,8 @@ func TestDecideAppShapes(t *testing.T) {
 			require.NoError(t, err)
 			resolver := &releaseResolver{releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)}}
 			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
-			opt.BuildArgs = map[string]string{keyPatchMaxShareArg: "100"}
-			d, err := decide(context.Background(), res, opt)
+			opt.BuildArgs = map[string]string{decide.KeyPatchMaxShare: "100"}
+			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
 			if tc.reason != "" {
 				require.Nil(t, d.Release)
@@ -245,20 +246,5 @@ func TestDecideAppShapes(t *testing.T) {
 			require.NotNil(t, d.Release, d.Summary())
 			require.Contains(t, d.Summary(), ": 1 changed, 0 deleted")
 		})
-	}
-}
-
-// TestJSONValues: the count bounds what decoding a config could build,
-// strings (the file list, the inline cache) counting as one value whatever
-// they hold.
-func TestJSONValues(t *testing.T) {
-	for in, want := range map[string]int{
-		`{}`:                             1,
-		`{"a":[1,2,3],"b":{"c":"d"}}`:    6,
-		`{"s":"[{,,,}]\"[,"}`:            1,
-		`{"history":[{},{},{}]}`:         7,
-		`"a string, with [brackets] {}"`: 0,
-	} {
-		require.Equal(t, want, jsonValues([]byte(in)), in)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,11 +22,11 @@ CMD ["node", "src/server.js"]
 `
 
 // identityOf converts a Patchfile and returns the identity it records.
-func identityOf(t *testing.T, patchfile string, files fakeContext, args map[string]string) Identity {
+func identityOf(t *testing.T, patchfile string, files fakeContext, args map[string]string) decide.Identity {
 	t.Helper()
 	res, _, err := convert(t, patchfile, files, args)
 	require.NoError(t, err)
-	require.Equal(t, res.Identity.Labels()[LabelDeps], res.Image.Config.Labels[LabelDeps])
+	require.Equal(t, res.Identity.Labels()[decide.LabelDeps], res.Image.Config.Labels[decide.LabelDeps])
 	return res.Identity
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/buildkit/frontend/subrequests/targets"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
@@ -68,7 +69,7 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline
 	}
 	o.Args = append(o.Args,
 		outline.Arg{Name: keyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
-		outline.Arg{Name: keyPatchMaxShareArg, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
+		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
 	for _, inst := range pf.Steps {
 		switch inst := inst.(type) {
 		case *instructions.ArgCommand:

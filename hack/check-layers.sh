@@ -12,6 +12,7 @@ layers=(
   frontend/patchfile  # located nodes to typed, validated instructions
   frontend/filelist   # the app file list: encoding, bounded decoding, change sets (pure Go)
   frontend/buildcontext # the build context as a list of entries, and the in-builder walk that makes it (pure Go)
+  frontend/decide     # patch or full build, and why: release labels, candidate configs, the rule (pure: no I/O)
   frontend            # the frontend: instructions, context, decision, LLB, Build
   cmd/frontend        # the frontend image's binary
   internal/stack      # the real test stack: registry, buildkitd, Docker Engines
