@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 )
@@ -44,7 +45,7 @@ CMD ["node", "src/server.js"]
 var benchPlatform = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
 
 // benchFiles is a 3,000-file app in directories of 15, like the one
-// bench/ generates: what a build hands Convert after reading the context.
+// bench/ generates: what a build hands convert.Convert after reading the context.
 func benchFiles(n int, edited int) []buildcontext.File {
 	files := []buildcontext.File{
 		buildcontext.NewFile("package.json", 0o644, []byte(`{"name": "shop"}`)),
@@ -69,10 +70,10 @@ func benchFiles(n int, edited int) []buildcontext.File {
 
 // benchContext serves fixed files; Files ignores patterns but for DEPS,
 // which asks for the manifests by name. It embeds the interface so that a
-// method added to ContextSource later does not break the benchmark's build
+// method added to convert.ContextSource later does not break the benchmark's build
 // (calling it would panic, loudly).
 type benchContext struct {
-	ContextSource
+	convert.ContextSource
 	files []buildcontext.File
 }
 
@@ -85,7 +86,7 @@ func (c *benchContext) Main(_ context.Context, opts ...llb.LocalOption) (*llb.St
 	return &st, nil
 }
 
-func (c *benchContext) Files(_ context.Context, _ string, patterns []string) (*ContextFiles, error) {
+func (c *benchContext) Files(_ context.Context, _ string, patterns []string) (llb.State, []buildcontext.File, error) {
 	files := c.files
 	if len(patterns) > 0 {
 		files = nil
@@ -97,7 +98,7 @@ func (c *benchContext) Files(_ context.Context, _ string, patterns []string) (*C
 			}
 		}
 	}
-	return &ContextFiles{State: llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("bench")), Files: files}, nil
+	return llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("bench")), files, nil
 }
 
 // benchResolver serves the base config, and the release config (with its
@@ -118,15 +119,15 @@ func (r *benchResolver) ResolveImageConfig(_ context.Context, ref string, _ sour
 	return ref, digest.FromString("base manifest"), cfg, nil
 }
 
-func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []buildcontext.File) (*Result, ConvertOpt) {
+func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []buildcontext.File) (*convert.Result, convert.ConvertOpt) {
 	pf, err := patchfile.Parse([]byte(benchPatchfile))
 	if err != nil {
 		b.Fatal(err)
 	}
-	opt := ConvertOpt{TargetPlatform: &benchPlatform, MetaResolver: resolver, Context: &benchContext{files: files},
-		SourceMap: llb.NewSourceMap(nil, "Patchfile", language, []byte(benchPatchfile))}
+	opt := convert.ConvertOpt{TargetPlatform: &benchPlatform, MetaResolver: resolver, Context: &benchContext{files: files},
+		SourceMap: llb.NewSourceMap(nil, "Patchfile", patchfile.Language, []byte(benchPatchfile))}
 	opt.BuildArgs = map[string]string{}
-	res, err := Convert(context.Background(), pf, opt)
+	res, err := convert.Convert(context.Background(), pf, opt)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,10 +155,7 @@ func BenchmarkParseConvert(b *testing.B) {
 func BenchmarkPlanPatch(b *testing.B) {
 	ctx := context.Background()
 	released, _ := benchConvert(b, &benchResolver{}, benchFiles(3000, -1))
-	list, err := appFileList(released.AppFiles, released.App)
-	if err != nil {
-		b.Fatal(err)
-	}
+	list := released.AppList
 	enc, err := list.Encode()
 	if err != nil {
 		b.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 
@@ -13,7 +12,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/parser"
@@ -59,24 +58,24 @@ func withReleaseCache(fromClient []client.CacheOptionsEntry, release string) []c
 
 // decision is the decide package's answer for a conversion, its
 // candidates read through cands.
-func decision(ctx context.Context, res *Result, opt ConvertOpt, cands *candidateReader) (*decide.Decision, error) {
+func decision(ctx context.Context, res *convert.Result, opt convert.ConvertOpt, cands *candidateReader) (*decide.Decision, error) {
 	maxShare, err := decide.MaxShare(opt.BuildArgs)
 	if err != nil {
 		return nil, err
 	}
 	b := decideBuild(&res.Early)
-	b.App, b.AppUnpatchable, b.MaxShare = res.appList, res.appUnpatchable, maxShare
+	b.App, b.AppUnpatchable, b.MaxShare = res.AppList, res.AppUnpatchable, maxShare
 	return decide.Decide(b, cands.resolve(ctx, res.Platform)), nil
 }
 
 // decideBuild is what the decision knows of a build before its app files
 // are read.
-func decideBuild(e *Early) decide.Build {
+func decideBuild(e *convert.Early) decide.Build {
 	return decide.Build{Identity: e.Identity, Platform: e.Platform, PatchRefs: e.PatchRefs, PatchDisabled: e.PatchDisabled}
 }
 
 // plan turns a conversion into a patch build or a full build.
-func plan(ctx context.Context, res *Result, opt ConvertOpt, cands *candidateReader) (*buildOutput, error) {
+func plan(ctx context.Context, res *convert.Result, opt convert.ConvertOpt, cands *candidateReader) (*buildOutput, error) {
 	d, err := decision(ctx, res, opt, cands)
 	if err != nil {
 		return nil, err
@@ -85,21 +84,21 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt, cands *candidateRead
 		var st llb.State
 		if d.Changes.Empty() {
 			// The release itself: no layer, no history entry.
-			summary := opt.vertexName(res.Platform, "patch", d.Summary())
-			st = llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(summary), res.appLocation)
+			summary := opt.VertexName(res.Platform, "patch", d.Summary())
+			st = llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(summary), res.AppLocation)
 		} else {
-			layers := opt.layers()
+			layers := opt.Plan()
 			summary := d.Summary()
 			if cost := layers.PatchCost(); cost != "" {
 				summary += " (" + cost + ")"
 			}
-			st = layers.Patch(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(opt.vertexName(res.Platform, "patch", "release "+rel.Ref))),
-				res.App, res.AppContext, d.Changes, opt.vertexName(res.Platform, "patch", summary), res.appLocation)
+			st = layers.Patch(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(opt.VertexName(res.Platform, "patch", "release "+rel.Ref))),
+				res.App, res.AppContext, d.Changes, opt.VertexName(res.Platform, "patch", summary), res.AppLocation)
 		}
-		return &buildOutput{state: st, image: patchImage(res.Image, rel, d.Changes, opt), baseImage: rel.Image}, nil
+		return &buildOutput{state: st, image: convert.PatchImage(res.Image, rel, d.Changes, opt.Epoch), baseImage: rel.Image}, nil
 	}
 	out := &buildOutput{
-		state:     opt.layers().Full(res.Deps, res.AppTree, llb.WithCustomName(opt.vertexName(res.Platform, "app", d.Summary())), res.appLocation),
+		state:     opt.Plan().Full(res.Deps, res.AppTree, llb.WithCustomName(opt.VertexName(res.Platform, "app", d.Summary())), res.AppLocation),
 		image:     res.Image,
 		baseImage: res.BaseImage,
 	}
@@ -110,7 +109,7 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt, cands *candidateRead
 	if out.cacheFrom = d.DepsFrom.CacheRef(); out.cacheFrom != "" {
 		out.baseImage = depsOf(d.DepsFrom.Image)
 	}
-	if files := res.appList; files != nil {
+	if files := res.AppList; files != nil {
 		enc, err := files.Encode()
 		if err != nil {
 			// Over the list's bounds: the image is right; only later
@@ -136,7 +135,7 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt, cands *candidateRead
 // returned while the stage ran, its request would end and the export run
 // the stage again from the start (TestEarlyDependenciesAreNotRestarted).
 // Errors are the final solve's to report.
-func startDeps(ctx context.Context, c client.Client, e *Early, cands *candidateReader, fromClient []client.CacheOptionsEntry) <-chan struct{} {
+func startDeps(ctx context.Context, c client.Client, e *convert.Early, cands *candidateReader, fromClient []client.CacheOptionsEntry) <-chan struct{} {
 	maybe, depsFrom := decide.MightPatch(decideBuild(e), cands.resolve(ctx, e.Platform))
 	if maybe {
 		return nil // the app files decide
@@ -164,25 +163,6 @@ func depsOf(img *dockerspec.DockerOCIImage) *dockerspec.DockerOCIImage {
 	out := *img
 	ids := img.RootFS.DiffIDs
 	out.RootFS.DiffIDs = slices.Clone(ids[:max(len(ids)-1, 0)])
-	return &out
-}
-
-// patchImage is the config of a patch: the new Patchfile's config on the
-// release's layers, with one history entry for the patch layer.
-func patchImage(img *dockerspec.DockerOCIImage, rel *decide.Release, cs *filelist.ChangeSet, opt ConvertOpt) *dockerspec.DockerOCIImage {
-	out := *img
-	out.Config.Labels = maps.Clone(img.Config.Labels)
-	out.Config.Labels[decide.LabelRelease] = rel.Digest.String()
-	out.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(rel.Image.RootFS.DiffIDs)}
-	out.History = slices.Clone(rel.Image.History)
-	if !cs.Empty() {
-		t := imageTime(opt.Epoch)
-		out.History = append(out.History, ocispecs.History{
-			Created:   &t,
-			CreatedBy: fmt.Sprintf("APP patch: %d changed, %d deleted", len(cs.Changed), len(cs.Deleted)),
-			Comment:   historyComment,
-		})
-	}
 	return &out
 }
 

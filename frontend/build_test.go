@@ -59,7 +59,7 @@ func TestWithSource(t *testing.T) {
 	st := llb.Local("context")
 	def, err2 := st.Marshal(context.Background())
 	require.NoError(t, err2)
-	sm := llb.NewSourceMap(&st, "Patchfile", language, data)
+	sm := llb.NewSourceMap(&st, "Patchfile", patchfile.Language, data)
 	sm.Definition = def
 	err = withSource(err, sm)
 
@@ -69,7 +69,7 @@ func TestWithSource(t *testing.T) {
 	for _, s := range srcs {
 		require.Equal(t, "Patchfile", s.Info.Filename)
 		require.Equal(t, data, s.Info.Data)
-		require.Equal(t, language, s.Info.Language)
+		require.Equal(t, patchfile.Language, s.Info.Language)
 		require.NotNil(t, s.Info.Definition)
 		require.Len(t, s.Ranges, 1)
 		got = append(got, [2]int32{s.Ranges[0].Start.Line, s.Ranges[0].End.Line})

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/pkg/errors"
 )
@@ -20,7 +21,7 @@ import (
 // the dependency stage (startDeps) and the decision see the same configs,
 // even if a tag moves in between.
 type candidateReader struct {
-	opt  ConvertOpt
+	opt  convert.ConvertOpt
 	mu   sync.Mutex
 	seen map[string]candidate
 }
@@ -30,7 +31,7 @@ type candidate struct {
 	why *decide.Reason
 }
 
-func newCandidateReader(opt ConvertOpt) *candidateReader {
+func newCandidateReader(opt convert.ConvertOpt) *candidateReader {
 	return &candidateReader{opt: opt, seen: map[string]candidate{}}
 }
 
@@ -101,7 +102,7 @@ func isNotFound(err error, ref string) bool {
 // that nothing was there yet, without a warning.
 func (r *candidateReader) load(ctx context.Context, ref string, platform ocispecs.Platform) (*decide.Release, error) {
 	resolveOpt := sourceresolver.Opt{
-		LogName:  r.opt.vertexName(platform, "patch", "load metadata for "+ref),
+		LogName:  r.opt.VertexName(platform, "patch", "load metadata for "+ref),
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &platform, ResolveMode: r.opt.ImageResolveMode.String()},
 	}
 	_, dgst, dt, err := r.opt.MetaResolver.ResolveImageConfig(ctx, ref, resolveOpt)

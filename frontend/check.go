@@ -14,10 +14,21 @@ import (
 	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"github.com/moby/patternmatcher"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 )
+
+// checkContext is what the checks read of the build context: its files
+// listed, not read, so that a check costs no build.
+type checkContext interface {
+	// List lists the whole context without reading file contents;
+	// withIgnored includes what .dockerignore excludes.
+	List(ctx context.Context, withIgnored bool) ([]buildcontext.File, error)
+	// IgnorePatterns returns the .dockerignore (or Patchfile.dockerignore) patterns.
+	IgnorePatterns(ctx context.Context) ([]string, error)
+}
 
 // Check rules: what `docker buildx build --call=check` reports, without
 // building anything (it reads image references and lists the context).
@@ -34,7 +45,7 @@ const (
 var dependencyFolders = []string{"node_modules", ".venv", "venv", "__pycache__", "bower_components", ".bundle"}
 
 // Check runs the check rules on a Patchfile and its build context.
-func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
+func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.ConvertOpt, cs checkContext) (*lint.LintResults, error) {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil {
 		return nil, err
@@ -43,7 +54,7 @@ func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt Co
 }
 
 // runChecks is Check with the checks' options read.
-func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
+func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt convert.ConvertOpt, cs checkContext) (*lint.LintResults, error) {
 	results := &lint.LintResults{}
 	idx := results.AddSource(src.SourceMap)
 	skipped := func(rule string) bool { return cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) }
@@ -56,11 +67,11 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	metaEnv := metaArgEnv(pf, opt.BuildArgs)
 
 	if image, err := lex.ProcessWordWithMatches(pf.From.Image, metaEnv); err == nil {
-		if _, err := pinnedImage(image.Result); err != nil {
+		if _, err := convert.PinnedImage(image.Result); err != nil {
 			warn(ruleUnpinnedFrom, "FROM must pin its image by digest", err.Error(), pf.From.Location())
 		}
 	}
-	if _, overridden := opt.BuildArgs[keyPatchArg]; len(pf.Patch) == 0 && !overridden {
+	if _, overridden := opt.BuildArgs[convert.KeyPatchArg]; len(pf.Patch) == 0 && !overridden {
 		warn(rulePatchWithoutCandidate, "without PATCH every deploy is a full build",
 			"no PATCH line: every deploy rebuilds and pushes the whole app layer; add PATCH <registry>/<repo>:<release tag> after APP", pf.App.Location())
 	}
@@ -79,11 +90,11 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 			if err != nil {
 				continue
 			}
-			clean, err := contextPath(p.Result)
+			clean, err := convert.ContextPath(p.Result)
 			if err != nil {
 				continue
 			}
-			if !anyMatch(clean, files) {
+			if !convert.AnyMatch(clean, files) {
 				warn(ruleDepsMatchNoFile, "DEPS must name files of the build context",
 					fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", clean), deps.Location())
 			}
@@ -104,7 +115,7 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 // (or BUILDKIT_DOCKERFILE_CHECK=error=true) asks for it, as the Dockerfile
 // frontend does: a finding fails the build, located at its line, before
 // any step runs.
-func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt ConvertOpt, cs ContextSource) error {
+func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.ConvertOpt, cs checkContext) error {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil || !cfg.ReturnAsError {
 		return err
@@ -122,7 +133,7 @@ func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.Fil
 	if first.Location == nil || len(first.Location.Ranges) == 0 {
 		return err
 	}
-	return parser.WithLocationOnce(err, fromPBRanges(first.Location.Ranges))
+	return parser.WithLocationOnce(err, convert.FromPBRanges(first.Location.Ranges))
 }
 
 // keyCheckArg is the build arg that sets the checks' options, as for the
@@ -199,7 +210,7 @@ func excludedByApp(excludes []string, p, src string) bool {
 
 // ignoreExcludesNothing reports a .dockerignore whose patterns match no
 // entry of the context, or "".
-func ignoreExcludesNothing(ctx context.Context, cs ContextSource) string {
+func ignoreExcludesNothing(ctx context.Context, cs checkContext) string {
 	patterns, err := cs.IgnorePatterns(ctx)
 	if err != nil || len(patterns) == 0 {
 		return ""

@@ -10,8 +10,10 @@ import (
 
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/filelist"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/stretchr/testify/require"
 )
 
@@ -34,17 +36,13 @@ func (r *releaseResolver) ResolveImageConfig(ctx context.Context, ref string, op
 		// containerd's resolver's words for a tag that is not there.
 		return "", "", nil, fmt.Errorf("%s: not found", ref)
 	}
-	return (&fakeResolver{}).ResolveImageConfig(ctx, ref, opt)
+	return (&fake.Resolver{}).ResolveImageConfig(ctx, ref, opt)
 }
 
 // releaseConfig is the config a full build of res would push, with labels
 // edited by edit, and BuildKit's inline cache when withCache.
-func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels map[string]string)) []byte {
+func releaseConfig(t *testing.T, res *convert.Result, withCache bool, edit func(labels map[string]string)) []byte {
 	t.Helper()
-	list, err := appFileList(res.AppFiles, res.App)
-	require.NoError(t, err)
-	enc, err := list.Encode()
-	require.NoError(t, err)
 	labels := maps.Clone(res.Image.Config.Labels)
 	if edit != nil {
 		edit(labels)
@@ -54,7 +52,11 @@ func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels m
 		"config": map[string]any{"Labels": labels},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{ // base, dependency step, app
 			"sha256:" + strings.Repeat("1", 64), "sha256:" + strings.Repeat("2", 64), "sha256:" + strings.Repeat("3", 64)}},
-		filelist.ConfigField: enc,
+	}
+	if res.AppList != nil {
+		enc, err := res.AppList.Encode()
+		require.NoError(t, err)
+		cfg[filelist.ConfigField] = enc
 	}
 	if withCache {
 		cfg["moby.buildkit.cache.v0"] = "W3siZGlnZXN0Ijoic2hhMjU2OmFiYyJ9XQ=="
@@ -72,11 +74,11 @@ PATCH shop/web:release shop/web:older
 `
 
 func TestDecideReusesTheDependencyStage(t *testing.T) {
-	released, _, err := convert(t, decidePatchfile, shopContext(), nil)
+	released, _, err := convertText(t, decidePatchfile, fake.Shop(), nil)
 	require.NoError(t, err)
-	changed := shopContext()
+	changed := fake.Shop()
 	changed["src/server.js"] = `console.log("ho")`
-	rewritten := shopContext()
+	rewritten := fake.Shop()
 	rewritten["src/server.js"] = `console.log("a much longer line than before, to weigh more than half the app")`
 	otherApp := func(l map[string]string) { l[decide.LabelApp] = "sha256:" + strings.Repeat("a", 64) }
 	otherDeps := func(l map[string]string) { l[decide.LabelDeps] = "sha256:" + strings.Repeat("d", 64) }
@@ -85,7 +87,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 		name     string
 		releases map[string][]byte
 		args     map[string]string
-		files    fakeContext
+		files    fake.Context
 		patch    bool   // a patch build
 		depsFrom string // the release DepsFrom names ("" for none)
 		cache    bool   // the build imports its cache
@@ -103,7 +105,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			depsFrom: "docker.io/shop/web:release", cache: true, summary: "PATCH_MAX_SHARE=0: a new release instead of patching release"},
 		{name: "no change with PATCH_MAX_SHARE=0 is the release itself",
 			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
-			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: shopContext(), patch: true, summary: "no change, the release itself"},
+			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: fake.Shop(), patch: true, summary: "no change, the release itself"},
 		{name: "release without inline cache: say how to get one",
 			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, false, nil)},
 			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: changed,
@@ -149,10 +151,10 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _, err := convert(t, decidePatchfile, tc.files, tc.args)
+			res, _, err := convertText(t, decidePatchfile, tc.files, tc.args)
 			require.NoError(t, err)
 			resolver := &releaseResolver{releases: tc.releases}
-			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+			opt := convert.ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = tc.args
 			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
@@ -198,10 +200,10 @@ func TestDecideCapsTheReasons(t *testing.T) {
 		refs = append(refs, fmt.Sprintf("shop/locked%d:release", i))
 	}
 	args := map[string]string{"PATCH": strings.Join(refs, " ")}
-	res, _, err := convert(t, decidePatchfile, shopContext(), args)
+	res, _, err := convertText(t, decidePatchfile, fake.Shop(), args)
 	require.NoError(t, err)
 	resolver := &releaseResolver{}
-	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+	opt := convert.ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
 	opt.BuildArgs = args
 	out, err := plan(context.Background(), res, opt, newCandidateReader(opt))
 	require.NoError(t, err)
@@ -227,14 +229,14 @@ func TestDecideAppShapes(t *testing.T) {
 	} {
 		t.Run(tc.app, func(t *testing.T) {
 			pf := pinnedFrom + "WORKDIR /app\nDEPS package.json package-lock.json\nRUN npm ci\n" + tc.app + "\nPATCH shop/web:release\n"
-			released, _, err := convert(t, pf, shopContext(), nil)
+			released, _, err := convertText(t, pf, fake.Shop(), nil)
 			require.NoError(t, err)
-			changed := shopContext()
+			changed := fake.Shop()
 			changed["src/server.js"] = `console.log("ho")`
-			res, _, err := convert(t, pf, changed, nil)
+			res, _, err := convertText(t, pf, changed, nil)
 			require.NoError(t, err)
 			resolver := &releaseResolver{releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)}}
-			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+			opt := convert.ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = map[string]string{decide.KeyPatchMaxShare: "100"}
 			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)

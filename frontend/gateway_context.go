@@ -36,33 +36,33 @@ func (g *gatewayContext) Main(ctx context.Context, opts ...llb.LocalOption) (*ll
 }
 
 // Files solves the context narrowed to patterns and reads every file in it.
-func (g *gatewayContext) Files(ctx context.Context, name string, patterns []string) (*ContextFiles, error) {
+func (g *gatewayContext) Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
 	st, err := g.bc.MainContext(ctx,
 		llb.IncludePatterns(patterns),
 		llb.SharedKeyHint("patchfile-"+name),
 		dockerui.WithInternalName("load "+name))
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
 	if files, ok, err := g.hashInBuilder(ctx, *st, name); ok {
 		if err != nil {
-			return nil, errors.Wrapf(err, "reading %s", name)
+			return llb.State{}, nil, errors.Wrapf(err, "reading %s", name)
 		}
-		return &ContextFiles{State: *st, Files: files}, nil
+		return *st, files, nil
 	}
 	ref, err := g.solve(ctx, st, name)
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
 	files, err := ReadTree(ctx, ref, "/", true)
 	if err != nil {
-		return nil, errors.Wrapf(err, "reading %s", name)
+		return llb.State{}, nil, errors.Wrapf(err, "reading %s", name)
 	}
 	state, err := ref.ToState()
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
-	return &ContextFiles{State: state, Files: files}, nil
+	return state, files, nil
 }
 
 // keySource is the frontend option that names the frontend's own image

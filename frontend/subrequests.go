@@ -11,6 +11,7 @@ import (
 	"github.com/moby/buildkit/frontend/subrequests/targets"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
@@ -20,7 +21,7 @@ import (
 
 // subrequestHandler answers `docker buildx build --call=...` without
 // building: outline, targets, check (lint) and the LLB of the full build.
-func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() ConvertOpt, gctx ContextSource) dockerui.RequestHandler {
+func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() convert.ConvertOpt, gctx checkContext) dockerui.RequestHandler {
 	return dockerui.RequestHandler{
 		Outline: func(ctx context.Context) (*outline.Outline, error) {
 			return patchfileOutline(src, pf), nil
@@ -42,7 +43,7 @@ func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() Conv
 			return Check(ctx, src, pf, opt(), gctx)
 		},
 		ConvertLLB: func(ctx context.Context) (*convertllb.Result, error) {
-			res, err := Convert(ctx, pf, opt())
+			res, err := convert.Convert(ctx, pf, opt())
 			if err != nil {
 				return nil, err
 			}
@@ -68,7 +69,7 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline
 		addArgs(a)
 	}
 	o.Args = append(o.Args,
-		outline.Arg{Name: keyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
+		outline.Arg{Name: convert.KeyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
 		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
 	for _, inst := range pf.Steps {
 		switch inst := inst.(type) {
@@ -104,12 +105,12 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline
 }
 
 func toPBLocation(sourceIndex int, r []parser.Range) *pb.Location {
-	return &pb.Location{SourceIndex: int32(sourceIndex), Ranges: toPBRanges(r)}
+	return &pb.Location{SourceIndex: int32(sourceIndex), Ranges: convert.ToPBRanges(r)}
 }
 
 // toConvertLLB renders the full build's LLB as the ConvertLLB subrequest
 // does for Dockerfiles.
-func toConvertLLB(ctx context.Context, res *Result) (*convertllb.Result, error) {
+func toConvertLLB(ctx context.Context, res *convert.Result) (*convertllb.Result, error) {
 	def, err := res.State.Marshal(ctx)
 	if err != nil {
 		return nil, err

@@ -112,3 +112,7 @@ func (pf *File) add(inst Instruction) error {
 func atLine(err error, line int) error {
 	return parser.WithLocationOnce(err, []parser.Range{{Start: parser.Position{Line: line}, End: parser.Position{Line: line}}})
 }
+
+// Language names Patchfile sources in BuildKit's source maps and
+// entrypoint reads.
+const Language = "Patchfile"

@@ -1,4 +1,4 @@
-package frontend
+package convert
 
 import (
 	"context"
@@ -76,7 +76,7 @@ func (c *converter) resolveApp() (AppSpec, []string, error) {
 		if err != nil {
 			return spec, nil, err
 		}
-		if p, err = contextPath(p); err != nil {
+		if p, err = ContextPath(p); err != nil {
 			return spec, nil, errors.Wrap(err, "APP")
 		}
 		spec.Sources = append(spec.Sources, p)
@@ -117,21 +117,21 @@ func (c *converter) resolveApp() (AppSpec, []string, error) {
 
 // loadApp loads the context an APP instruction reads. The files are read
 // (and hashed) from the very state the copy uses.
-func (c *converter) loadApp(ctx context.Context, spec *AppSpec, patterns []string) (*ContextFiles, error) {
-	files, err := c.opt.Context.Files(ctx, "application files", patterns)
+func (c *converter) loadApp(ctx context.Context, spec *AppSpec, patterns []string) (llb.State, []buildcontext.File, error) {
+	st, files, err := c.opt.Context.Files(ctx, "application files", patterns)
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
 	for _, p := range patterns {
-		if !anyMatch(p, files.Files) {
-			return nil, errors.Errorf("APP %s matches no file in the build context: check the path (relative to the context root, also when it starts with /) and that .dockerignore does not exclude it", p)
+		if !AnyMatch(p, files) {
+			return llb.State{}, nil, errors.Errorf("APP %s matches no file in the build context: check the path (relative to the context root, also when it starts with /) and that .dockerignore does not exclude it", p)
 		}
 	}
-	if err := refuseSpecialFiles(files.Files, *spec); err != nil {
-		return nil, err
+	if err := refuseSpecialFiles(files, *spec); err != nil {
+		return llb.State{}, nil, err
 	}
-	spec.dirsKey = dirsKey(files.Files)
-	return files, nil
+	spec.dirsKey = dirsKey(files)
+	return st, files, nil
 }
 
 // appShips returns whether APP's copy ships a path (relative to its

@@ -1,4 +1,4 @@
-package frontend
+package convert
 
 import (
 	"fmt"
@@ -92,9 +92,9 @@ func (p fileOpsPlan) PatchCost() string {
 	return p.why + ": the release's layers are read"
 }
 
-// choosePlan picks the layer plan from the builder's LLB capabilities and
+// ChoosePlan picks the layer plan from the builder's LLB capabilities and
 // the PATCH_PLAN build arg.
-func choosePlan(caps *apicaps.CapSet, args map[string]string) (LayerPlan, error) {
+func ChoosePlan(caps *apicaps.CapSet, args map[string]string) (LayerPlan, error) {
 	lacks := missingCaps(caps, pb.CapMergeOp, pb.CapDiffOp)
 	switch v := args[keyPlanArg]; v {
 	case "", planAuto:
@@ -128,19 +128,19 @@ var requiredCaps = []apicaps.CapID{
 	pb.CapFileCopyIncludeExcludePatterns,
 }
 
-// checkBuilder fails when the builder lacks a capability every Patchfile
+// CheckBuilder fails when the builder lacks a capability every Patchfile
 // build needs.
-func checkBuilder(caps *apicaps.CapSet) error {
+func CheckBuilder(caps *apicaps.CapSet) error {
 	if lacks := missingCaps(caps, requiredCaps...); len(lacks) > 0 {
 		return builderLacks(lacks, "")
 	}
 	return nil
 }
 
-// checkDefinition fails when the builder lacks a capability that def
+// CheckDefinition fails when the builder lacks a capability that def
 // needs: the plans are picked to need none it lacks, so this is a last
 // guard that turns BuildKit's terse refusal into one that says the fix.
-func checkDefinition(def *llb.Definition, caps *apicaps.CapSet) error {
+func CheckDefinition(def *llb.Definition, caps *apicaps.CapSet) error {
 	need := map[apicaps.CapID]bool{}
 	for _, md := range def.Metadata {
 		for id := range md.Caps {

@@ -1,4 +1,4 @@
-package frontend
+package convert
 
 import (
 	"context"
@@ -71,7 +71,7 @@ func TestChoosePlan(t *testing.T) {
 			if tc.arg != "" {
 				args[keyPlanArg] = tc.arg
 			}
-			p, err := choosePlan(tc.caps, args)
+			p, err := ChoosePlan(tc.caps, args)
 			if tc.errParts != nil {
 				require.Error(t, err)
 				for _, part := range tc.errParts {
@@ -87,21 +87,21 @@ func TestChoosePlan(t *testing.T) {
 }
 
 func TestCheckBuilder(t *testing.T) {
-	require.NoError(t, checkBuilder(builderCaps(nil)))
-	require.NoError(t, checkBuilder(graphdriverCaps()), "a graphdriver engine lacks nothing every build needs")
+	require.NoError(t, CheckBuilder(builderCaps(nil)))
+	require.NoError(t, CheckBuilder(graphdriverCaps()), "a graphdriver engine lacks nothing every build needs")
 	noPatterns := builderCaps(func(c *apicapspb.APICap) {
 		if c.ID == string(pb.CapFileCopyIncludeExcludePatterns) {
 			c.ID = ""
 		}
 	})
-	err := checkBuilder(noPatterns)
+	err := CheckBuilder(noPatterns)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "this builder cannot build Patchfiles: it lacks file.copy.includeexcludepatterns (not supported by this builder's BuildKit)")
 	require.Contains(t, err.Error(), "docker buildx create --driver docker-container --use")
 }
 
 // TestPlansNeedWhatTheyClaim: the file-operations plan's definitions need
-// no capability a graphdriver engine lacks, and checkDefinition catches a
+// no capability a graphdriver engine lacks, and CheckDefinition catches a
 // Merge plan sent there anyway.
 func TestPlansNeedWhatTheyClaim(t *testing.T) {
 	ctx := context.Background()
@@ -124,7 +124,7 @@ func TestPlansNeedWhatTheyClaim(t *testing.T) {
 		} {
 			def, err := st.Marshal(ctx)
 			require.NoError(t, err)
-			err = checkDefinition(def, caps)
+			err = CheckDefinition(def, caps)
 			if tc.fails {
 				require.Error(t, err, "%s %s", tc.plan.Name(), name)
 				require.Contains(t, err.Error(), "MergeOp (disabled: only enabled with containerd image store backend)")

@@ -1,14 +1,20 @@
-package frontend
+package convert
 
 import (
+	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	pllb "github.com/patchfile/patchfile/llb"
 )
@@ -188,4 +194,23 @@ func escapePattern(name string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// PatchImage is the config of a patch: the new Patchfile's config on the
+// release's layers, with one history entry for the patch layer.
+func PatchImage(img *dockerspec.DockerOCIImage, rel *decide.Release, cs *filelist.ChangeSet, epoch *time.Time) *dockerspec.DockerOCIImage {
+	out := *img
+	out.Config.Labels = maps.Clone(img.Config.Labels)
+	out.Config.Labels[decide.LabelRelease] = rel.Digest.String()
+	out.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(rel.Image.RootFS.DiffIDs)}
+	out.History = slices.Clone(rel.Image.History)
+	if !cs.Empty() {
+		t := imageTime(epoch)
+		out.History = append(out.History, ocispecs.History{
+			Created:   &t,
+			CreatedBy: fmt.Sprintf("APP patch: %d changed, %d deleted", len(cs.Changed), len(cs.Deleted)),
+			Comment:   historyComment,
+		})
+	}
+	return &out
 }

@@ -1,4 +1,4 @@
-package frontend
+package convert
 
 import (
 	"context"
@@ -58,18 +58,18 @@ func (c *converter) convertDeps(ctx context.Context, inst *patchfile.DepsInstruc
 		if err != nil {
 			return err
 		}
-		p, err = contextPath(p)
+		p, err = ContextPath(p)
 		if err != nil {
 			return errors.Wrap(err, "DEPS")
 		}
 		patterns = append(patterns, p)
 	}
-	files, err := c.opt.Context.Files(ctx, "dependency manifests", patterns)
+	depsCtx, files, err := c.opt.Context.Files(ctx, "dependency manifests", patterns)
 	if err != nil {
 		return err
 	}
 	for _, p := range patterns {
-		if !anyMatch(p, files.Files) {
+		if !AnyMatch(p, files) {
 			return errors.Errorf("DEPS %s matches no file in the build context: check the path (relative to the context root) and that .dockerignore does not exclude it", p)
 		}
 	}
@@ -82,7 +82,7 @@ func (c *converter) convertDeps(ctx context.Context, inst *patchfile.DepsInstruc
 		workdir = "/"
 	}
 	var action *llb.FileAction
-	for _, f := range files.Files {
+	for _, f := range files {
 		if f.Mode.IsDir() || specialKind(f.Mode) != "" {
 			continue // DEPS copies files and symlinks; a directory source brings its files
 		}
@@ -90,7 +90,7 @@ func (c *converter) convertDeps(ctx context.Context, inst *patchfile.DepsInstruc
 		info.CreateDestPath = true
 		info.ChownOpt, info.Mode = chown, chmod
 		dest := path.Join(workdir, f.Path)
-		action = action.Copy(files.State, "/"+f.Path, dest, info) // a nil action starts the chain
+		action = action.Copy(depsCtx, "/"+f.Path, dest, info) // a nil action starts the chain
 		c.deps.add("DEPS", fmt.Sprintf("%s %o %s %s", dest, f.Mode, digest.NewDigestFromBytes(digest.SHA256, f.SHA256[:]), f.Linkname))
 	}
 	c.deps.add("DEPS-OPTS", inst.Chown+" "+inst.Chmod)
@@ -100,8 +100,8 @@ func (c *converter) convertDeps(ctx context.Context, inst *patchfile.DepsInstruc
 	return nil
 }
 
-// contextPath cleans a source path and keeps it inside the build context.
-func contextPath(p string) (string, error) {
+// ContextPath cleans a source path and keeps it inside the build context.
+func ContextPath(p string) (string, error) {
 	clean := path.Clean("/" + p)[1:]
 	if c := path.Clean(p); c == ".." || strings.HasPrefix(c, "../") {
 		return "", errors.Errorf("%s is outside the build context: sources are paths inside the context directory", p)
@@ -112,8 +112,8 @@ func contextPath(p string) (string, error) {
 	return clean, nil
 }
 
-// anyMatch tells whether a pattern (as .dockerignore writes them) matches a file.
-func anyMatch(pattern string, files []buildcontext.File) bool {
+// AnyMatch tells whether a pattern (as .dockerignore writes them) matches a file.
+func AnyMatch(pattern string, files []buildcontext.File) bool {
 	pm, err := patternmatcher.New([]string{pattern})
 	if err != nil {
 		return false

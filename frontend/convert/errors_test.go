@@ -1,4 +1,4 @@
-package frontend
+package convert
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 )
@@ -69,7 +70,7 @@ func TestConvertErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _, err := convert(t, tc.patchfile, shopContext(), nil)
+			res, _, err := convert(t, tc.patchfile, fake.Shop(), nil)
 			require.Error(t, err)
 			require.Nil(t, res)
 			for _, w := range tc.want {
@@ -90,7 +91,7 @@ func (failingResolver) ResolveImageConfig(context.Context, string, sourceresolve
 func TestConvertResolveError(t *testing.T) {
 	pf, err := patchfile.Parse([]byte("ARG X=1\n" + pinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
-	_, err = Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: failingResolver{}, Context: shopContext()})
+	_, err = Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: failingResolver{}, Context: fake.Shop()})
 	require.ErrorContains(t, err, "resolving base image docker.io/library/alpine@"+testDigest+": registry unreachable")
 	require.Equal(t, 2, firstLine(t, err))
 }
@@ -100,7 +101,7 @@ func TestConvertResolveError(t *testing.T) {
 func TestConvertWithoutSourceMap(t *testing.T) {
 	pf, err := patchfile.Parse([]byte(pinnedFrom + "WORKDIR /app\nRUN npm ci\nAPP . /app\n"))
 	require.NoError(t, err)
-	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fakeResolver{}, Context: shopContext()})
+	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: fake.Shop()})
 	require.NoError(t, err)
 	def, err := res.State.Marshal(context.Background())
 	require.NoError(t, err)
@@ -124,12 +125,12 @@ func TestConvertWithoutSourceMap(t *testing.T) {
 func TestContextPath(t *testing.T) {
 	for in, want := range map[string]string{".": ".", "./": ".", "/": ".", "/etc": "etc", "/../etc": "etc",
 		"src/": "src", "..data": "..data", "...": "...", "a/../..b": "..b", "a/..": "."} {
-		got, err := contextPath(in)
+		got, err := ContextPath(in)
 		require.NoError(t, err, in)
 		require.Equal(t, want, got, in)
 	}
 	for _, in := range []string{"..", "../", "../x", "a/../../x", "./.."} {
-		_, err := contextPath(in)
+		_, err := ContextPath(in)
 		require.ErrorContains(t, err, "is outside the build context", in)
 	}
 }

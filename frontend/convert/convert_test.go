@@ -1,4 +1,4 @@
-package frontend
+package convert
 
 import (
 	"context"
@@ -6,117 +6,34 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client/llb"
-	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/solver/pb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
-	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// update rewrites the LLB goldens: go test ./frontend -run TestConvertGolden -update
+// update rewrites the LLB goldens: go test ./frontend/convert -run TestConvertGolden -update
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
 
 // amd64 is the platform of every conversion test.
-var amd64 = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
-
-// fakeResolver serves one fixed image config for every reference, so that
-// conversions never reach a registry.
-type fakeResolver struct {
-	manifest digest.Digest
-	resolved []string // the references asked for
-}
-
-// fakeConfig is the base image config for a platform, as a registry
-// serves it: what matters is the PATH, which every exec op must inherit.
-func fakeConfig(p *ocispecs.Platform) []byte {
-	return []byte(`{
-  "architecture": "` + p.Architecture + `",
-  "os": "` + p.OS + `",
-  "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
-  "rootfs": {"type": "layers", "diff_ids": ["sha256:1111111111111111111111111111111111111111111111111111111111111111"]},
-  "history": [{"created_by": "base layer"}]
-}`)
-}
-
-func (r *fakeResolver) ResolveImageConfig(_ context.Context, ref string, opt sourceresolver.Opt) (string, digest.Digest, []byte, error) {
-	if opt.ImageOpt == nil || opt.ImageOpt.Platform == nil {
-		return "", "", nil, fmt.Errorf("resolving %s without a platform", ref)
-	}
-	p := opt.ImageOpt.Platform
-	r.resolved = append(r.resolved, ref+" "+p.Architecture)
-	m := r.manifest
-	if m == "" {
-		m = digest.FromString("manifest of " + ref + " for " + p.Architecture)
-	}
-	return ref, m, fakeConfig(p), nil
-}
-
-// fakeContext is a build context held in memory: path -> content.
-type fakeContext map[string]string
-
-func (fc fakeContext) Main(_ context.Context, opts ...llb.LocalOption) (*llb.State, error) {
-	st := llb.Local("context", append([]llb.LocalOption{llb.LocalUniqueID("fake")}, opts...)...)
-	return &st, nil
-}
-
-// Files returns the files matching patterns (all for none) with their
-// parent directories, sorted, as the gateway context does.
-func (fc fakeContext) Files(_ context.Context, name string, patterns []string) (*ContextFiles, error) {
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return nil, err
-	}
-	entries := map[string]buildcontext.File{}
-	for p, data := range fc {
-		if ok, _ := pm.MatchesOrParentMatches(p); len(patterns) > 0 && !ok {
-			continue
-		}
-		entries[p] = buildcontext.NewFile(p, 0o644, []byte(data))
-		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
-			entries[dir] = buildcontext.File{Path: dir, Mode: os.ModeDir | 0o755}
-		}
-	}
-	files := make([]buildcontext.File, 0, len(entries))
-	for _, f := range entries {
-		files = append(files, f)
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	st := llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("fake"))
-	return &ContextFiles{State: st, Files: files}, nil
-}
-
-// shopContext is the build context of most tests.
-func shopContext() fakeContext {
-	return fakeContext{
-		"package.json":      `{"name": "shop"}`,
-		"package-lock.json": `{"lockfileVersion": 3}`,
-		"web/package.json":  `{"name": "web"}`,
-		"src/server.js":     `console.log("hi")`,
-		"static/index.html": `<h1>shop</h1>`,
-		"README.md":         `# shop`,
-	}
-}
+var amd64 = fake.Amd64
 
 // convert parses and converts a Patchfile for linux/amd64 with the fakes.
-func convert(t *testing.T, text string, files fakeContext, args map[string]string) (*Result, *llb.SourceMap, error) {
+func convert(t *testing.T, text string, files fake.Context, args map[string]string) (*Result, *llb.SourceMap, error) {
 	t.Helper()
 	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
-	sm := llb.NewSourceMap(nil, "Patchfile", language, []byte(text))
-	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fakeResolver{}, SourceMap: sm, Context: files}
+	sm := llb.NewSourceMap(nil, "Patchfile", patchfile.Language, []byte(text))
+	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, SourceMap: sm, Context: files}
 	opt.BuildArgs = args
 	res, err := Convert(context.Background(), pf, opt)
 	return res, sm, err
@@ -266,7 +183,7 @@ WORKDIR /srv/www
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _, err := convert(t, tc.patchfile, shopContext(), tc.args)
+			res, _, err := convert(t, tc.patchfile, fake.Shop(), tc.args)
 			require.NoError(t, err)
 			got := renderLLB(t, res, tc.patchfile)
 			file := filepath.Join("testdata", "golden", tc.name+".json")
@@ -286,10 +203,10 @@ WORKDIR /srv/www
 func TestConvertResolvesForTarget(t *testing.T) {
 	pf, err := patchfile.Parse([]byte(pinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
-	r := &fakeResolver{}
-	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: r, Context: shopContext()})
+	r := &fake.Resolver{}
+	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: r, Context: fake.Shop()})
 	require.NoError(t, err)
-	require.Equal(t, []string{"docker.io/library/alpine@" + testDigest + " amd64"}, r.resolved)
+	require.Equal(t, []string{"docker.io/library/alpine@" + testDigest + " amd64"}, r.Resolved)
 	require.Equal(t, "amd64", res.Image.Architecture)
 	require.Equal(t, digest.Digest(testDigest), res.Identity.Base)
 	require.Equal(t, res.Identity.Labels(), map[string]string{
@@ -303,12 +220,12 @@ func TestConvertResolvesForTarget(t *testing.T) {
 // one the Patchfile set before it, as a Dockerfile does.
 func TestCmdBeforeEntrypoint(t *testing.T) {
 	const from = "FROM alpine@sha256:4f1d3b2a8c9e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a\n"
-	res, _, err := convert(t, from+"APP . /app\nCMD [\"serve\"]\nENTRYPOINT [\"/app/run\"]\n", shopContext(), nil)
+	res, _, err := convert(t, from+"APP . /app\nCMD [\"serve\"]\nENTRYPOINT [\"/app/run\"]\n", fake.Shop(), nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"/app/run"}, res.Image.Config.Entrypoint)
 	require.Equal(t, []string{"serve"}, res.Image.Config.Cmd)
 
-	res, _, err = convert(t, from+"APP . /app\nENTRYPOINT [\"/app/run\"]\n", shopContext(), nil)
+	res, _, err = convert(t, from+"APP . /app\nENTRYPOINT [\"/app/run\"]\n", fake.Shop(), nil)
 	require.NoError(t, err)
 	require.Nil(t, res.Image.Config.Cmd, "the base image's CMD is dropped")
 }

@@ -1,4 +1,4 @@
-package frontend
+package convert
 
 import (
 	"context"
@@ -55,23 +55,23 @@ type ConvertOpt struct {
 	// (startDeps). It must not block for long.
 	DepsReady func(ctx context.Context, e *Early)
 
-	// Layers is how the app files become layers (choosePlan); nil means
+	// Layers is how the app files become layers (ChoosePlan); nil means
 	// the Merge/Diff plan.
 	Layers LayerPlan
 }
 
-// layers returns the build's layer plan.
-func (o ConvertOpt) layers() LayerPlan {
+// Plan returns the build's layer plan.
+func (o ConvertOpt) Plan() LayerPlan {
 	if o.Layers == nil {
 		return mergeDiffPlan{}
 	}
 	return o.Layers
 }
 
-// vertexName is how a step shows in progress output: "[tag] text", with
+// VertexName is how a step shows in progress output: "[tag] text", with
 // the platform first when several are built ("[linux/arm64 deps 1/2] RUN
 // ..."), as BuildKit's Dockerfile frontend names its steps.
-func (o ConvertOpt) vertexName(p ocispecs.Platform, tag, text string) string {
+func (o ConvertOpt) VertexName(p ocispecs.Platform, tag, text string) string {
 	if o.MultiPlatformRequested {
 		tag = platforms.FormatAll(p) + " " + tag
 	}
@@ -111,13 +111,13 @@ type Result struct {
 	AppContext llb.State
 	// AppFiles are the context entries AppContext holds, read for hashing.
 	AppFiles []buildcontext.File
-	// appList is the app tree as a file list (appFileList), computed once
+	// AppList is the app tree as a file list (appFileList), computed once
 	// for the decision and the release's config; nil when the APP form
-	// cannot be patched, and appUnpatchable says why.
-	appList        *filelist.List
-	appUnpatchable string
+	// cannot be patched, and AppUnpatchable says why.
+	AppList        *filelist.List
+	AppUnpatchable string
 	// location ties ops to the APP line.
-	appLocation llb.ConstraintsOpt
+	AppLocation llb.ConstraintsOpt
 }
 
 // converter threads the state of one conversion through the instructions.
@@ -189,7 +189,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, 
 	if opt.DepsReady != nil {
 		opt.DepsReady(ctx, &early)
 	}
-	appFiles, err := c.loadApp(ctx, &app, appPatterns)
+	appContext, appFiles, err := c.loadApp(ctx, &app, appPatterns)
 	if err != nil {
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
@@ -198,17 +198,17 @@ func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, 
 	}
 	maps.Copy(c.image.Config.Labels, early.Identity.Labels())
 
-	appList, appUnpatchable, err := appTree(app, appFiles.Files)
+	AppList, AppUnpatchable, err := appTree(app, appFiles)
 	if err != nil {
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
-	tree := app.Tree(appFiles.State, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles.Files), app.Dest))), c.location(pf.App))
-	final := c.opt.layers().Full(deps, tree, llb.WithCustomName(c.opt.vertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
+	tree := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles), app.Dest))), c.location(pf.App))
+	final := c.opt.Plan().Full(deps, tree, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
 	return &Result{
 		Early: early, State: final, AppTree: tree, Image: c.image, BaseImage: baseImg,
-		App: app, AppContext: appFiles.State, AppFiles: appFiles.Files,
-		appList: appList, appUnpatchable: appUnpatchable,
-		appLocation: c.location(pf.App),
+		App: app, AppContext: appContext, AppFiles: appFiles,
+		AppList: AppList, AppUnpatchable: AppUnpatchable,
+		AppLocation: c.location(pf.App),
 	}, nil
 }
 
@@ -216,12 +216,12 @@ func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, 
 // changes nothing: (*llb.SourceMap)(nil).Location is a no-op, where a blank
 // custom name would erase the op's name.
 func (c *converter) location(inst patchfile.Instruction) llb.ConstraintsOpt {
-	return c.opt.SourceMap.Location(toPBRanges(inst.Location()))
+	return c.opt.SourceMap.Location(ToPBRanges(inst.Location()))
 }
 
-// fromPBRanges is toPBRanges undone: a lint result's location as an
+// FromPBRanges is ToPBRanges undone: a lint result's location as an
 // error's.
-func fromPBRanges(r []*pb.Range) []parser.Range {
+func FromPBRanges(r []*pb.Range) []parser.Range {
 	out := make([]parser.Range, 0, len(r))
 	for _, r := range r {
 		out = append(out, parser.Range{
@@ -232,7 +232,7 @@ func fromPBRanges(r []*pb.Range) []parser.Range {
 	return out
 }
 
-func toPBRanges(r []parser.Range) []*pb.Range {
+func ToPBRanges(r []parser.Range) []*pb.Range {
 	out := make([]*pb.Range, 0, len(r))
 	for _, r := range r {
 		out = append(out, &pb.Range{
@@ -263,7 +263,7 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 		}
 		c.platform = platforms.Normalize(c.platform)
 	}
-	base, err := pinnedImage(name)
+	base, err := PinnedImage(name)
 	if err != nil {
 		return fail(err)
 	}
@@ -271,7 +271,7 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 		return fail(err)
 	}
 	_, manifest, config, err := c.opt.MetaResolver.ResolveImageConfig(ctx, base.String(), sourceresolver.Opt{
-		LogName:  c.opt.vertexName(c.platform, "base", "load metadata for "+base.String()),
+		LogName:  c.opt.VertexName(c.platform, "base", "load metadata for "+base.String()),
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &c.platform, ResolveMode: c.opt.ImageResolveMode.String()},
 	})
 	if err != nil {
@@ -283,7 +283,7 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 	}
 	baseImg := img
 	c.image = newImage(&img, c.platform, c.opt.Epoch)
-	st := llb.Image(base.String(), llb.Platform(c.platform), llb.WithCustomName(c.opt.vertexName(c.platform, "base", base.String())), c.location(from))
+	st := llb.Image(base.String(), llb.Platform(c.platform), llb.WithCustomName(c.opt.VertexName(c.platform, "base", base.String())), c.location(from))
 	if st, err = st.WithImageConfig(config); err != nil {
 		return fail(err)
 	}
@@ -332,8 +332,8 @@ func namedContext(contexts map[string]string, image reference.Named, p ocispecs.
 	return "", "", false
 }
 
-// pinnedImage parses a FROM reference and insists on a digest.
-func pinnedImage(name string) (reference.Canonical, error) {
+// PinnedImage parses a FROM reference and insists on a digest.
+func PinnedImage(name string) (reference.Canonical, error) {
 	ref, err := reference.ParseNormalizedNamed(name)
 	if err != nil {
 		return nil, errors.Wrapf(err, "FROM %s is not a valid image reference", name)
@@ -427,14 +427,14 @@ func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) 
 	return nil
 }
 
-// keyPatchArg is the build arg that overrides PATCH: a list of references,
+// KeyPatchArg is the build arg that overrides PATCH: a list of references,
 // or empty to force a full build.
-const keyPatchArg = "PATCH"
+const KeyPatchArg = "PATCH"
 
 // patchRefs expands the PATCH candidates. ARGs declared before FROM are in
 // scope here too: a release reference is usually passed that way.
 func (c *converter) patchRefs() ([]string, bool, error) {
-	if v, ok := c.opt.BuildArgs[keyPatchArg]; ok {
+	if v, ok := c.opt.BuildArgs[KeyPatchArg]; ok {
 		// Presence, not emptiness: dockerui passes --build-arg PATCH= as "".
 		return strings.Fields(v), strings.TrimSpace(v) == "", nil
 	}

@@ -1,10 +1,11 @@
-package frontend
+package convert
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/stretchr/testify/require"
 )
 
@@ -22,7 +23,7 @@ CMD ["node", "src/server.js"]
 `
 
 // identityOf converts a Patchfile and returns the identity it records.
-func identityOf(t *testing.T, patchfile string, files fakeContext, args map[string]string) decide.Identity {
+func identityOf(t *testing.T, patchfile string, files fake.Context, args map[string]string) decide.Identity {
 	t.Helper()
 	res, _, err := convert(t, patchfile, files, args)
 	require.NoError(t, err)
@@ -39,8 +40,8 @@ func replace(t *testing.T, old, new string) string {
 }
 
 func TestIdentityIsStable(t *testing.T) {
-	a := identityOf(t, identityPatchfile, shopContext(), nil)
-	b := identityOf(t, identityPatchfile, shopContext(), nil)
+	a := identityOf(t, identityPatchfile, fake.Shop(), nil)
+	b := identityOf(t, identityPatchfile, fake.Shop(), nil)
 	require.Equal(t, a, b)
 	require.Equal(t, testDigest, a.Base.String())
 	require.NoError(t, a.Deps.Validate())
@@ -48,16 +49,16 @@ func TestIdentityIsStable(t *testing.T) {
 }
 
 func TestIdentityChanges(t *testing.T) {
-	base := identityOf(t, identityPatchfile, shopContext(), nil)
+	base := identityOf(t, identityPatchfile, fake.Shop(), nil)
 	otherDigest := "sha256:" + strings.Repeat("ab", 32)
 	cases := []struct {
 		name      string
 		patchfile func(t *testing.T) string
-		files     func(fakeContext)
+		files     func(fake.Context)
 		args      map[string]string
 		deps, app bool // whether Identity.Deps and Identity.App must change
 	}{
-		{name: "DEPS file content", files: func(fc fakeContext) { fc["package-lock.json"] = `{"lockfileVersion": 2}` }, deps: true},
+		{name: "DEPS file content", files: func(fc fake.Context) { fc["package-lock.json"] = `{"lockfileVersion": 2}` }, deps: true},
 		{name: "DEPS file list", patchfile: func(t *testing.T) string {
 			return replace(t, "DEPS package.json package-lock.json", "DEPS package.json")
 		}, deps: true},
@@ -83,8 +84,8 @@ func TestIdentityChanges(t *testing.T) {
 		{name: "base digest", patchfile: func(t *testing.T) string {
 			return replace(t, "node:20@"+testDigest, "node:20@"+otherDigest)
 		}, deps: true},
-		{name: "app file content", files: func(fc fakeContext) { fc["src/server.js"] = `console.log("changed")` }},
-		{name: "app file added and removed", files: func(fc fakeContext) {
+		{name: "app file content", files: func(fc fake.Context) { fc["src/server.js"] = `console.log("changed")` }},
+		{name: "app file added and removed", files: func(fc fake.Context) {
 			fc["src/new.js"] = "new"
 			delete(fc, "README.md")
 		}},
@@ -117,7 +118,7 @@ func TestIdentityChanges(t *testing.T) {
 			if tc.patchfile != nil {
 				patchfile = tc.patchfile(t)
 			}
-			files := shopContext()
+			files := fake.Shop()
 			if tc.files != nil {
 				tc.files(files)
 			}
@@ -137,8 +138,8 @@ func TestIdentityChanges(t *testing.T) {
 }
 
 func TestIdentityPlatform(t *testing.T) {
-	amd := identityOf(t, identityPatchfile, shopContext(), nil)
-	arm := identityOf(t, strings.Replace(identityPatchfile, "FROM ", "FROM --platform=linux/arm64 ", 1), shopContext(), nil)
+	amd := identityOf(t, identityPatchfile, fake.Shop(), nil)
+	arm := identityOf(t, strings.Replace(identityPatchfile, "FROM ", "FROM --platform=linux/arm64 ", 1), fake.Shop(), nil)
 	require.Equal(t, amd.Base, arm.Base, "one index digest for both platforms")
 	require.NotEqual(t, amd.Deps, arm.Deps)
 	require.Equal(t, amd.App, arm.App)
