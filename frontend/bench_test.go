@@ -119,12 +119,12 @@ func (r *benchResolver) ResolveImageConfig(_ context.Context, ref string, _ sour
 	return ref, digest.FromString("base manifest"), cfg, nil
 }
 
-func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []buildcontext.File) (*convert.Result, convert.ConvertOpt) {
+func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []buildcontext.File) (*convert.Result, convert.Opt) {
 	pf, err := patchfile.Parse([]byte(benchPatchfile))
 	if err != nil {
 		b.Fatal(err)
 	}
-	opt := convert.ConvertOpt{TargetPlatform: &benchPlatform, MetaResolver: resolver, Context: &benchContext{files: files},
+	opt := convert.Opt{TargetPlatform: &benchPlatform, MetaResolver: resolver, Context: &benchContext{files: files},
 		SourceMap: llb.NewSourceMap(nil, "Patchfile", patchfile.Language, []byte(benchPatchfile))}
 	opt.BuildArgs = map[string]string{}
 	res, err := convert.Convert(context.Background(), pf, opt)
@@ -178,7 +178,7 @@ func BenchmarkPlanPatch(b *testing.B) {
 	res, opt := benchConvert(b, resolver, benchFiles(3000, 42))
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := plan(ctx, res, opt, newCandidateReader(opt))
+		out, err := outputOf(ctx, res, opt, newCandidateReader(opt))
 		if err != nil {
 			b.Fatal(err)
 		}

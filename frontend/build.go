@@ -68,8 +68,8 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	gctx := &gatewayContext{bc: bc, c: c}
 	// convertOpt is called once per platform: each gets its own build args
 	// map, as dockerui.Client.Build runs the platforms concurrently.
-	convertOpt := func() convert.ConvertOpt {
-		opt := convert.ConvertOpt{Config: bc.Config, MetaResolver: c, SourceMap: src.SourceMap, Context: gctx, Epoch: epoch,
+	convertOpt := func() convert.Opt {
+		opt := convert.Opt{Config: bc.Config, MetaResolver: c, SourceMap: src.SourceMap, Context: gctx, Epoch: epoch,
 			NamedContexts: namedContexts(c.BuildOpts().Opts), Layers: layers}
 		opt.BuildArgs = maps.Clone(bc.BuildArgs)
 		return opt
@@ -97,12 +97,12 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		opt.TargetPlatform = platform
 		cands := newCandidateReader(opt)
 		var depsDone <-chan struct{}
-		opt.DepsReady = func(ctx context.Context, e *convert.Early) { depsDone = startDeps(ctx, c, e, cands, bc.CacheImports) }
+		opt.DepsReady = func(ctx context.Context, e *convert.BeforeApp) { depsDone = startDeps(ctx, c, e, cands, bc.CacheImports) }
 		res, err := convert.Convert(ctx, pf, opt)
 		if err != nil {
 			return nil, err
 		}
-		out, err := plan(ctx, res, opt, cands)
+		out, err := outputOf(ctx, res, opt, cands)
 		if err != nil {
 			return nil, err
 		}

@@ -58,24 +58,25 @@ func withReleaseCache(fromClient []client.CacheOptionsEntry, release string) []c
 
 // decision is the decide package's answer for a conversion, its
 // candidates read through cands.
-func decision(ctx context.Context, res *convert.Result, opt convert.ConvertOpt, cands *candidateReader) (*decide.Decision, error) {
+func decision(ctx context.Context, res *convert.Result, opt convert.Opt, cands *candidateReader) (*decide.Decision, error) {
 	maxShare, err := decide.MaxShare(opt.BuildArgs)
 	if err != nil {
 		return nil, err
 	}
-	b := decideBuild(&res.Early)
+	b := decideBuild(&res.BeforeApp)
 	b.App, b.AppUnpatchable, b.MaxShare = res.AppList, res.AppUnpatchable, maxShare
 	return decide.Decide(b, cands.resolve(ctx, res.Platform)), nil
 }
 
 // decideBuild is what the decision knows of a build before its app files
 // are read.
-func decideBuild(e *convert.Early) decide.Build {
+func decideBuild(e *convert.BeforeApp) decide.Build {
 	return decide.Build{Identity: e.Identity, Platform: e.Platform, PatchRefs: e.PatchRefs, PatchDisabled: e.PatchDisabled}
 }
 
-// plan turns a conversion into a patch build or a full build.
-func plan(ctx context.Context, res *convert.Result, opt convert.ConvertOpt, cands *candidateReader) (*buildOutput, error) {
+// outputOf is what a platform exports: the decision taken on a conversion,
+// its patch or its full build, with the config, warnings and cache imports.
+func outputOf(ctx context.Context, res *convert.Result, opt convert.Opt, cands *candidateReader) (*buildOutput, error) {
 	d, err := decision(ctx, res, opt, cands)
 	if err != nil {
 		return nil, err
@@ -135,7 +136,7 @@ func plan(ctx context.Context, res *convert.Result, opt convert.ConvertOpt, cand
 // returned while the stage ran, its request would end and the export run
 // the stage again from the start (TestEarlyDependenciesAreNotRestarted).
 // Errors are the final solve's to report.
-func startDeps(ctx context.Context, c client.Client, e *convert.Early, cands *candidateReader, fromClient []client.CacheOptionsEntry) <-chan struct{} {
+func startDeps(ctx context.Context, c client.Client, e *convert.BeforeApp, cands *candidateReader, fromClient []client.CacheOptionsEntry) <-chan struct{} {
 	maybe, depsFrom := decide.MightPatch(decideBuild(e), cands.resolve(ctx, e.Platform))
 	if maybe {
 		return nil // the app files decide

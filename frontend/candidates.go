@@ -21,7 +21,7 @@ import (
 // the dependency stage (startDeps) and the decision see the same configs,
 // even if a tag moves in between.
 type candidateReader struct {
-	opt  convert.ConvertOpt
+	opt  convert.Opt
 	mu   sync.Mutex
 	seen map[string]candidate
 }
@@ -31,7 +31,7 @@ type candidate struct {
 	why *decide.Reason
 }
 
-func newCandidateReader(opt convert.ConvertOpt) *candidateReader {
+func newCandidateReader(opt convert.Opt) *candidateReader {
 	return &candidateReader{opt: opt, seen: map[string]candidate{}}
 }
 

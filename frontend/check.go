@@ -45,7 +45,7 @@ const (
 var dependencyFolders = []string{"node_modules", ".venv", "venv", "__pycache__", "bower_components", ".bundle"}
 
 // Check runs the check rules on a Patchfile and its build context.
-func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.ConvertOpt, cs checkContext) (*lint.LintResults, error) {
+func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) (*lint.LintResults, error) {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt co
 }
 
 // runChecks is Check with the checks' options read.
-func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt convert.ConvertOpt, cs checkContext) (*lint.LintResults, error) {
+func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) (*lint.LintResults, error) {
 	results := &lint.LintResults{}
 	idx := results.AddSource(src.SourceMap)
 	skipped := func(rule string) bool { return cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) }
@@ -115,7 +115,7 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 // (or BUILDKIT_DOCKERFILE_CHECK=error=true) asks for it, as the Dockerfile
 // frontend does: a finding fails the build, located at its line, before
 // any step runs.
-func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.ConvertOpt, cs checkContext) error {
+func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) error {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil || !cfg.ReturnAsError {
 		return err

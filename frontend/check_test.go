@@ -16,13 +16,13 @@ import (
 
 // checkInputs is what the checks are handed for a Patchfile and a context:
 // its source, its parse and the build args.
-func checkInputs(t *testing.T, text string, files fake.Context, args map[string]string) (*dockerui.Source, *patchfile.File, convert.ConvertOpt) {
+func checkInputs(t *testing.T, text string, files fake.Context, args map[string]string) (*dockerui.Source, *patchfile.File, convert.Opt) {
 	t.Helper()
 	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
 	sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(text))
 	sm.Definition = &llb.Definition{}
-	opt := convert.ConvertOpt{Context: files}
+	opt := convert.Opt{Context: files}
 	opt.BuildArgs = args
 	return &dockerui.Source{SourceMap: sm}, pf, opt
 }

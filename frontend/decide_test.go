@@ -154,7 +154,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			res, _, err := convertText(t, decidePatchfile, tc.files, tc.args)
 			require.NoError(t, err)
 			resolver := &releaseResolver{releases: tc.releases}
-			opt := convert.ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+			opt := convert.Opt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = tc.args
 			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
@@ -165,7 +165,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			}
 			require.Contains(t, d.Summary(), tc.summary)
 			require.Equal(t, tc.warn, d.Warns(), d.Summary())
-			out, err := plan(context.Background(), res, opt, newCandidateReader(opt))
+			out, err := outputOf(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
 			if tc.depsFrom == "" {
 				require.Nil(t, d.DepsFrom, d.Summary())
@@ -203,9 +203,9 @@ func TestDecideCapsTheReasons(t *testing.T) {
 	res, _, err := convertText(t, decidePatchfile, fake.Shop(), args)
 	require.NoError(t, err)
 	resolver := &releaseResolver{}
-	opt := convert.ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+	opt := convert.Opt{TargetPlatform: &amd64, MetaResolver: resolver}
 	opt.BuildArgs = args
-	out, err := plan(context.Background(), res, opt, newCandidateReader(opt))
+	out, err := outputOf(context.Background(), res, opt, newCandidateReader(opt))
 	require.NoError(t, err)
 	require.Contains(t, out.warn, "candidate shop/locked2:release unreachable (failed to authorize: 401 Unauthorized); and 497 more candidates; building in full")
 	require.NotContains(t, out.warn, "shop/locked3:")
@@ -236,7 +236,7 @@ func TestDecideAppShapes(t *testing.T) {
 			res, _, err := convertText(t, pf, changed, nil)
 			require.NoError(t, err)
 			resolver := &releaseResolver{releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)}}
-			opt := convert.ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+			opt := convert.Opt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = map[string]string{decide.KeyPatchMaxShare: "100"}
 			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)

@@ -39,7 +39,7 @@ func convertText(t *testing.T, text string, files fake.Context, args map[string]
 	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
 	sm := llb.NewSourceMap(nil, "Patchfile", patchfile.Language, []byte(text))
-	opt := convert.ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, SourceMap: sm, Context: files}
+	opt := convert.Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, SourceMap: sm, Context: files}
 	opt.BuildArgs = args
 	res, err := convert.Convert(context.Background(), pf, opt)
 	return res, sm, err

@@ -1,5 +1,3 @@
-// Package integration builds real images with a real buildkitd and registry
-// (started per run by internal/stack) and asserts on what the images hold.
 package integration
 
 import (

@@ -32,8 +32,8 @@ import (
 // historyComment marks the history entries a Patchfile build writes.
 const historyComment = "patchfile.v0"
 
-// ConvertOpt is everything a conversion needs besides the Patchfile.
-type ConvertOpt struct {
+// Opt is everything a conversion needs besides the Patchfile.
+type Opt struct {
 	dockerui.Config
 	// TargetPlatform is the platform to build; nil means the build platform.
 	TargetPlatform *ocispecs.Platform
@@ -53,7 +53,7 @@ type ConvertOpt struct {
 	// and hashing them takes seconds on a large app, which Build spends
 	// running the dependency stage when no candidate can be patched
 	// (startDeps). It must not block for long.
-	DepsReady func(ctx context.Context, e *Early)
+	DepsReady func(ctx context.Context, e *BeforeApp)
 
 	// Layers is how the app files become layers (ChoosePlan); nil means
 	// the Merge/Diff plan.
@@ -61,7 +61,7 @@ type ConvertOpt struct {
 }
 
 // Plan returns the build's layer plan.
-func (o ConvertOpt) Plan() LayerPlan {
+func (o Opt) Plan() LayerPlan {
 	if o.Layers == nil {
 		return mergeDiffPlan{}
 	}
@@ -71,17 +71,17 @@ func (o ConvertOpt) Plan() LayerPlan {
 // VertexName is how a step shows in progress output: "[tag] text", with
 // the platform first when several are built ("[linux/arm64 deps 1/2] RUN
 // ..."), as BuildKit's Dockerfile frontend names its steps.
-func (o ConvertOpt) VertexName(p ocispecs.Platform, tag, text string) string {
+func (o Opt) VertexName(p ocispecs.Platform, tag, text string) string {
 	if o.MultiPlatformRequested {
 		tag = platforms.FormatAll(p) + " " + tag
 	}
 	return "[" + tag + "] " + text
 }
 
-// Early is what a conversion knows before it reads the app files: the
+// BeforeApp is what a conversion knows before it reads the app files: the
 // dependency stage, and enough to tell whether a candidate could be
 // patched.
-type Early struct {
+type BeforeApp struct {
 	// Deps is the dependency stage alone.
 	Deps llb.State
 	// Identity says what the build was made of, as recorded in the labels.
@@ -96,7 +96,7 @@ type Early struct {
 
 // Result is the LLB and image config of one platform's full build.
 type Result struct {
-	Early
+	BeforeApp
 	// State is the final filesystem: the app tree on the dependency stage.
 	State llb.State
 	// AppTree is the application files on an empty filesystem.
@@ -122,7 +122,7 @@ type Result struct {
 
 // converter threads the state of one conversion through the instructions.
 type converter struct {
-	opt      ConvertOpt
+	opt      Opt
 	pf       *patchfile.File
 	platform ocispecs.Platform
 	lex      *shell.Lex
@@ -137,7 +137,7 @@ type converter struct {
 }
 
 // Convert turns a Patchfile into the LLB and image config of a full build.
-func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, error) {
+func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) {
 	platform := platforms.Normalize(platforms.DefaultSpec())
 	if len(opt.BuildPlatforms) > 0 {
 		platform = opt.BuildPlatforms[0]
@@ -184,10 +184,10 @@ func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	early := Early{Deps: deps, Identity: decide.Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()},
+	before := BeforeApp{Deps: deps, Identity: decide.Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()},
 		PatchRefs: patchRefs, PatchDisabled: patchDisabled, Platform: c.platform}
 	if opt.DepsReady != nil {
-		opt.DepsReady(ctx, &early)
+		opt.DepsReady(ctx, &before)
 	}
 	appContext, appFiles, err := c.loadApp(ctx, &app, appPatterns)
 	if err != nil {
@@ -196,7 +196,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, 
 	if c.image.Config.Labels == nil {
 		c.image.Config.Labels = map[string]string{}
 	}
-	maps.Copy(c.image.Config.Labels, early.Identity.Labels())
+	maps.Copy(c.image.Config.Labels, before.Identity.Labels())
 
 	AppList, AppUnpatchable, err := appTree(app, appFiles)
 	if err != nil {
@@ -205,7 +205,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt ConvertOpt) (*Result, 
 	tree := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles), app.Dest))), c.location(pf.App))
 	final := c.opt.Plan().Full(deps, tree, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
 	return &Result{
-		Early: early, State: final, AppTree: tree, Image: c.image, BaseImage: baseImg,
+		BeforeApp: before, State: final, AppTree: tree, Image: c.image, BaseImage: baseImg,
 		App: app, AppContext: appContext, AppFiles: appFiles,
 		AppList: AppList, AppUnpatchable: AppUnpatchable,
 		AppLocation: c.location(pf.App),

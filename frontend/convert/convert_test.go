@@ -33,7 +33,7 @@ func convert(t *testing.T, text string, files fake.Context, args map[string]stri
 	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
 	sm := llb.NewSourceMap(nil, "Patchfile", patchfile.Language, []byte(text))
-	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, SourceMap: sm, Context: files}
+	opt := Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, SourceMap: sm, Context: files}
 	opt.BuildArgs = args
 	res, err := Convert(context.Background(), pf, opt)
 	return res, sm, err
@@ -204,7 +204,7 @@ func TestConvertResolvesForTarget(t *testing.T) {
 	pf, err := patchfile.Parse([]byte(pinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
 	r := &fake.Resolver{}
-	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: r, Context: fake.Shop()})
+	res, err := Convert(context.Background(), pf, Opt{TargetPlatform: &amd64, MetaResolver: r, Context: fake.Shop()})
 	require.NoError(t, err)
 	require.Equal(t, []string{"docker.io/library/alpine@" + testDigest + " amd64"}, r.Resolved)
 	require.Equal(t, "amd64", res.Image.Architecture)

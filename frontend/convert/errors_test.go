@@ -91,7 +91,7 @@ func (failingResolver) ResolveImageConfig(context.Context, string, sourceresolve
 func TestConvertResolveError(t *testing.T) {
 	pf, err := patchfile.Parse([]byte("ARG X=1\n" + pinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
-	_, err = Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: failingResolver{}, Context: fake.Shop()})
+	_, err = Convert(context.Background(), pf, Opt{TargetPlatform: &amd64, MetaResolver: failingResolver{}, Context: fake.Shop()})
 	require.ErrorContains(t, err, "resolving base image docker.io/library/alpine@"+testDigest+": registry unreachable")
 	require.Equal(t, 2, firstLine(t, err))
 }
@@ -101,7 +101,7 @@ func TestConvertResolveError(t *testing.T) {
 func TestConvertWithoutSourceMap(t *testing.T) {
 	pf, err := patchfile.Parse([]byte(pinnedFrom + "WORKDIR /app\nRUN npm ci\nAPP . /app\n"))
 	require.NoError(t, err)
-	res, err := Convert(context.Background(), pf, ConvertOpt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: fake.Shop()})
+	res, err := Convert(context.Background(), pf, Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: fake.Shop()})
 	require.NoError(t, err)
 	def, err := res.State.Marshal(context.Background())
 	require.NoError(t, err)
