@@ -97,7 +97,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		opt.TargetPlatform = platform
 		cands := newCandidateReader(opt)
 		var depsDone <-chan struct{}
-		opt.DepsReady = func(ctx context.Context, e *convert.BeforeApp) { depsDone = startDeps(ctx, c, e, cands, bc.CacheImports) }
+		opt.DepsReady = func(ctx context.Context, e *convert.BeforeApp) {
+			depsDone = startDeps(ctx, c, e, cands, bc.CacheImports)
+		}
 		res, err := convert.Convert(ctx, pf, opt)
 		if err != nil {
 			return nil, err
