@@ -9,6 +9,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	dfparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
@@ -46,13 +47,13 @@ func TestLocations(t *testing.T) {
 
 // TestLocationsOfParsePatchfile checks a real joined parse error.
 func TestLocationsOfParsePatchfile(t *testing.T) {
-	_, err := patchfile.Parse([]byte(pinnedFrom + "RUNN a\nAPP . /app\nRUN \\\n  b\n"))
+	_, err := patchfile.Parse([]byte(fake.PinnedFrom + "RUNN a\nAPP . /app\nRUN \\\n  b\n"))
 	require.Error(t, err)
 	require.Equal(t, [][]parser.Range{lines(2), lines(4, 5)}, locations(err))
 }
 
 func TestWithSource(t *testing.T) {
-	data := []byte(pinnedFrom + "RUNN a\nAPP . /app\nRUN b\n")
+	data := []byte(fake.PinnedFrom + "RUNN a\nAPP . /app\nRUN b\n")
 	_, err := patchfile.Parse(data)
 	require.Error(t, err)
 	// As dockerui.ReadEntrypoint makes it: the context state and its definition.

@@ -123,7 +123,7 @@ PATCH registry.example.com/web:release
 	err := run("# check=error=true\n"+body, nil)
 	require.ErrorContains(t, err, "check=error=true: AppShipsDependencies: APP ships node_modules/ from the build context")
 	require.ErrorContains(t, err, "# check=skip=AppShipsDependencies")
-	require.Equal(t, 4, firstLine(t, err), "the APP line")
+	require.Equal(t, 4, fake.FirstLine(t, err), "the APP line")
 	require.NoError(t, run("# check=error=true;skip=AppShipsDependencies\n"+body, nil))
 	require.Error(t, run(body, map[string]string{keyCheckArg: "error=true"}), "the build arg too")
 }

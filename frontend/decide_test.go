@@ -66,7 +66,7 @@ func releaseConfig(t *testing.T, res *convert.Result, withCache bool, edit func(
 	return dt
 }
 
-const decidePatchfile = pinnedFrom + `WORKDIR /app
+const decidePatchfile = fake.PinnedFrom + `WORKDIR /app
 DEPS package.json package-lock.json
 RUN npm ci
 APP . /app
@@ -228,7 +228,7 @@ func TestDecideAppShapes(t *testing.T) {
 		{app: "APP src/server.js /app/"},
 	} {
 		t.Run(tc.app, func(t *testing.T) {
-			pf := pinnedFrom + "WORKDIR /app\nDEPS package.json package-lock.json\nRUN npm ci\n" + tc.app + "\nPATCH shop/web:release\n"
+			pf := fake.PinnedFrom + "WORKDIR /app\nDEPS package.json package-lock.json\nRUN npm ci\n" + tc.app + "\nPATCH shop/web:release\n"
 			released, _, err := convertText(t, pf, fake.Shop(), nil)
 			require.NoError(t, err)
 			changed := fake.Shop()

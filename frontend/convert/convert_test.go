@@ -143,7 +143,7 @@ func TestConvertGolden(t *testing.T) {
 		args      map[string]string
 	}{
 		{name: "basic", patchfile: `# syntax=registry.example.com/patchfile:1
-FROM node:20-bookworm-slim@` + testDigest + `
+FROM node:20-bookworm-slim@` + fake.TestDigest + `
 WORKDIR /app
 DEPS package.json package-lock.json
 RUN --mount=type=cache,target=/cache/npm npm ci --cache /cache/npm --omit=dev
@@ -155,7 +155,7 @@ USER node
 CMD ["node", "src/server.js"]
 `},
 		{name: "stage", args: map[string]string{"NPM_TAG": "next"}, patchfile: `ARG IMAGE=node
-FROM --platform=linux/arm64 ${IMAGE}@` + testDigest + `
+FROM --platform=linux/arm64 ${IMAGE}@` + fake.TestDigest + `
 ARG NPM_TAG=latest
 ENV NODE_ENV=production \
     HOME=/home/node
@@ -171,7 +171,7 @@ RUN --network=none \
 RUN ["node", "-e", "require('./package.json')"]
 APP src /app/
 `},
-		{name: "app-options", patchfile: pinnedFrom + `WORKDIR /srv
+		{name: "app-options", patchfile: fake.PinnedFrom + `WORKDIR /srv
 APP --chown=1000:1000 --chmod=0644 --exclude=*.md --exclude=static/tmp src static www
 LABEL org.opencontainers.image.title="shop web"
 ENTRYPOINT ["/sbin/tini", "--"]
@@ -201,14 +201,14 @@ WORKDIR /srv/www
 
 // TestConvertResolvesForTarget checks the base is resolved for the platform built.
 func TestConvertResolvesForTarget(t *testing.T) {
-	pf, err := patchfile.Parse([]byte(pinnedFrom + "APP . /app\n"))
+	pf, err := patchfile.Parse([]byte(fake.PinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
 	r := &fake.Resolver{}
 	res, err := Convert(context.Background(), pf, Opt{TargetPlatform: &amd64, MetaResolver: r, Context: fake.Shop()})
 	require.NoError(t, err)
-	require.Equal(t, []string{"docker.io/library/alpine@" + testDigest + " amd64"}, r.Resolved)
+	require.Equal(t, []string{"docker.io/library/alpine@" + fake.TestDigest + " amd64"}, r.Resolved)
 	require.Equal(t, "amd64", res.Image.Architecture)
-	require.Equal(t, digest.Digest(testDigest), res.Identity.Base)
+	require.Equal(t, digest.Digest(fake.TestDigest), res.Identity.Base)
 	require.Equal(t, res.Identity.Labels(), map[string]string{
 		decide.LabelBase: res.Image.Config.Labels[decide.LabelBase],
 		decide.LabelDeps: res.Image.Config.Labels[decide.LabelDeps],

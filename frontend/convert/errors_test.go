@@ -29,43 +29,43 @@ func TestConvertErrors(t *testing.T) {
 			want: []string{"FROM alpine:3.20 is not pinned", "FROM alpine:3.20@sha256:<digest>"}, line: 2},
 		{name: "unpinned FROM without tag", patchfile: "FROM registry.example.com/base\nAPP . /app\n",
 			want: []string{"is not pinned", "FROM registry.example.com/base@sha256:<digest>"}, line: 1},
-		{name: "invalid FROM", patchfile: "FROM Alpine@" + testDigest + "\nAPP . /app\n",
-			want: []string{"FROM Alpine@" + testDigest + " is not a valid image reference"}, line: 1},
-		{name: "bad FROM platform", patchfile: "FROM --platform=linux/nope/x/y alpine@" + testDigest + "\nAPP . /app\n",
+		{name: "invalid FROM", patchfile: "FROM Alpine@" + fake.TestDigest + "\nAPP . /app\n",
+			want: []string{"FROM Alpine@" + fake.TestDigest + " is not a valid image reference"}, line: 1},
+		{name: "bad FROM platform", patchfile: "FROM --platform=linux/nope/x/y alpine@" + fake.TestDigest + "\nAPP . /app\n",
 			want: []string{"FROM --platform=linux/nope/x/y"}, line: 1},
-		{name: "DEPS matching no file", patchfile: pinnedFrom + "WORKDIR /app\nDEPS package.json yarn.lock\nAPP . /app\n",
+		{name: "DEPS matching no file", patchfile: fake.PinnedFrom + "WORKDIR /app\nDEPS package.json yarn.lock\nAPP . /app\n",
 			want: []string{"DEPS yarn.lock matches no file in the build context", ".dockerignore"}, line: 3},
-		{name: "DEPS outside the context", patchfile: pinnedFrom + "DEPS ../secrets.json\nAPP . /app\n",
+		{name: "DEPS outside the context", patchfile: fake.PinnedFrom + "DEPS ../secrets.json\nAPP . /app\n",
 			want: []string{"DEPS", "../secrets.json is outside the build context"}, line: 2},
-		{name: "DEPS bad chmod", patchfile: pinnedFrom + "DEPS --chmod=xyz package.json\nAPP . /app\n",
+		{name: "DEPS bad chmod", patchfile: fake.PinnedFrom + "DEPS --chmod=xyz package.json\nAPP . /app\n",
 			want: []string{"--chmod=xyz is not an octal mode", "--chmod=0644"}, line: 2},
-		{name: "APP to /", patchfile: pinnedFrom + "APP . /\n",
+		{name: "APP to /", patchfile: fake.PinnedFrom + "APP . /\n",
 			want: []string{"APP to / would mix application files with the whole system", "/app"}, line: 2},
-		{name: "APP to / through WORKDIR", patchfile: pinnedFrom + "WORKDIR /\nAPP src static .\n",
+		{name: "APP to / through WORKDIR", patchfile: fake.PinnedFrom + "WORKDIR /\nAPP src static .\n",
 			want: []string{"APP to / would mix"}, line: 3},
-		{name: "APP outside the context", patchfile: pinnedFrom + "APP ../other /app\n",
+		{name: "APP outside the context", patchfile: fake.PinnedFrom + "APP ../other /app\n",
 			want: []string{"APP", "../other is outside the build context"}, line: 2},
-		{name: "APP matching no file", patchfile: pinnedFrom + "APP /etc /app/\n",
+		{name: "APP matching no file", patchfile: fake.PinnedFrom + "APP /etc /app/\n",
 			want: []string{"APP etc matches no file in the build context", "also when it starts with /"}, line: 2},
-		{name: "APP bad chmod", patchfile: pinnedFrom + "RUN true\nAPP --chmod=xyz . /app\n",
+		{name: "APP bad chmod", patchfile: fake.PinnedFrom + "RUN true\nAPP --chmod=xyz . /app\n",
 			want: []string{"--chmod=xyz is not an octal mode"}, line: 3},
-		{name: "APP chmod too large", patchfile: pinnedFrom + "APP --chmod=17777 . /app\n",
+		{name: "APP chmod too large", patchfile: fake.PinnedFrom + "APP --chmod=17777 . /app\n",
 			want: []string{"--chmod=17777 is not an octal mode"}, line: 2},
-		{name: "APP chown by name", patchfile: pinnedFrom + "APP --chown=node . /app\n",
+		{name: "APP chown by name", patchfile: fake.PinnedFrom + "APP --chown=node . /app\n",
 			want: []string{"--chown=node: APP files land on a layer of their own", "write numbers, e.g. --chown=1000:1000"}, line: 2},
-		{name: "APP chown by group name", patchfile: pinnedFrom + "APP \\\n  --chown=1000:node \\\n  . /app\n",
+		{name: "APP chown by group name", patchfile: fake.PinnedFrom + "APP \\\n  --chown=1000:node \\\n  . /app\n",
 			want: []string{"--chown=1000:node"}, line: 2},
-		{name: "RUN bind mount", patchfile: pinnedFrom + "DEPS package.json\nRUN --mount=type=bind,target=/src npm ci\nAPP . /app\n",
+		{name: "RUN bind mount", patchfile: fake.PinnedFrom + "DEPS package.json\nRUN --mount=type=bind,target=/src npm ci\nAPP . /app\n",
 			want: []string{"RUN --mount=type=bind is not supported in a Patchfile", "list the files it needs with DEPS"}, line: 3},
-		{name: "RUN bind mount by default", patchfile: pinnedFrom + "RUN --mount=target=/src npm ci\nAPP . /app\n",
+		{name: "RUN bind mount by default", patchfile: fake.PinnedFrom + "RUN --mount=target=/src npm ci\nAPP . /app\n",
 			want: []string{"--mount=type=bind is not supported"}, line: 2},
-		{name: "RUN secret without id", patchfile: pinnedFrom + "RUN --mount=type=secret cat x\nAPP . /app\n",
+		{name: "RUN secret without id", patchfile: fake.PinnedFrom + "RUN --mount=type=secret cat x\nAPP . /app\n",
 			want: []string{"one of source, target required"}, line: 2},
-		{name: "LABEL dev.patchfile", patchfile: pinnedFrom + "APP . /app\nLABEL a=b dev.patchfile.deps=x\n",
+		{name: "LABEL dev.patchfile", patchfile: fake.PinnedFrom + "APP . /app\nLABEL a=b dev.patchfile.deps=x\n",
 			want: []string{"LABEL dev.patchfile.deps", `labels starting with "dev.patchfile." are written by Patchfile itself`}, line: 3},
-		{name: "LABEL dev.patchfile before APP", patchfile: pinnedFrom + "LABEL dev.patchfile.x=1\nAPP . /app\n",
+		{name: "LABEL dev.patchfile before APP", patchfile: fake.PinnedFrom + "LABEL dev.patchfile.x=1\nAPP . /app\n",
 			want: []string{"LABEL dev.patchfile.x"}, line: 2},
-		{name: "bad expansion", patchfile: pinnedFrom + "ENV A=${B:?required}\nAPP . /app\n",
+		{name: "bad expansion", patchfile: fake.PinnedFrom + "ENV A=${B:?required}\nAPP . /app\n",
 			want: []string{"B: required"}, line: 2},
 	}
 	for _, tc := range cases {
@@ -76,7 +76,7 @@ func TestConvertErrors(t *testing.T) {
 			for _, w := range tc.want {
 				require.ErrorContains(t, err, w)
 			}
-			require.Equal(t, tc.line, firstLine(t, err), "error: %v", err)
+			require.Equal(t, tc.line, fake.FirstLine(t, err), "error: %v", err)
 		})
 	}
 }
@@ -89,17 +89,17 @@ func (failingResolver) ResolveImageConfig(context.Context, string, sourceresolve
 }
 
 func TestConvertResolveError(t *testing.T) {
-	pf, err := patchfile.Parse([]byte("ARG X=1\n" + pinnedFrom + "APP . /app\n"))
+	pf, err := patchfile.Parse([]byte("ARG X=1\n" + fake.PinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
 	_, err = Convert(context.Background(), pf, Opt{TargetPlatform: &amd64, MetaResolver: failingResolver{}, Context: fake.Shop()})
-	require.ErrorContains(t, err, "resolving base image docker.io/library/alpine@"+testDigest+": registry unreachable")
-	require.Equal(t, 2, firstLine(t, err))
+	require.ErrorContains(t, err, "resolving base image docker.io/library/alpine@"+fake.TestDigest+": registry unreachable")
+	require.Equal(t, 2, fake.FirstLine(t, err))
 }
 
 // TestConvertWithoutSourceMap checks ops keep their names when no source
 // map is given (tests and tools converting without a build).
 func TestConvertWithoutSourceMap(t *testing.T) {
-	pf, err := patchfile.Parse([]byte(pinnedFrom + "WORKDIR /app\nRUN npm ci\nAPP . /app\n"))
+	pf, err := patchfile.Parse([]byte(fake.PinnedFrom + "WORKDIR /app\nRUN npm ci\nAPP . /app\n"))
 	require.NoError(t, err)
 	res, err := Convert(context.Background(), pf, Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: fake.Shop()})
 	require.NoError(t, err)
@@ -112,7 +112,7 @@ func TestConvertWithoutSourceMap(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, []string{
-		"[base] docker.io/library/alpine@" + testDigest,
+		"[base] docker.io/library/alpine@" + fake.TestDigest,
 		"[deps 1/2] WORKDIR /app",
 		"[deps 2/2] RUN npm ci",
 		"[app] copy 6 files to /app/",

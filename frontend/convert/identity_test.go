@@ -10,7 +10,7 @@ import (
 )
 
 // identityPatchfile is the Patchfile the identity tests vary.
-const identityPatchfile = `FROM node:20@` + testDigest + `
+const identityPatchfile = `FROM node:20@` + fake.TestDigest + `
 ARG NPM_TAG=latest
 ENV NODE_ENV=production
 WORKDIR /app
@@ -43,7 +43,7 @@ func TestIdentityIsStable(t *testing.T) {
 	a := identityOf(t, identityPatchfile, fake.Shop(), nil)
 	b := identityOf(t, identityPatchfile, fake.Shop(), nil)
 	require.Equal(t, a, b)
-	require.Equal(t, testDigest, a.Base.String())
+	require.Equal(t, fake.TestDigest, a.Base.String())
 	require.NoError(t, a.Deps.Validate())
 	require.NoError(t, a.App.Validate())
 }
@@ -82,7 +82,7 @@ func TestIdentityChanges(t *testing.T) {
 		}, deps: true},
 		{name: "build arg", args: map[string]string{"NPM_TAG": "next"}, deps: true},
 		{name: "base digest", patchfile: func(t *testing.T) string {
-			return replace(t, "node:20@"+testDigest, "node:20@"+otherDigest)
+			return replace(t, "node:20@"+fake.TestDigest, "node:20@"+otherDigest)
 		}, deps: true},
 		{name: "app file content", files: func(fc fake.Context) { fc["src/server.js"] = `console.log("changed")` }},
 		{name: "app file added and removed", files: func(fc fake.Context) {

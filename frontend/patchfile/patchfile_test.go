@@ -1,35 +1,18 @@
 package patchfile
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/stretchr/testify/require"
 )
-
-// testDigest pins the base image of test Patchfiles.
-const testDigest = "sha256:4f1d3b2a8c9e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a"
-
-// pinnedFrom is a valid FROM line.
-const pinnedFrom = "FROM alpine@" + testDigest + "\n"
-
-// firstLine returns the first line err is located at.
-func firstLine(t *testing.T, err error) int {
-	t.Helper()
-	var le *parser.LocationError
-	require.True(t, errors.As(err, &le), "error has no location: %v", err)
-	require.NotEmpty(t, le.Locations)
-	require.NotEmpty(t, le.Locations[0])
-	return le.Locations[0][0].Start.Line
-}
 
 func TestParse(t *testing.T) {
 	pf, err := Parse([]byte(`# syntax=registry.example.com/patchfile:1
 ARG BASE=alpine
-FROM --platform=linux/arm64 ${BASE}@` + testDigest + `
+FROM --platform=linux/arm64 ${BASE}@` + fake.TestDigest + `
 WORKDIR /app
 DEPS --chown=1000:1000 package.json package-lock.json
 RUN --mount=type=cache,target=/cache/npm npm ci
@@ -42,7 +25,7 @@ CMD ["node", "src/server.js"]
 	require.NoError(t, err)
 	require.Len(t, pf.MetaArgs, 1)
 	require.Equal(t, "BASE", pf.MetaArgs[0].Args[0].Key)
-	require.Equal(t, "${BASE}@"+testDigest, pf.From.Image)
+	require.Equal(t, "${BASE}@"+fake.TestDigest, pf.From.Image)
 	require.Equal(t, "linux/arm64", pf.From.Platform)
 	require.Equal(t, 3, pf.From.Location()[0].Start.Line)
 
@@ -75,7 +58,7 @@ CMD ["node", "src/server.js"]
 }
 
 func TestParseJSONApp(t *testing.T) {
-	pf, err := Parse([]byte(pinnedFrom + `APP ["my dir", "$HOME", "/srv/app"]` + "\n"))
+	pf, err := Parse([]byte(fake.PinnedFrom + `APP ["my dir", "$HOME", "/srv/app"]` + "\n"))
 	require.NoError(t, err)
 	// JSON words are literal: quoted so that expansion keeps them whole.
 	require.Equal(t, []string{"'my dir'", "'$HOME'"}, pf.App.Sources)
@@ -91,7 +74,7 @@ func TestParseUnpinned(t *testing.T) {
 }
 
 func TestParseWarnings(t *testing.T) {
-	pf, err := Parse([]byte(pinnedFrom + "RUN a \\\n\n  b\nAPP . /app\n"))
+	pf, err := Parse([]byte(fake.PinnedFrom + "RUN a \\\n\n  b\nAPP . /app\n"))
 	require.NoError(t, err)
 	require.Len(t, pf.Warnings, 1)
 	require.Contains(t, pf.Warnings[0], "Empty continuation line")
@@ -104,35 +87,35 @@ func TestParseErrors(t *testing.T) {
 		want      []string // fragments of the error text
 		line      int
 	}{
-		{name: "unknown APPP", patchfile: pinnedFrom + "RUN true\nAPPP . /app\n", want: []string{"unknown instruction APPP", "did you mean APP?"}, line: 3},
-		{name: "unknown RUNN", patchfile: pinnedFrom + "RUNN npm ci\nAPP . /app\n", want: []string{"unknown instruction RUNN", "did you mean RUN?"}, line: 2},
-		{name: "unknown lower case", patchfile: pinnedFrom + "app . /app\ndepz x\n", want: []string{"unknown instruction depz", "did you mean DEPS?"}, line: 3},
-		{name: "COPY", patchfile: pinnedFrom + "COPY . /app\n", want: []string{"COPY is not a Patchfile instruction", "DEPS <file>...", "APP <src>... <dest>"}, line: 2},
-		{name: "ADD", patchfile: pinnedFrom + "APP . /app\nADD x.tgz /x\n", want: []string{"ADD is not a Patchfile instruction"}, line: 3},
-		{name: "SHELL", patchfile: pinnedFrom + "SHELL [\"/bin/bash\", \"-c\"]\nAPP . /app\n", want: []string{"SHELL is not supported", "JSON form"}, line: 2},
-		{name: "RUN after APP", patchfile: pinnedFrom + "WORKDIR /app\nAPP . /app\nENV A=b\nRUN npm run build\n", want: []string{"RUN after APP would run again on every change", "move it before APP (line 3)", "DEPS"}, line: 5},
-		{name: "DEPS after APP", patchfile: pinnedFrom + "APP . /app\nDEPS package.json\n", want: []string{"DEPS after APP", "move this line before APP (line 2)"}, line: 3},
-		{name: "second APP", patchfile: pinnedFrom + "\nAPP src /app/\nAPP static /app/\n", want: []string{"a second APP", "the first is on line 3"}, line: 4},
-		{name: "second FROM", patchfile: pinnedFrom + "APP . /app\n" + pinnedFrom, want: []string{"a second FROM", "single stage"}, line: 3},
+		{name: "unknown APPP", patchfile: fake.PinnedFrom + "RUN true\nAPPP . /app\n", want: []string{"unknown instruction APPP", "did you mean APP?"}, line: 3},
+		{name: "unknown RUNN", patchfile: fake.PinnedFrom + "RUNN npm ci\nAPP . /app\n", want: []string{"unknown instruction RUNN", "did you mean RUN?"}, line: 2},
+		{name: "unknown lower case", patchfile: fake.PinnedFrom + "app . /app\ndepz x\n", want: []string{"unknown instruction depz", "did you mean DEPS?"}, line: 3},
+		{name: "COPY", patchfile: fake.PinnedFrom + "COPY . /app\n", want: []string{"COPY is not a Patchfile instruction", "DEPS <file>...", "APP <src>... <dest>"}, line: 2},
+		{name: "ADD", patchfile: fake.PinnedFrom + "APP . /app\nADD x.tgz /x\n", want: []string{"ADD is not a Patchfile instruction"}, line: 3},
+		{name: "SHELL", patchfile: fake.PinnedFrom + "SHELL [\"/bin/bash\", \"-c\"]\nAPP . /app\n", want: []string{"SHELL is not supported", "JSON form"}, line: 2},
+		{name: "RUN after APP", patchfile: fake.PinnedFrom + "WORKDIR /app\nAPP . /app\nENV A=b\nRUN npm run build\n", want: []string{"RUN after APP would run again on every change", "move it before APP (line 3)", "DEPS"}, line: 5},
+		{name: "DEPS after APP", patchfile: fake.PinnedFrom + "APP . /app\nDEPS package.json\n", want: []string{"DEPS after APP", "move this line before APP (line 2)"}, line: 3},
+		{name: "second APP", patchfile: fake.PinnedFrom + "\nAPP src /app/\nAPP static /app/\n", want: []string{"a second APP", "the first is on line 3"}, line: 4},
+		{name: "second FROM", patchfile: fake.PinnedFrom + "APP . /app\n" + fake.PinnedFrom, want: []string{"a second FROM", "single stage"}, line: 3},
 		{name: "missing FROM", patchfile: "# comment\nARG A=1\nARG B=2\n", want: []string{"has no FROM", "FROM <image>@sha256:<digest>"}, line: 1},
-		{name: "missing APP", patchfile: pinnedFrom + "RUN a \\\n  b\n\n# the end\n", want: []string{"has no APP", "APP . /app"}, line: 3},
-		{name: "instruction before FROM", patchfile: "ARG A=1\nRUN true\n" + pinnedFrom + "APP . /app\n", want: []string{"RUN before FROM", "only ARG may come before it"}, line: 2},
-		{name: "APP unknown flag", patchfile: pinnedFrom + "APP --foo=1 . /app\n", want: []string{"unknown flag: --foo"}, line: 2},
-		{name: "APP --chown without value", patchfile: pinnedFrom + "APP --chown . /app\n", want: []string{"missing a value on flag: --chown"}, line: 2},
-		{name: "DEPS unknown flag", patchfile: pinnedFrom + "DEPS --exclude=x package.json\nAPP . /app\n", want: []string{"unknown flag: --exclude"}, line: 2},
-		{name: "PATCH flag", patchfile: pinnedFrom + "APP . /app\nPATCH --all r/a:1\n", want: []string{"unknown flag: --all"}, line: 3},
-		{name: "FROM unknown flag", patchfile: "FROM --foo=x alpine@" + testDigest + "\nAPP . /app\n", want: []string{"unknown flag: --foo"}, line: 1},
-		{name: "FROM AS", patchfile: "FROM alpine@" + testDigest + " AS build\nAPP . /app\n", want: []string{"FROM ... AS build", "single stage", `remove "AS build"`}, line: 1},
+		{name: "missing APP", patchfile: fake.PinnedFrom + "RUN a \\\n  b\n\n# the end\n", want: []string{"has no APP", "APP . /app"}, line: 3},
+		{name: "instruction before FROM", patchfile: "ARG A=1\nRUN true\n" + fake.PinnedFrom + "APP . /app\n", want: []string{"RUN before FROM", "only ARG may come before it"}, line: 2},
+		{name: "APP unknown flag", patchfile: fake.PinnedFrom + "APP --foo=1 . /app\n", want: []string{"unknown flag: --foo"}, line: 2},
+		{name: "APP --chown without value", patchfile: fake.PinnedFrom + "APP --chown . /app\n", want: []string{"missing a value on flag: --chown"}, line: 2},
+		{name: "DEPS unknown flag", patchfile: fake.PinnedFrom + "DEPS --exclude=x package.json\nAPP . /app\n", want: []string{"unknown flag: --exclude"}, line: 2},
+		{name: "PATCH flag", patchfile: fake.PinnedFrom + "APP . /app\nPATCH --all r/a:1\n", want: []string{"unknown flag: --all"}, line: 3},
+		{name: "FROM unknown flag", patchfile: "FROM --foo=x alpine@" + fake.TestDigest + "\nAPP . /app\n", want: []string{"unknown flag: --foo"}, line: 1},
+		{name: "FROM AS", patchfile: "FROM alpine@" + fake.TestDigest + " AS build\nAPP . /app\n", want: []string{"FROM ... AS build", "single stage", `remove "AS build"`}, line: 1},
 		{name: "FROM two words", patchfile: "FROM alpine node\nAPP . /app\n", want: []string{"FROM takes one image, got 2 words"}, line: 1},
 		{name: "FROM no image", patchfile: "FROM\nAPP . /app\n", want: []string{"FROM needs an image pinned by digest"}, line: 1},
-		{name: "APP one word", patchfile: pinnedFrom + "APP /app\n", want: []string{"APP needs sources and a destination", "APP . /app"}, line: 2},
-		{name: "APP only flags", patchfile: pinnedFrom + "APP --chown=1 \\\n  --chmod=0644\n", want: []string{"APP needs sources and a destination"}, line: 2},
-		{name: "DEPS no args", patchfile: pinnedFrom + "DEPS\nAPP . /app\n", want: []string{"DEPS needs at least one file"}, line: 2},
-		{name: "PATCH no args", patchfile: pinnedFrom + "APP . /app\nPATCH\n", want: []string{"PATCH needs at least one release image"}, line: 3},
-		{name: "RUN heredoc", patchfile: pinnedFrom + "RUN <<EOF\nnpm ci\nEOF\nAPP . /app\n", want: []string{"RUN with a heredoc is not supported", "inline"}, line: 2},
-		{name: "RUN unknown flag", patchfile: pinnedFrom + "RUN --mnt=type=cache,target=/x true\nAPP . /app\n", want: []string{"unknown flag: --mnt"}, line: 2},
-		{name: "ENV no value", patchfile: pinnedFrom + "ENV\nAPP . /app\n", want: []string{"ENV requires at least one argument"}, line: 2},
-		{name: "lexer error", patchfile: "# escape=x\n" + pinnedFrom + "APP . /app\n", want: []string{"invalid escape token"}, line: 1},
+		{name: "APP one word", patchfile: fake.PinnedFrom + "APP /app\n", want: []string{"APP needs sources and a destination", "APP . /app"}, line: 2},
+		{name: "APP only flags", patchfile: fake.PinnedFrom + "APP --chown=1 \\\n  --chmod=0644\n", want: []string{"APP needs sources and a destination"}, line: 2},
+		{name: "DEPS no args", patchfile: fake.PinnedFrom + "DEPS\nAPP . /app\n", want: []string{"DEPS needs at least one file"}, line: 2},
+		{name: "PATCH no args", patchfile: fake.PinnedFrom + "APP . /app\nPATCH\n", want: []string{"PATCH needs at least one release image"}, line: 3},
+		{name: "RUN heredoc", patchfile: fake.PinnedFrom + "RUN <<EOF\nnpm ci\nEOF\nAPP . /app\n", want: []string{"RUN with a heredoc is not supported", "inline"}, line: 2},
+		{name: "RUN unknown flag", patchfile: fake.PinnedFrom + "RUN --mnt=type=cache,target=/x true\nAPP . /app\n", want: []string{"unknown flag: --mnt"}, line: 2},
+		{name: "ENV no value", patchfile: fake.PinnedFrom + "ENV\nAPP . /app\n", want: []string{"ENV requires at least one argument"}, line: 2},
+		{name: "lexer error", patchfile: "# escape=x\n" + fake.PinnedFrom + "APP . /app\n", want: []string{"invalid escape token"}, line: 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,20 +125,20 @@ func TestParseErrors(t *testing.T) {
 			for _, w := range tc.want {
 				require.ErrorContains(t, err, w)
 			}
-			require.Equal(t, tc.line, firstLine(t, err), "error: %v", err)
+			require.Equal(t, tc.line, fake.FirstLine(t, err), "error: %v", err)
 		})
 	}
 }
 
 // TestParsePatchfileJoinsErrors checks every problem is reported at its line.
 func TestParseJoinsErrors(t *testing.T) {
-	_, err := Parse([]byte(pinnedFrom + "RUNN a\nDEPS\nAPP . /app\nRUN b\nCOPY x y\n"))
+	_, err := Parse([]byte(fake.PinnedFrom + "RUNN a\nDEPS\nAPP . /app\nRUN b\nCOPY x y\n"))
 	require.Error(t, err)
 	joined, ok := err.(interface{ Unwrap() []error })
 	require.True(t, ok, "not a joined error: %T", err)
 	var lines []int
 	for _, e := range joined.Unwrap() {
-		lines = append(lines, firstLine(t, e))
+		lines = append(lines, fake.FirstLine(t, e))
 	}
 	require.Equal(t, []int{2, 3, 5, 6}, lines)
 	msg := err.Error()

@@ -1,15 +1,17 @@
-// Package fake serves the frontend's unit tests: a build context held in
+// Package fake serves the frontend's unit tests: Patchfile fixtures, a build context held in
 // memory and a resolver that serves a fixed base image config, so that
 // conversions and decisions run with no builder and no registry.
 package fake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"sort"
 	"strings"
+	"testing"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
@@ -17,6 +19,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/stretchr/testify/require"
 )
 
 // Amd64 is the platform of the fakes' tests.
@@ -127,4 +131,20 @@ func (fc Context) List(ctx context.Context, withIgnored bool) ([]buildcontext.Fi
 // IgnorePatterns returns the lines of the fake ".dockerignore".
 func (fc Context) IgnorePatterns(context.Context) ([]string, error) {
 	return strings.Fields(fc[".dockerignore"]), nil
+}
+
+// TestDigest pins the base image of test Patchfiles.
+const TestDigest = "sha256:4f1d3b2a8c9e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a"
+
+// PinnedFrom is a valid FROM line.
+const PinnedFrom = "FROM alpine@" + TestDigest + "\n"
+
+// FirstLine returns the first line err is located at.
+func FirstLine(t testing.TB, err error) int {
+	t.Helper()
+	var le *parser.LocationError
+	require.True(t, errors.As(err, &le), "error has no location: %v", err)
+	require.NotEmpty(t, le.Locations)
+	require.NotEmpty(t, le.Locations[0])
+	return le.Locations[0][0].Start.Line
 }
