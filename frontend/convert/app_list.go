@@ -39,7 +39,7 @@ func unpatchableApp(spec AppSpec) string {
 // source in order (a directory's contents, a file or symlink by its name,
 // every match of a wildcard), minus --exclude, later sources over earlier
 // ones as BuildKit's copies land them. It records where each entry comes
-// from in the context (Manifest.origins), for the patch's copies. A shape
+// from in the context (filelist.List.Origins), for the patch's copies. A shape
 // whose landing it cannot predict exactly is an unpatchableError.
 func appFileList(files []buildcontext.File, spec AppSpec) (*filelist.List, error) {
 	uid, gid, chown := numericOwner(spec.Chown)
