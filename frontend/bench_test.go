@@ -143,7 +143,7 @@ func BenchmarkParseConvert(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		res, _ := benchConvert(b, resolver, files)
-		if _, err := res.State.Marshal(ctx); err != nil {
+		if _, err := res.Full("").Marshal(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

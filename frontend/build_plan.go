@@ -99,7 +99,7 @@ func outputOf(ctx context.Context, res *convert.Result, opt convert.Opt, cands *
 		return &buildOutput{state: st, image: convert.PatchImage(res.Image, rel, d.Changes, opt.Epoch), baseImage: rel.Image}, nil
 	}
 	out := &buildOutput{
-		state:     opt.Plan().Full(res.Deps, res.AppTree, llb.WithCustomName(opt.VertexName(res.Platform, "app", d.Summary())), res.AppLocation),
+		state:     res.Full(opt.VertexName(res.Platform, "app", d.Summary())),
 		image:     res.Image,
 		baseImage: res.BaseImage,
 	}

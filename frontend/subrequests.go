@@ -111,7 +111,7 @@ func toPBLocation(sourceIndex int, r []parser.Range) *pb.Location {
 // toConvertLLB renders the full build's LLB as the ConvertLLB subrequest
 // does for Dockerfiles.
 func toConvertLLB(ctx context.Context, res *convert.Result) (*convertllb.Result, error) {
-	def, err := res.State.Marshal(ctx)
+	def, err := res.Full("").Marshal(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -97,10 +97,11 @@ type BeforeApp struct {
 // Result is the LLB and image config of one platform's full build.
 type Result struct {
 	BeforeApp
-	// State is the final filesystem: the app tree on the dependency stage.
-	State llb.State
 	// AppTree is the application files on an empty filesystem.
 	AppTree llb.State
+	// plan and fullName make the full build's final state (Full).
+	plan     LayerPlan
+	fullName string
 	// Image is the config of the final image.
 	Image *dockerspec.DockerOCIImage
 	// BaseImage is the config of the FROM image, so exporters leave its layers alone.
@@ -198,18 +199,29 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	}
 	maps.Copy(c.image.Config.Labels, before.Identity.Labels())
 
-	AppList, AppUnpatchable, err := appTree(app, appFiles)
+	appList, appUnpatchable, err := appTree(app, appFiles)
 	if err != nil {
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
 	tree := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles), app.Dest))), c.location(pf.App))
-	final := c.opt.Plan().Full(deps, tree, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest))), c.location(pf.App))
 	return &Result{
-		BeforeApp: before, State: final, AppTree: tree, Image: c.image, BaseImage: baseImg,
+		BeforeApp: before, AppTree: tree, Image: c.image, BaseImage: baseImg,
 		App: app, AppContext: appContext, AppFiles: appFiles,
-		AppList: AppList, AppUnpatchable: AppUnpatchable,
+		AppList: appList, AppUnpatchable: appUnpatchable,
 		AppLocation: c.location(pf.App),
+		plan:        c.opt.Plan(),
+		fullName:    c.opt.VertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest)),
 	}, nil
+}
+
+// Full is the full build's final filesystem: the app tree as a layer of
+// its own on the dependency stage, by the build's layer plan. Its step is
+// named name, or, for "", by the APP destination.
+func (r *Result) Full(name string) llb.State {
+	if name == "" {
+		name = r.fullName
+	}
+	return r.plan.Full(r.Deps, r.AppTree, llb.WithCustomName(name), r.AppLocation)
 }
 
 // location ties an op to an instruction's lines. Without a source map it

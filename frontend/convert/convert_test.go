@@ -61,7 +61,7 @@ type goldenOp struct {
 // renderLLB marshals the final state and renders it for a golden.
 func renderLLB(t *testing.T, res *Result, text string) []byte {
 	t.Helper()
-	def, err := res.State.Marshal(context.Background())
+	def, err := res.Full("").Marshal(context.Background())
 	require.NoError(t, err)
 	index := map[string]int{}
 	for i, dt := range def.Def {

@@ -103,7 +103,7 @@ func TestConvertWithoutSourceMap(t *testing.T) {
 	require.NoError(t, err)
 	res, err := Convert(context.Background(), pf, Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: fake.Shop()})
 	require.NoError(t, err)
-	def, err := res.State.Marshal(context.Background())
+	def, err := res.Full("").Marshal(context.Background())
 	require.NoError(t, err)
 	var names []string
 	for _, m := range def.Metadata {
