@@ -219,7 +219,7 @@ func TestForgedReleases(t *testing.T) {
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = "not base64!" })},
 		{name: "file list not gzip", outcome: "full", output: "has no usable file list (file list is not gzip",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = "cGxhaW4=" })},
-		{name: "file list of an unknown version", outcome: "full", output: "has no usable file list (file list version 9 is not supported)",
+		{name: "file list of an unknown version", outcome: "full", output: "has no usable file list (file list format 9, while this frontend reads format 1: a release built by another major version of the frontend is not patched)",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = gzipBase64(t, []byte{9}) })},
 		{name: "file list missing", outcome: "full", output: "has no usable file list (its config has no dev.patchfile.files field)",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { delete(c, "dev.patchfile.files") })},

@@ -187,8 +187,11 @@ func Decode(s string) (*List, error) {
 	}
 	r := bufio.NewReader(zr)
 	v, err := r.ReadByte()
-	if err != nil || v != FormatVersion {
-		return nil, errors.Errorf("file list version %d is not supported", v)
+	if err != nil {
+		return nil, errors.Wrap(err, "file list is empty")
+	}
+	if v != FormatVersion {
+		return nil, errors.Errorf("file list format %d, while this frontend reads format %d: a release built by another major version of the frontend is not patched", v, FormatVersion)
 	}
 	m := &List{}
 	var budget decodeBudget
