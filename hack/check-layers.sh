@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 module=github.com/patchfile/patchfile
 layers=(
+  version                # the frontend's version and revision, set at build time
   llb                    # LLB helpers that know nothing of Patchfiles
   frontend/parser        # Patchfile text to located nodes
   frontend/buildcontext  # the build context as a list of entries, and the in-builder walk that makes it (pure Go)

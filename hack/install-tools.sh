@@ -2,7 +2,9 @@
 # Installs the real BuildKit test stack into a cache folder, idempotently:
 # runc (Debian), buildkitd + buildctl (moby/buildkit), registry (distribution),
 # docker-buildx, and a Docker Engine (dockerd, containerd with its runc shim,
-# and the docker CLI), each built from the Go module proxy at a pinned version.
+# and the docker CLI), each built from the Go module proxy at a pinned version;
+# and the workflow linter, actionlint (hack/check-workflows.sh), with
+# Debian's shellcheck for the workflows' run: scripts.
 # The docker CLI is always built here, whatever docker the machine has, so the
 # engine tests do not depend on the machine.
 # Prints nothing but progress; exits non-zero if anything cannot be installed.
@@ -14,6 +16,7 @@ BUILDX_VERSION=v0.37.2
 MOBY_VERSION=v28.5.2
 DOCKER_CLI_VERSION=v28.5.2
 CONTAINERD_VERSION=v2.2.9
+ACTIONLINT_VERSION=v1.7.12
 
 TOOLS_DIR=${PATCHFILE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/patchfile/tools}
 mkdir -p "$TOOLS_DIR/bin"
@@ -118,7 +121,7 @@ fetch_arm64_busybox() {
   rm -rf "$tmp"
 }
 
-apt_install runc iproute2 ca-certificates busybox-static qemu-user-static binfmt-support
+apt_install runc iproute2 ca-certificates busybox-static qemu-user-static binfmt-support shellcheck
 enable_arm64_emulation
 fetch_arm64_busybox
 if ! [ -f "$TOOLS_DIR/go.mod" ]; then
@@ -129,6 +132,7 @@ build_from_module github.com/moby/buildkit "$BUILDKIT_VERSION" "$TOOLS_DIR/bin/b
 build_from_module github.com/moby/buildkit "$BUILDKIT_VERSION" "$TOOLS_DIR/bin/buildctl" ./cmd/buildctl
 build_from_module github.com/distribution/distribution/v3 "$DISTRIBUTION_VERSION" "$TOOLS_DIR/bin/registry" ./cmd/registry
 build_from_module github.com/docker/buildx "$BUILDX_VERSION" "$TOOLS_DIR/bin/docker-buildx" ./cmd/buildx
+build_from_module github.com/rhysd/actionlint "$ACTIONLINT_VERSION" "$TOOLS_DIR/bin/actionlint" ./cmd/actionlint
 
 # The Docker Engine (internal/stack's StartEngine): dockerd runs against its
 # own containerd, which starts containers with the runc shim and Debian's

@@ -15,12 +15,7 @@ import (
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
-)
-
-// Version and Revision are set with -ldflags -X at build time.
-var (
-	Version  = "dev"
-	Revision = ""
+	"github.com/patchfile/patchfile/version"
 )
 
 // logMemoryArg names the build arg that makes the frontend write its peak
@@ -38,10 +33,14 @@ func main() {
 		}
 		return
 	}
-	version := flag.Bool("version", false, "print the version and exit")
+	if len(os.Args) == 2 && os.Args[1] == "version" {
+		fmt.Println(version.String())
+		return
+	}
+	showVersion := flag.Bool("version", false, "print the version and exit (as `patchfile-frontend version`)")
 	flag.Parse()
-	if *version {
-		fmt.Printf("patchfile-frontend %s %s\n", Version, Revision)
+	if *showVersion {
+		fmt.Println(version.String())
 		return
 	}
 	if err := grpcclient.RunFromEnvironment(appcontext.Context(), build); err != nil {
