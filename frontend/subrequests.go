@@ -15,6 +15,7 @@ import (
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
+	"github.com/patchfile/patchfile/version"
 	"github.com/pkg/errors"
 	"google.golang.org/protobuf/proto"
 )
@@ -55,7 +56,7 @@ func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() conv
 // patchfileOutline lists the build args, secrets, ssh sockets and cache
 // mounts a Patchfile uses.
 func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline {
-	o := &outline.Outline{Name: "default", Sources: [][]byte{src.Data}}
+	o := &outline.Outline{Name: "default", Description: "built by " + version.String(), Sources: [][]byte{src.Data}}
 	addArgs := func(cmd *instructions.ArgCommand) {
 		for _, kv := range cmd.Args {
 			a := outline.Arg{Name: kv.Key, Location: toPBLocation(0, cmd.Location())}

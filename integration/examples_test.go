@@ -15,6 +15,7 @@ import (
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/internal/stack"
+	"github.com/patchfile/patchfile/version"
 	"github.com/stretchr/testify/require"
 )
 
@@ -108,6 +109,7 @@ func (ex *example) patch(t *testing.T, want []string, depsStep string) v1.Image 
 	}
 	require.Equal(t, want, names(layerEntries(t, pls[len(pls)-1])), "the patch layer holds the changed file and its parents")
 	require.Equal(t, ex.digest, configOf(t, img).Config.Labels[decide.LabelRelease])
+	require.Equal(t, version.Version, configOf(t, img).Config.Labels[decide.LabelFrontend], "the patch records the frontend version that built it")
 	return img
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/version"
 	"github.com/stretchr/testify/require"
 )
 
@@ -66,6 +67,7 @@ func TestExampleFullBuild(t *testing.T) {
 			require.Equal(t, baseDigest, cfg.Labels[decide.LabelBase])
 			require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[decide.LabelDeps])
 			require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[decide.LabelApp])
+			require.Equal(t, version.Version, cfg.Labels[decide.LabelFrontend], "the image records the frontend version that built it")
 			size := 0
 			for k, v := range cfg.Labels {
 				size += len(k) + len(v)

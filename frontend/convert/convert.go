@@ -26,6 +26,7 @@ import (
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	pllb "github.com/patchfile/patchfile/llb"
+	"github.com/patchfile/patchfile/version"
 	"github.com/pkg/errors"
 )
 
@@ -198,6 +199,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 		c.image.Config.Labels = map[string]string{}
 	}
 	maps.Copy(c.image.Config.Labels, before.Identity.Labels())
+	c.image.Config.Labels[decide.LabelFrontend] = version.Version
 
 	appList, appUnpatchable, err := appTree(app, appFiles)
 	if err != nil {

@@ -23,6 +23,10 @@ const (
 	LabelApp = LabelPrefix + "app"
 	// LabelRelease is set on patch images: the digest of the release they patch.
 	LabelRelease = LabelPrefix + "release"
+	// LabelFrontend is the version of the frontend that built the image
+	// (a release or a patch). It is not part of the identity: a release
+	// built by 1.x is patched by any later 1.y.
+	LabelFrontend = LabelPrefix + "frontend"
 )
 
 // Identity is what decides whether a release can be patched: equal
