@@ -4,12 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	pllb "github.com/patchfile/patchfile/llb"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"time"
+
+	pllb "github.com/patchfile/patchfile/llb"
 )
 
 // median of int64s (the lower middle for an even count, so that it is a

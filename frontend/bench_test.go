@@ -13,6 +13,10 @@ import (
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/convert"
+	"github.com/patchfile/patchfile/frontend/filelist"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 )
 
 // The frontend's own overhead, without a daemon: bench/ (./hack/bench.sh)
@@ -41,22 +45,22 @@ CMD ["node", "src/server.js"]
 var benchPlatform = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
 
 // benchFiles is a 3,000-file app in directories of 15, like the one
-// bench/ generates: what a build hands Convert after reading the context.
-func benchFiles(n int, edited int) []ContextFile {
-	files := []ContextFile{
-		NewContextFile("package.json", 0o644, []byte(`{"name": "shop"}`)),
-		NewContextFile("package-lock.json", 0o644, []byte(`{"lockfileVersion": 3}`)),
+// bench/ generates: what a build hands convert.Convert after reading the context.
+func benchFiles(n int, edited int) []buildcontext.File {
+	files := []buildcontext.File{
+		buildcontext.NewFile("package.json", 0o644, []byte(`{"name": "shop"}`)),
+		buildcontext.NewFile("package-lock.json", 0o644, []byte(`{"lockfileVersion": 3}`)),
 		{Path: "src", Mode: os.ModeDir | 0o755},
 	}
 	for d := range n / 15 {
 		dir := fmt.Sprintf("src/m%03d", d)
-		files = append(files, ContextFile{Path: dir, Mode: os.ModeDir | 0o755})
+		files = append(files, buildcontext.File{Path: dir, Mode: os.ModeDir | 0o755})
 		for f := range 15 {
 			content := fmt.Sprintf("module.exports = %d;\n", d*15+f)
 			if d*15+f == edited {
 				content += "// edited\n"
 			}
-			files = append(files, NewContextFile(fmt.Sprintf("%s/f%02d.js", dir, f), 0o644, []byte(content)))
+			files = append(files, buildcontext.NewFile(fmt.Sprintf("%s/f%02d.js", dir, f), 0o644, []byte(content)))
 		}
 	}
 	// Sorted by path, as the gateway context returns them.
@@ -66,14 +70,14 @@ func benchFiles(n int, edited int) []ContextFile {
 
 // benchContext serves fixed files; Files ignores patterns but for DEPS,
 // which asks for the manifests by name. It embeds the interface so that a
-// method added to ContextSource later does not break the benchmark's build
+// method added to convert.ContextSource later does not break the benchmark's build
 // (calling it would panic, loudly).
 type benchContext struct {
-	ContextSource
-	files []ContextFile
+	convert.ContextSource
+	files []buildcontext.File
 }
 
-func (c *benchContext) List(context.Context, bool) ([]ContextFile, error) { return c.files, nil }
+func (c *benchContext) List(context.Context, bool) ([]buildcontext.File, error) { return c.files, nil }
 
 func (c *benchContext) IgnorePatterns(context.Context) ([]string, error) { return nil, nil }
 
@@ -82,7 +86,7 @@ func (c *benchContext) Main(_ context.Context, opts ...llb.LocalOption) (*llb.St
 	return &st, nil
 }
 
-func (c *benchContext) Files(_ context.Context, _ string, patterns []string) (*ContextFiles, error) {
+func (c *benchContext) Files(_ context.Context, _ string, patterns []string) (llb.State, []buildcontext.File, error) {
 	files := c.files
 	if len(patterns) > 0 {
 		files = nil
@@ -94,7 +98,7 @@ func (c *benchContext) Files(_ context.Context, _ string, patterns []string) (*C
 			}
 		}
 	}
-	return &ContextFiles{State: llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("bench")), Files: files}, nil
+	return llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("bench")), files, nil
 }
 
 // benchResolver serves the base config, and the release config (with its
@@ -115,15 +119,15 @@ func (r *benchResolver) ResolveImageConfig(_ context.Context, ref string, _ sour
 	return ref, digest.FromString("base manifest"), cfg, nil
 }
 
-func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []ContextFile) (*Result, ConvertOpt) {
-	pf, err := ParsePatchfile([]byte(benchPatchfile))
+func benchConvert(b *testing.B, resolver llb.ImageMetaResolver, files []buildcontext.File) (*convert.Result, convert.Opt) {
+	pf, err := patchfile.Parse([]byte(benchPatchfile))
 	if err != nil {
 		b.Fatal(err)
 	}
-	opt := ConvertOpt{TargetPlatform: &benchPlatform, MetaResolver: resolver, Context: &benchContext{files: files},
-		SourceMap: llb.NewSourceMap(nil, "Patchfile", language, []byte(benchPatchfile))}
+	opt := convert.Opt{TargetPlatform: &benchPlatform, MetaResolver: resolver, Context: &benchContext{files: files},
+		SourceMap: llb.NewSourceMap(nil, "Patchfile", patchfile.Language, []byte(benchPatchfile))}
 	opt.BuildArgs = map[string]string{}
-	res, err := Convert(context.Background(), pf, opt)
+	res, err := convert.Convert(context.Background(), pf, opt)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -139,7 +143,7 @@ func BenchmarkParseConvert(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		res, _ := benchConvert(b, resolver, files)
-		if _, err := res.State.Marshal(ctx); err != nil {
+		if _, err := res.Full("").Marshal(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -151,10 +155,7 @@ func BenchmarkParseConvert(b *testing.B) {
 func BenchmarkPlanPatch(b *testing.B) {
 	ctx := context.Background()
 	released, _ := benchConvert(b, &benchResolver{}, benchFiles(3000, -1))
-	list, err := appManifest(released.AppFiles, released.App)
-	if err != nil {
-		b.Fatal(err)
-	}
+	list := released.AppList
 	enc, err := list.Encode()
 	if err != nil {
 		b.Fatal(err)
@@ -167,7 +168,7 @@ func BenchmarkPlanPatch(b *testing.B) {
 			"sha256:2222222222222222222222222222222222222222222222222222222222222222",
 			"sha256:3333333333333333333333333333333333333333333333333333333333333333",
 		}},
-		configField: enc,
+		filelist.ConfigField: enc,
 	}
 	release, err := json.Marshal(cfg)
 	if err != nil {
@@ -177,12 +178,12 @@ func BenchmarkPlanPatch(b *testing.B) {
 	res, opt := benchConvert(b, resolver, benchFiles(3000, 42))
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := plan(ctx, res, opt)
+		out, err := outputOf(ctx, res, opt, newCandidateReader(opt))
 		if err != nil {
 			b.Fatal(err)
 		}
 		if out.extraConfig != nil {
-			d, _ := decide(ctx, res, opt)
+			d, _ := decision(ctx, res, opt, newCandidateReader(opt))
 			b.Fatalf("a full build, not a patch: %s", d.Summary())
 		}
 		if _, err := out.state.Marshal(ctx); err != nil {

@@ -15,15 +15,16 @@ import (
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/convert"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 )
 
 const (
 	// DefaultFilename is the Patchfile read when no filename is given.
 	DefaultFilename = "Patchfile"
-	// language names the source in BuildKit source maps.
-	language = "Patchfile"
 
 	keyFilename        = "filename"
 	keySourceDateEpoch = "SOURCE_DATE_EPOCH"
@@ -41,13 +42,13 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := bc.ReadEntrypoint(ctx, language)
+	src, err := bc.ReadEntrypoint(ctx, patchfile.Language)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = withSource(err, src.SourceMap) }()
 
-	pf, err := ParsePatchfile(src.Data)
+	pf, err := patchfile.Parse(src.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		return nil, err
 	}
 	caps := c.BuildOpts().LLBCaps
-	layers, err := choosePlan(&caps, bc.BuildArgs)
+	layers, err := convert.ChoosePlan(&caps, bc.BuildArgs)
 	if err != nil {
 		// The plan is how APP's layer is made.
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
@@ -67,8 +68,8 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	gctx := &gatewayContext{bc: bc, c: c}
 	// convertOpt is called once per platform: each gets its own build args
 	// map, as dockerui.Client.Build runs the platforms concurrently.
-	convertOpt := func() ConvertOpt {
-		opt := ConvertOpt{Config: bc.Config, MetaResolver: c, SourceMap: src.SourceMap, Context: gctx, Epoch: epoch,
+	convertOpt := func() convert.Opt {
+		opt := convert.Opt{Config: bc.Config, MetaResolver: c, SourceMap: src.SourceMap, Context: gctx, Epoch: epoch,
 			NamedContexts: namedContexts(c.BuildOpts().Opts), Layers: layers}
 		opt.BuildArgs = maps.Clone(bc.BuildArgs)
 		return opt
@@ -82,7 +83,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	// Subrequests (--call=check, outline) solve nothing: any builder
 	// serves them. A build fails here, before any step, on a builder that
 	// cannot run one.
-	if err := checkBuilder(&caps); err != nil {
+	if err := convert.CheckBuilder(&caps); err != nil {
 		return nil, parser.WithLocationOnce(err, pf.From.Location())
 	}
 	var extraConfigs sync.Map // platform ID -> fields to add to its image config
@@ -94,14 +95,16 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		defer cancel()
 		opt := convertOpt()
 		opt.TargetPlatform = platform
-		opt.candidates = newCandidates()
+		cands := newCandidateReader(opt)
 		var depsDone <-chan struct{}
-		opt.DepsReady = func(ctx context.Context, e *Early) { depsDone = startDeps(ctx, c, e, opt, bc.CacheImports) }
-		res, err := Convert(ctx, pf, opt)
+		opt.DepsReady = func(ctx context.Context, e *convert.BeforeApp) {
+			depsDone = startDeps(ctx, c, e, cands, bc.CacheImports)
+		}
+		res, err := convert.Convert(ctx, pf, opt)
 		if err != nil {
 			return nil, err
 		}
-		out, err := plan(ctx, res, opt)
+		out, err := outputOf(ctx, res, opt, cands)
 		if err != nil {
 			return nil, err
 		}
@@ -109,22 +112,22 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 			// Each platform decides on its own (a release may lack one).
 			msg := out.warn
 			if bc.MultiPlatformRequested {
-				msg = platformID(res.Platform) + ": " + msg
+				msg = decide.PlatformID(res.Platform) + ": " + msg
 			}
 			var detail [][]byte
 			for _, d := range out.warnDetail {
 				detail = append(detail, []byte(d))
 			}
-			src.Warn(ctx, msg, client.WarnOpts{Range: toPBRanges(patchLocation(pf)), Detail: detail})
+			src.Warn(ctx, msg, client.WarnOpts{Range: convert.ToPBRanges(patchLocation(pf)), Detail: detail})
 		}
 		if out.extraConfig != nil {
-			extraConfigs.Store(platformID(res.Platform), out.extraConfig)
+			extraConfigs.Store(decide.PlatformID(res.Platform), out.extraConfig)
 		}
 		def, err := out.state.Marshal(ctx)
 		if err != nil {
 			return nil, errors.Wrap(err, "marshaling LLB")
 		}
-		if err := checkDefinition(def, &caps); err != nil {
+		if err := convert.CheckDefinition(def, &caps); err != nil {
 			return nil, parser.WithLocationOnce(err, pf.App.Location())
 		}
 		r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: out.cacheImports(bc.CacheImports)})
@@ -195,7 +198,7 @@ func withSource(err error, sm *llb.SourceMap) error {
 				Language:   sm.Language,
 				Definition: sm.Definition.ToPB(),
 			},
-			Ranges: toPBRanges(loc),
+			Ranges: convert.ToPBRanges(loc),
 		})
 	}
 	return err

@@ -4,18 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 
-	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/convert"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 )
 
@@ -55,9 +56,28 @@ func withReleaseCache(fromClient []client.CacheOptionsEntry, release string) []c
 	return out
 }
 
-// plan turns a conversion into a patch build or a full build.
-func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error) {
-	d, err := decide(ctx, res, opt)
+// decision is the decide package's answer for a conversion, its
+// candidates read through cands.
+func decision(ctx context.Context, res *convert.Result, opt convert.Opt, cands *candidateReader) (*decide.Decision, error) {
+	maxShare, err := decide.MaxShare(opt.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	b := decideBuild(&res.BeforeApp)
+	b.App, b.AppUnpatchable, b.MaxShare = res.AppList, res.AppUnpatchable, maxShare
+	return decide.Decide(b, cands.resolve(ctx, res.Platform)), nil
+}
+
+// decideBuild is what the decision knows of a build before its app files
+// are read.
+func decideBuild(e *convert.BeforeApp) decide.Build {
+	return decide.Build{Identity: e.Identity, Platform: e.Platform, PatchRefs: e.PatchRefs, PatchDisabled: e.PatchDisabled}
+}
+
+// outputOf is what a platform exports: the decision taken on a conversion,
+// its patch or its full build, with the config, warnings and cache imports.
+func outputOf(ctx context.Context, res *convert.Result, opt convert.Opt, cands *candidateReader) (*buildOutput, error) {
+	d, err := decision(ctx, res, opt, cands)
 	if err != nil {
 		return nil, err
 	}
@@ -65,32 +85,32 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error
 		var st llb.State
 		if d.Changes.Empty() {
 			// The release itself: no layer, no history entry.
-			summary := opt.vertexName(res.Platform, "patch", d.Summary())
-			st = llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(summary), res.appLocation)
+			summary := opt.VertexName(res.Platform, "patch", d.Summary())
+			st = llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(summary), res.AppLocation)
 		} else {
-			layers := opt.layers()
+			layers := opt.Plan()
 			summary := d.Summary()
 			if cost := layers.PatchCost(); cost != "" {
 				summary += " (" + cost + ")"
 			}
-			st = layers.Patch(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(opt.vertexName(res.Platform, "patch", "release "+rel.Ref))),
-				res.App, res.AppContext, d.Changes, opt.vertexName(res.Platform, "patch", summary), res.appLocation)
+			st = layers.Patch(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(opt.VertexName(res.Platform, "patch", "release "+rel.Ref))),
+				res.App, res.AppContext, d.Changes, opt.VertexName(res.Platform, "patch", summary), res.AppLocation)
 		}
-		return &buildOutput{state: st, image: patchImage(res.Image, rel, d.Changes, opt), baseImage: rel.Image}, nil
+		return &buildOutput{state: st, image: convert.PatchImage(res.Image, rel, d.Changes, opt.Epoch), baseImage: rel.Image}, nil
 	}
 	out := &buildOutput{
-		state:     opt.layers().Full(res.Deps, res.AppTree, llb.WithCustomName(opt.vertexName(res.Platform, "app", d.Summary())), res.appLocation),
+		state:     res.Full(opt.VertexName(res.Platform, "app", d.Summary())),
 		image:     res.Image,
 		baseImage: res.BaseImage,
 	}
-	if d.Warn {
-		out.warn = "PATCH: " + d.Reason + "; building in full"
-		out.warnDetail = d.Reasons
+	if d.Warns() {
+		out.warn = "PATCH: " + d.Reason() + "; building in full"
+		out.warnDetail = d.Detail()
 	}
-	if out.cacheFrom = d.DepsFrom.cacheRef(); out.cacheFrom != "" {
+	if out.cacheFrom = d.DepsFrom.CacheRef(); out.cacheFrom != "" {
 		out.baseImage = depsOf(d.DepsFrom.Image)
 	}
-	if files := res.appList; files != nil {
+	if files := res.AppList; files != nil {
 		enc, err := files.Encode()
 		if err != nil {
 			// Over the list's bounds: the image is right; only later
@@ -98,7 +118,7 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error
 			out.warn = joinWarnings(out.warn, fmt.Sprintf("APP: the image gets no file list, so it cannot be patched: %v", err))
 			return out, nil
 		}
-		out.extraConfig = map[string]any{configField: enc}
+		out.extraConfig = map[string]any{filelist.ConfigField: enc}
 	}
 	return out, nil
 }
@@ -116,27 +136,16 @@ func plan(ctx context.Context, res *Result, opt ConvertOpt) (*buildOutput, error
 // returned while the stage ran, its request would end and the export run
 // the stage again from the start (TestEarlyDependenciesAreNotRestarted).
 // Errors are the final solve's to report.
-func startDeps(ctx context.Context, c client.Client, e *Early, opt ConvertOpt, fromClient []client.CacheOptionsEntry) <-chan struct{} {
-	var depsFrom *release
-	if !e.PatchDisabled {
-		for _, ref := range e.PatchRefs {
-			rel, _ := resolveRelease(ctx, ref, e, opt)
-			if rel == nil {
-				continue
-			}
-			if identityMismatch(rel, e) == "" {
-				return nil // maybe a patch: the app files decide
-			}
-			if depsFrom == nil && sameDeps(rel, e) {
-				depsFrom = rel
-			}
-		}
+func startDeps(ctx context.Context, c client.Client, e *convert.BeforeApp, cands *candidateReader, fromClient []client.CacheOptionsEntry) <-chan struct{} {
+	maybe, depsFrom := decide.MightPatch(decideBuild(e), cands.resolve(ctx, e.Platform))
+	if maybe {
+		return nil // the app files decide
 	}
 	def, err := e.Deps.Marshal(ctx)
 	if err != nil {
 		return nil
 	}
-	imports := withReleaseCache(fromClient, depsFrom.cacheRef())
+	imports := withReleaseCache(fromClient, depsFrom.CacheRef())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -158,36 +167,13 @@ func depsOf(img *dockerspec.DockerOCIImage) *dockerspec.DockerOCIImage {
 	return &out
 }
 
-// patchImage is the config of a patch: the new Patchfile's config on the
-// release's layers, with one history entry for the patch layer.
-func patchImage(img *dockerspec.DockerOCIImage, rel *release, cs *ChangeSet, opt ConvertOpt) *dockerspec.DockerOCIImage {
-	out := *img
-	out.Config.Labels = maps.Clone(img.Config.Labels)
-	out.Config.Labels[LabelRelease] = rel.Digest.String()
-	out.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(rel.Image.RootFS.DiffIDs)}
-	out.History = slices.Clone(rel.Image.History)
-	if !cs.Empty() {
-		t := imageTime(opt.Epoch)
-		out.History = append(out.History, ocispecs.History{
-			Created:   &t,
-			CreatedBy: fmt.Sprintf("APP patch: %d changed, %d deleted", len(cs.Changed), len(cs.Deleted)),
-			Comment:   historyComment,
-		})
-	}
-	return &out
-}
-
 // patchLocation is the lines of the PATCH instructions.
-func patchLocation(pf *Patchfile) []parser.Range {
+func patchLocation(pf *patchfile.File) []parser.Range {
 	var out []parser.Range
 	for _, p := range pf.Patch {
 		out = append(out, p.Location()...)
 	}
 	return out
-}
-
-func platformID(p ocispecs.Platform) string {
-	return platforms.FormatAll(platforms.Normalize(p))
 }
 
 // addConfigFields adds top-level fields to the image configs dockerui

@@ -9,7 +9,9 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	dfparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 )
 
@@ -45,20 +47,20 @@ func TestLocations(t *testing.T) {
 
 // TestLocationsOfParsePatchfile checks a real joined parse error.
 func TestLocationsOfParsePatchfile(t *testing.T) {
-	_, err := ParsePatchfile([]byte(pinnedFrom + "RUNN a\nAPP . /app\nRUN \\\n  b\n"))
+	_, err := patchfile.Parse([]byte(fake.PinnedFrom + "RUNN a\nAPP . /app\nRUN \\\n  b\n"))
 	require.Error(t, err)
 	require.Equal(t, [][]parser.Range{lines(2), lines(4, 5)}, locations(err))
 }
 
 func TestWithSource(t *testing.T) {
-	data := []byte(pinnedFrom + "RUNN a\nAPP . /app\nRUN b\n")
-	_, err := ParsePatchfile(data)
+	data := []byte(fake.PinnedFrom + "RUNN a\nAPP . /app\nRUN b\n")
+	_, err := patchfile.Parse(data)
 	require.Error(t, err)
 	// As dockerui.ReadEntrypoint makes it: the context state and its definition.
 	st := llb.Local("context")
 	def, err2 := st.Marshal(context.Background())
 	require.NoError(t, err2)
-	sm := llb.NewSourceMap(&st, "Patchfile", language, data)
+	sm := llb.NewSourceMap(&st, "Patchfile", patchfile.Language, data)
 	sm.Definition = def
 	err = withSource(err, sm)
 
@@ -68,7 +70,7 @@ func TestWithSource(t *testing.T) {
 	for _, s := range srcs {
 		require.Equal(t, "Patchfile", s.Info.Filename)
 		require.Equal(t, data, s.Info.Data)
-		require.Equal(t, language, s.Info.Language)
+		require.Equal(t, patchfile.Language, s.Info.Language)
 		require.NotNil(t, s.Info.Definition)
 		require.Len(t, s.Ranges, 1)
 		got = append(got, [2]int32{s.Ranges[0].Start.Line, s.Ranges[0].End.Line})

@@ -13,9 +13,22 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"github.com/moby/patternmatcher"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 )
+
+// checkContext is what the checks read of the build context: its files
+// listed, not read, so that a check costs no build.
+type checkContext interface {
+	// List lists the whole context without reading file contents;
+	// withIgnored includes what .dockerignore excludes.
+	List(ctx context.Context, withIgnored bool) ([]buildcontext.File, error)
+	// IgnorePatterns returns the .dockerignore (or Patchfile.dockerignore) patterns.
+	IgnorePatterns(ctx context.Context) ([]string, error)
+}
 
 // Check rules: what `docker buildx build --call=check` reports, without
 // building anything (it reads image references and lists the context).
@@ -32,7 +45,7 @@ const (
 var dependencyFolders = []string{"node_modules", ".venv", "venv", "__pycache__", "bower_components", ".bundle"}
 
 // Check runs the check rules on a Patchfile and its build context.
-func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
+func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) (*lint.LintResults, error) {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil {
 		return nil, err
@@ -41,7 +54,7 @@ func Check(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt Convert
 }
 
 // runChecks is Check with the checks' options read.
-func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) (*lint.LintResults, error) {
+func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) (*lint.LintResults, error) {
 	results := &lint.LintResults{}
 	idx := results.AddSource(src.SourceMap)
 	skipped := func(rule string) bool { return cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) }
@@ -54,11 +67,11 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	metaEnv := metaArgEnv(pf, opt.BuildArgs)
 
 	if image, err := lex.ProcessWordWithMatches(pf.From.Image, metaEnv); err == nil {
-		if _, err := pinnedImage(image.Result); err != nil {
+		if _, err := convert.PinnedImage(image.Result); err != nil {
 			warn(ruleUnpinnedFrom, "FROM must pin its image by digest", err.Error(), pf.From.Location())
 		}
 	}
-	if _, overridden := opt.BuildArgs[keyPatchArg]; len(pf.Patch) == 0 && !overridden {
+	if _, overridden := opt.BuildArgs[convert.KeyPatchArg]; len(pf.Patch) == 0 && !overridden {
 		warn(rulePatchWithoutCandidate, "without PATCH every deploy is a full build",
 			"no PATCH line: every deploy rebuilds and pushes the whole app layer; add PATCH <registry>/<repo>:<release tag> after APP", pf.App.Location())
 	}
@@ -68,7 +81,7 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 		return nil, err
 	}
 	for _, inst := range pf.DepsSteps() {
-		deps, ok := inst.(*DepsInstruction)
+		deps, ok := inst.(*patchfile.DepsInstruction)
 		if !ok {
 			continue
 		}
@@ -77,11 +90,11 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 			if err != nil {
 				continue
 			}
-			clean, err := contextPath(p.Result)
+			clean, err := convert.ContextPath(p.Result)
 			if err != nil {
 				continue
 			}
-			if !anyMatch(clean, files) {
+			if !convert.AnyMatch(clean, files) {
 				warn(ruleDepsMatchNoFile, "DEPS must name files of the build context",
 					fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", clean), deps.Location())
 			}
@@ -102,7 +115,7 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 // (or BUILDKIT_DOCKERFILE_CHECK=error=true) asks for it, as the Dockerfile
 // frontend does: a finding fails the build, located at its line, before
 // any step runs.
-func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *Patchfile, opt ConvertOpt, cs ContextSource) error {
+func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) error {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil || !cfg.ReturnAsError {
 		return err
@@ -120,7 +133,7 @@ func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *Patchfile, op
 	if first.Location == nil || len(first.Location.Ranges) == 0 {
 		return err
 	}
-	return parser.WithLocationOnce(err, fromPBRanges(first.Location.Ranges))
+	return parser.WithLocationOnce(err, convert.FromPBRanges(first.Location.Ranges))
 }
 
 // keyCheckArg is the build arg that sets the checks' options, as for the
@@ -130,19 +143,19 @@ const keyCheckArg = "BUILDKIT_DOCKERFILE_CHECK"
 // checkConfig reads the checks' options as the Dockerfile frontend does:
 // `# check=skip=<rule>,<rule>` (or `skip=all`) on the Patchfile's first
 // lines, or the BUILDKIT_DOCKERFILE_CHECK build arg.
-func checkConfig(patchfile []byte, buildArgs map[string]string) (*linter.Config, error) {
+func checkConfig(text []byte, buildArgs map[string]string) (*linter.Config, error) {
 	if v, ok := buildArgs[keyCheckArg]; ok {
 		cfg, err := linter.ParseLintOptions(v)
 		return cfg, errors.Wrapf(err, "%s=%s", keyCheckArg, v)
 	}
-	v, _, _, _ := dfparser.ParseDirective("check", patchfile)
+	v, _, _, _ := dfparser.ParseDirective("check", text)
 	cfg, err := linter.ParseLintOptions(v)
 	return cfg, errors.Wrapf(err, "# check=%s", v)
 }
 
 // metaArgEnv is what FROM and the checks expand with: build args over the
 // defaults of ARGs declared before FROM and in the stage.
-func metaArgEnv(pf *Patchfile, buildArgs map[string]string) shell.EnvGetter {
+func metaArgEnv(pf *patchfile.File, buildArgs map[string]string) shell.EnvGetter {
 	var env []string
 	add := func(k, v string) {
 		if value, ok := buildArgs[k]; ok {
@@ -162,7 +175,7 @@ func metaArgEnv(pf *Patchfile, buildArgs map[string]string) shell.EnvGetter {
 // and the like) the APP sources would copy from the context. DEPS
 // manifests are not among them: many apps read theirs at run time
 // (package.json), and shipping one is not wrong.
-func appShipsDependencies(pf *Patchfile, files []ContextFile) []string {
+func appShipsDependencies(pf *patchfile.File, files []buildcontext.File) []string {
 	inApp := func(p string) bool {
 		for _, src := range pf.App.Sources {
 			if src == "." || p == src || strings.HasPrefix(p, strings.TrimSuffix(src, "/")+"/") {
@@ -197,7 +210,7 @@ func excludedByApp(excludes []string, p, src string) bool {
 
 // ignoreExcludesNothing reports a .dockerignore whose patterns match no
 // entry of the context, or "".
-func ignoreExcludesNothing(ctx context.Context, cs ContextSource) string {
+func ignoreExcludesNothing(ctx context.Context, cs checkContext) string {
 	patterns, err := cs.IgnorePatterns(ctx)
 	if err != nil || len(patterns) == 0 {
 		return ""

@@ -4,60 +4,32 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
-	"github.com/moby/patternmatcher"
+	"github.com/patchfile/patchfile/frontend/convert"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 )
 
-// List lists the fake context; without withIgnored, the patterns of its
-// ".dockerignore" entry (one per line) are applied.
-func (fc fakeContext) List(ctx context.Context, withIgnored bool) ([]ContextFile, error) {
-	all, err := fc.Files(ctx, "list", nil)
-	if err != nil {
-		return nil, err
-	}
-	patterns, _ := fc.IgnorePatterns(ctx)
-	if withIgnored || len(patterns) == 0 {
-		return all.Files, nil
-	}
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return nil, err
-	}
-	var out []ContextFile
-	for _, f := range all.Files {
-		if ok, _ := pm.MatchesOrParentMatches(f.Path); !ok {
-			out = append(out, f)
-		}
-	}
-	return out, nil
-}
-
-// IgnorePatterns returns the lines of the fake ".dockerignore".
-func (fc fakeContext) IgnorePatterns(context.Context) ([]string, error) {
-	return strings.Fields(fc[".dockerignore"]), nil
-}
-
 // checkInputs is what the checks are handed for a Patchfile and a context:
 // its source, its parse and the build args.
-func checkInputs(t *testing.T, patchfile string, files fakeContext, args map[string]string) (*dockerui.Source, *Patchfile, ConvertOpt) {
+func checkInputs(t *testing.T, text string, files fake.Context, args map[string]string) (*dockerui.Source, *patchfile.File, convert.Opt) {
 	t.Helper()
-	pf, err := ParsePatchfile([]byte(patchfile))
+	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
-	sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(patchfile))
+	sm := llb.NewSourceMap(nil, "Patchfile", "Patchfile", []byte(text))
 	sm.Definition = &llb.Definition{}
-	opt := ConvertOpt{Context: files}
+	opt := convert.Opt{Context: files}
 	opt.BuildArgs = args
 	return &dockerui.Source{SourceMap: sm}, pf, opt
 }
 
-func checkPatchfile(t *testing.T, patchfile string, files fakeContext, args map[string]string) map[string]string {
+func checkPatchfile(t *testing.T, text string, files fake.Context, args map[string]string) map[string]string {
 	t.Helper()
-	src, pf, opt := checkInputs(t, patchfile, files, args)
+	src, pf, opt := checkInputs(t, text, files, args)
 	res, err := Check(context.Background(), src, pf, opt, files)
 	require.NoError(t, err)
 	found := map[string]string{}
@@ -72,7 +44,7 @@ func checkPatchfile(t *testing.T, patchfile string, files fakeContext, args map[
 }
 
 func TestCheckFindsProblems(t *testing.T) {
-	files := fakeContext{
+	files := fake.Context{
 		"package.json":               "{}",
 		"node_modules/left-pad/x.js": "x",
 		"src/server.js":              "s",
@@ -95,7 +67,7 @@ APP . /app
 }
 
 func TestCheckCleanPatchfile(t *testing.T) {
-	files := fakeContext{
+	files := fake.Context{
 		"package.json":               "{}",
 		"package-lock.json":          "{}",
 		"node_modules/left-pad/x.js": "x",
@@ -115,7 +87,7 @@ PATCH registry.example.com/web:release
 // rules as they do for Dockerfiles; the build arg wins over the line, and
 // a malformed one is an error.
 func TestCheckSkips(t *testing.T) {
-	files := fakeContext{"node_modules/x/y.js": "y", "src/server.js": "s"}
+	files := fake.Context{"node_modules/x/y.js": "y", "src/server.js": "s"}
 	const body = `FROM busybox:1.36
 APP . /app
 `
@@ -137,21 +109,21 @@ APP . /app
 // TestChecksAsErrors: with check=error=true a finding fails the build at
 // its line; without it, or with the rule skipped, the build goes on.
 func TestChecksAsErrors(t *testing.T) {
-	files := fakeContext{"node_modules/x/y.js": "y", "src/server.js": "s"}
+	files := fake.Context{"node_modules/x/y.js": "y", "src/server.js": "s"}
 	const body = `FROM busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 WORKDIR /app
 APP . /app
 PATCH registry.example.com/web:release
 `
-	run := func(patchfile string, args map[string]string) error {
-		src, pf, opt := checkInputs(t, patchfile, files, args)
+	run := func(text string, args map[string]string) error {
+		src, pf, opt := checkInputs(t, text, files, args)
 		return checksAsErrors(context.Background(), src, pf, opt, files)
 	}
 	require.NoError(t, run(body, nil), "findings warn only by default")
 	err := run("# check=error=true\n"+body, nil)
 	require.ErrorContains(t, err, "check=error=true: AppShipsDependencies: APP ships node_modules/ from the build context")
 	require.ErrorContains(t, err, "# check=skip=AppShipsDependencies")
-	require.Equal(t, 4, firstLine(t, err), "the APP line")
+	require.Equal(t, 4, fake.FirstLine(t, err), "the APP line")
 	require.NoError(t, run("# check=error=true;skip=AppShipsDependencies\n"+body, nil))
 	require.Error(t, run(body, map[string]string{keyCheckArg: "error=true"}), "the build arg too")
 }

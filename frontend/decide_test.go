@@ -10,6 +10,10 @@ import (
 
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/convert"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/frontend/filelist"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,17 +36,13 @@ func (r *releaseResolver) ResolveImageConfig(ctx context.Context, ref string, op
 		// containerd's resolver's words for a tag that is not there.
 		return "", "", nil, fmt.Errorf("%s: not found", ref)
 	}
-	return (&fakeResolver{}).ResolveImageConfig(ctx, ref, opt)
+	return (&fake.Resolver{}).ResolveImageConfig(ctx, ref, opt)
 }
 
 // releaseConfig is the config a full build of res would push, with labels
 // edited by edit, and BuildKit's inline cache when withCache.
-func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels map[string]string)) []byte {
+func releaseConfig(t *testing.T, res *convert.Result, withCache bool, edit func(labels map[string]string)) []byte {
 	t.Helper()
-	list, err := appManifest(res.AppFiles, res.App)
-	require.NoError(t, err)
-	enc, err := list.Encode()
-	require.NoError(t, err)
 	labels := maps.Clone(res.Image.Config.Labels)
 	if edit != nil {
 		edit(labels)
@@ -52,7 +52,11 @@ func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels m
 		"config": map[string]any{"Labels": labels},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{ // base, dependency step, app
 			"sha256:" + strings.Repeat("1", 64), "sha256:" + strings.Repeat("2", 64), "sha256:" + strings.Repeat("3", 64)}},
-		configField: enc,
+	}
+	if res.AppList != nil {
+		enc, err := res.AppList.Encode()
+		require.NoError(t, err)
+		cfg[filelist.ConfigField] = enc
 	}
 	if withCache {
 		cfg["moby.buildkit.cache.v0"] = "W3siZGlnZXN0Ijoic2hhMjU2OmFiYyJ9XQ=="
@@ -62,7 +66,7 @@ func releaseConfig(t *testing.T, res *Result, withCache bool, edit func(labels m
 	return dt
 }
 
-const decidePatchfile = pinnedFrom + `WORKDIR /app
+const decidePatchfile = fake.PinnedFrom + `WORKDIR /app
 DEPS package.json package-lock.json
 RUN npm ci
 APP . /app
@@ -70,20 +74,20 @@ PATCH shop/web:release shop/web:older
 `
 
 func TestDecideReusesTheDependencyStage(t *testing.T) {
-	released, _, err := convert(t, decidePatchfile, shopContext(), nil)
+	released, _, err := convertText(t, decidePatchfile, fake.Shop(), nil)
 	require.NoError(t, err)
-	changed := shopContext()
+	changed := fake.Shop()
 	changed["src/server.js"] = `console.log("ho")`
-	rewritten := shopContext()
+	rewritten := fake.Shop()
 	rewritten["src/server.js"] = `console.log("a much longer line than before, to weigh more than half the app")`
-	otherApp := func(l map[string]string) { l[LabelApp] = "sha256:" + strings.Repeat("a", 64) }
-	otherDeps := func(l map[string]string) { l[LabelDeps] = "sha256:" + strings.Repeat("d", 64) }
+	otherApp := func(l map[string]string) { l[decide.LabelApp] = "sha256:" + strings.Repeat("a", 64) }
+	otherDeps := func(l map[string]string) { l[decide.LabelDeps] = "sha256:" + strings.Repeat("d", 64) }
 
 	cases := []struct {
 		name     string
 		releases map[string][]byte
 		args     map[string]string
-		files    fakeContext
+		files    fake.Context
 		patch    bool   // a patch build
 		depsFrom string // the release DepsFrom names ("" for none)
 		cache    bool   // the build imports its cache
@@ -97,14 +101,14 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			files:    rewritten, depsFrom: "docker.io/shop/web:release", cache: true, summary: "more than PATCH_MAX_SHARE=50%"},
 		{name: "re-release takes the dependency stage from the release's cache",
 			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
-			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: changed,
+			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: changed,
 			depsFrom: "docker.io/shop/web:release", cache: true, summary: "PATCH_MAX_SHARE=0: a new release instead of patching release"},
 		{name: "no change with PATCH_MAX_SHARE=0 is the release itself",
 			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
-			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: shopContext(), patch: true, summary: "no change, the release itself"},
+			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: fake.Shop(), patch: true, summary: "no change, the release itself"},
 		{name: "release without inline cache: say how to get one",
 			releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, false, nil)},
-			args:     map[string]string{keyPatchMaxShareArg: "0"}, files: changed,
+			args:     map[string]string{decide.KeyPatchMaxShare: "0"}, files: changed,
 			depsFrom: "docker.io/shop/web:release", summary: "no inline build cache to take it from (build releases with --cache-to type=inline)"},
 		{name: "APP spec changed: full build, dependency stage reused",
 			releases: map[string][]byte{
@@ -130,14 +134,14 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 		{name: "no release yet: a full build, no warning", releases: map[string][]byte{}, files: changed,
 			summary: "full build: no release at shop/web:release yet; no release at shop/web:older yet"},
 		{name: "no release yet with PATCH_MAX_SHARE=0: no warning", releases: map[string][]byte{}, files: changed,
-			args: map[string]string{keyPatchMaxShareArg: "0"}, summary: "no release at shop/web:release yet"},
+			args: map[string]string{decide.KeyPatchMaxShare: "0"}, summary: "no release at shop/web:release yet"},
 		{name: "a config that would decode to far more than its size is not read",
 			releases: map[string][]byte{
-				"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","history":[{}` + strings.Repeat(`,{}`, maxReleaseConfigValues/2) + `]}`),
+				"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","history":[{}` + strings.Repeat(`,{}`, 100_000/2) + `]}`),
 			},
 			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (it holds more than 100000 JSON values)"},
 		{name: "a config over the size bound is not read", releases: map[string][]byte{
-			"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","x":"` + strings.Repeat("a", maxReleaseConfig) + `"}`)},
+			"docker.io/shop/web:release": []byte(`{"architecture":"amd64","os":"linux","x":"` + strings.Repeat("a", 16<<20) + `"}`)},
 			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (it is 16777260 bytes, more than the 16 MiB a release's can be)"},
 		{name: "a config that is not JSON is not read", releases: map[string][]byte{"docker.io/shop/web:release": []byte(`{"os":`)},
 			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (unexpected end of JSON input)"},
@@ -147,12 +151,12 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _, err := convert(t, decidePatchfile, tc.files, tc.args)
+			res, _, err := convertText(t, decidePatchfile, tc.files, tc.args)
 			require.NoError(t, err)
 			resolver := &releaseResolver{releases: tc.releases}
-			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+			opt := convert.Opt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = tc.args
-			d, err := decide(context.Background(), res, opt)
+			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
 			require.Equal(t, tc.patch, d.Release != nil, d.Summary())
 			if !tc.patch {
@@ -160,8 +164,8 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 				require.NotContains(t, d.Summary(), "patch of release")
 			}
 			require.Contains(t, d.Summary(), tc.summary)
-			require.Equal(t, tc.warn, d.Warn, d.Summary())
-			out, err := plan(context.Background(), res, opt)
+			require.Equal(t, tc.warn, d.Warns(), d.Summary())
+			out, err := outputOf(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
 			if tc.depsFrom == "" {
 				require.Nil(t, d.DepsFrom, d.Summary())
@@ -196,12 +200,12 @@ func TestDecideCapsTheReasons(t *testing.T) {
 		refs = append(refs, fmt.Sprintf("shop/locked%d:release", i))
 	}
 	args := map[string]string{"PATCH": strings.Join(refs, " ")}
-	res, _, err := convert(t, decidePatchfile, shopContext(), args)
+	res, _, err := convertText(t, decidePatchfile, fake.Shop(), args)
 	require.NoError(t, err)
 	resolver := &releaseResolver{}
-	opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
+	opt := convert.Opt{TargetPlatform: &amd64, MetaResolver: resolver}
 	opt.BuildArgs = args
-	out, err := plan(context.Background(), res, opt)
+	out, err := outputOf(context.Background(), res, opt, newCandidateReader(opt))
 	require.NoError(t, err)
 	require.Contains(t, out.warn, "candidate shop/locked2:release unreachable (failed to authorize: 401 Unauthorized); and 497 more candidates; building in full")
 	require.NotContains(t, out.warn, "shop/locked3:")
@@ -224,17 +228,17 @@ func TestDecideAppShapes(t *testing.T) {
 		{app: "APP src/server.js /app/"},
 	} {
 		t.Run(tc.app, func(t *testing.T) {
-			pf := pinnedFrom + "WORKDIR /app\nDEPS package.json package-lock.json\nRUN npm ci\n" + tc.app + "\nPATCH shop/web:release\n"
-			released, _, err := convert(t, pf, shopContext(), nil)
+			pf := fake.PinnedFrom + "WORKDIR /app\nDEPS package.json package-lock.json\nRUN npm ci\n" + tc.app + "\nPATCH shop/web:release\n"
+			released, _, err := convertText(t, pf, fake.Shop(), nil)
 			require.NoError(t, err)
-			changed := shopContext()
+			changed := fake.Shop()
 			changed["src/server.js"] = `console.log("ho")`
-			res, _, err := convert(t, pf, changed, nil)
+			res, _, err := convertText(t, pf, changed, nil)
 			require.NoError(t, err)
 			resolver := &releaseResolver{releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)}}
-			opt := ConvertOpt{TargetPlatform: &amd64, MetaResolver: resolver}
-			opt.BuildArgs = map[string]string{keyPatchMaxShareArg: "100"}
-			d, err := decide(context.Background(), res, opt)
+			opt := convert.Opt{TargetPlatform: &amd64, MetaResolver: resolver}
+			opt.BuildArgs = map[string]string{decide.KeyPatchMaxShare: "100"}
+			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
 			require.NoError(t, err)
 			if tc.reason != "" {
 				require.Nil(t, d.Release)
@@ -244,20 +248,5 @@ func TestDecideAppShapes(t *testing.T) {
 			require.NotNil(t, d.Release, d.Summary())
 			require.Contains(t, d.Summary(), ": 1 changed, 0 deleted")
 		})
-	}
-}
-
-// TestJSONValues: the count bounds what decoding a config could build,
-// strings (the file list, the inline cache) counting as one value whatever
-// they hold.
-func TestJSONValues(t *testing.T) {
-	for in, want := range map[string]int{
-		`{}`:                             1,
-		`{"a":[1,2,3],"b":{"c":"d"}}`:    6,
-		`{"s":"[{,,,}]\"[,"}`:            1,
-		`{"history":[{},{},{}]}`:         7,
-		`"a string, with [brackets] {}"`: 0,
-	} {
-		require.Equal(t, want, jsonValues([]byte(in)), in)
 	}
 }

@@ -1,10 +1,9 @@
-// Package frontend is the Patchfile BuildKit frontend: Build is what the
-// frontend image runs. It types and validates a parsed Patchfile
-// (instructions.go), reads the build context (gateway_context.go, in a
-// build step of its own image or through the gateway: tree_walk.go),
-// converts the Patchfile to LLB (convert*.go), reads candidate releases
-// from the registry within bounds (patch.go, manifest.go), decides between
-// a patch and a full build (patch.go), makes the app layer by the
-// builder's plan (layers.go, convert_patch.go), and answers --call
-// subrequests and checks (subrequests.go, check.go).
+// Package frontend is the Patchfile BuildKit frontend's gateway layer:
+// Build is what the frontend image runs. It reads the Patchfile and the
+// build context through BuildKit's gateway (the context hashed in a build
+// step of the frontend's own image, or read file by file), reads the PATCH
+// candidates' configs from the registry through the builder, and hands
+// them to the packages below: patchfile types the instructions, convert
+// makes the LLB, decide picks a patch or a full build. It also answers
+// --call subrequests (outline, targets, check) and runs the checks.
 package frontend

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/pkg/errors"
 	"golang.org/x/sync/errgroup"
 )
@@ -35,33 +36,33 @@ func (g *gatewayContext) Main(ctx context.Context, opts ...llb.LocalOption) (*ll
 }
 
 // Files solves the context narrowed to patterns and reads every file in it.
-func (g *gatewayContext) Files(ctx context.Context, name string, patterns []string) (*ContextFiles, error) {
+func (g *gatewayContext) Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
 	st, err := g.bc.MainContext(ctx,
 		llb.IncludePatterns(patterns),
 		llb.SharedKeyHint("patchfile-"+name),
 		dockerui.WithInternalName("load "+name))
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
 	if files, ok, err := g.hashInBuilder(ctx, *st, name); ok {
 		if err != nil {
-			return nil, errors.Wrapf(err, "reading %s", name)
+			return llb.State{}, nil, errors.Wrapf(err, "reading %s", name)
 		}
-		return &ContextFiles{State: *st, Files: files}, nil
+		return *st, files, nil
 	}
 	ref, err := g.solve(ctx, st, name)
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
 	files, err := ReadTree(ctx, ref, "/", true)
 	if err != nil {
-		return nil, errors.Wrapf(err, "reading %s", name)
+		return llb.State{}, nil, errors.Wrapf(err, "reading %s", name)
 	}
 	state, err := ref.ToState()
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
-	return &ContextFiles{State: state, Files: files}, nil
+	return state, files, nil
 }
 
 // keySource is the frontend option that names the frontend's own image
@@ -79,13 +80,13 @@ const hasherBinary = "/bin/patchfile-frontend"
 // it cannot: the frontend does not know its image, or the step failed (a
 // builder that cannot run the image); the caller then reads through the
 // gateway. An error with ok is the walk's, for the build to report.
-func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name string) (files []ContextFile, ok bool, err error) {
+func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name string) (files []buildcontext.File, ok bool, err error) {
 	self, err := g.selfImage(ctx)
 	if err != nil || self == nil {
 		return nil, false, nil
 	}
 	run := self.Run(
-		llb.Args([]string{hasherBinary, HashTreeCommand, "/context", "/out"}),
+		llb.Args([]string{hasherBinary, buildcontext.HashCommand, "/context", "/out"}),
 		llb.Network(llb.NetModeNone),
 		llb.ReadonlyRootFS(),
 		llb.AddMount("/context", st, llb.Readonly),
@@ -102,11 +103,11 @@ func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name s
 		return nil, false, nil
 	}
 	var list bytes.Buffer
-	if err := readChunks(ctx, ref, treeListFile, func(dt []byte) { list.Write(dt) }); err != nil {
+	if err := readChunks(ctx, ref, buildcontext.ListFile, func(dt []byte) { list.Write(dt) }); err != nil {
 		return nil, false, nil
 	}
-	files, err = readTreeList(&list)
-	if errors.Is(err, errTreeListVersion) {
+	files, err = buildcontext.ReadList(&list)
+	if errors.Is(err, buildcontext.ErrListVersion) {
 		return nil, false, nil
 	}
 	return files, true, err
@@ -143,12 +144,12 @@ func (g *gatewayContext) selfImage(ctx context.Context) (*llb.State, error) {
 // directories does not walk one directory at a time. A job that finds
 // every reader busy runs in its caller instead of waiting for one, which
 // a reader listing a directory would otherwise do while holding a slot.
-func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) ([]ContextFile, error) {
+func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) ([]buildcontext.File, error) {
 	var (
 		mu    sync.Mutex
-		files []ContextFile
+		files []buildcontext.File
 	)
-	add := func(f ContextFile) {
+	add := func(f buildcontext.File) {
 		mu.Lock()
 		files = append(files, f)
 		mu.Unlock()
@@ -170,7 +171,7 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 				// either (BuildKit's listing of a directory fails for a bad
 				// name anywhere below it): where it fails is as close as it
 				// gets.
-				return errors.Errorf("a file name in %s or below %s", dirLabel(rel), notUTF8)
+				return errors.Errorf("a file name in %s or below %s", dirLabel(rel), buildcontext.NotUTF8)
 			}
 			return err
 		}
@@ -180,19 +181,19 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 			var job func() error
 			switch {
 			case mode.IsDir():
-				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
+				add(buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
 				job = func() error { return readDir(p) }
 			case mode&os.ModeSymlink != 0:
-				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Linkname: e.Linkname})
+				add(buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Linkname: e.Linkname})
 			case mode.IsRegular() && !hash:
-				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size})
+				add(buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size})
 			case !mode.IsRegular():
 				// A fifo, socket or device: listed, with no contents, for
 				// APP to refuse (refuseSpecialFiles).
-				add(ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
+				add(buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
 			default:
 				job = func() error {
-					f := ContextFile{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid}
+					f := buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid}
 					var err error
 					if f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, p), e.Size); err != nil {
 						return err
@@ -221,7 +222,7 @@ func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) 
 }
 
 // List lists the context without reading contents.
-func (g *gatewayContext) List(ctx context.Context, withIgnored bool) ([]ContextFile, error) {
+func (g *gatewayContext) List(ctx context.Context, withIgnored bool) ([]buildcontext.File, error) {
 	opts := []llb.LocalOption{llb.SharedKeyHint("patchfile-check"), dockerui.WithInternalName("list build context")}
 	if withIgnored {
 		opts = append(opts, llb.ExcludePatterns(nil))
@@ -289,10 +290,6 @@ func readChunks(ctx context.Context, ref client.Reference, p string, chunk func(
 		}
 	}
 }
-
-// notUTF8 says why a file name that is not UTF-8 stops a build, and the
-// way out; both ways of reading the context end their message with it.
-const notUTF8 = "is not valid UTF-8, which BuildKit's gateway cannot carry: rename it, or leave it out with .dockerignore (the Dockerfile frontend copies such names; Patchfile must read them)"
 
 // dirLabel names a directory of the context for a message.
 func dirLabel(rel string) string {

@@ -11,14 +11,18 @@ import (
 	"github.com/moby/buildkit/frontend/subrequests/targets"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/convert"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
+	"github.com/patchfile/patchfile/version"
 	"github.com/pkg/errors"
 	"google.golang.org/protobuf/proto"
 )
 
 // subrequestHandler answers `docker buildx build --call=...` without
 // building: outline, targets, check (lint) and the LLB of the full build.
-func subrequestHandler(src *dockerui.Source, pf *Patchfile, opt func() ConvertOpt, gctx ContextSource) dockerui.RequestHandler {
+func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() convert.Opt, gctx checkContext) dockerui.RequestHandler {
 	return dockerui.RequestHandler{
 		Outline: func(ctx context.Context) (*outline.Outline, error) {
 			return patchfileOutline(src, pf), nil
@@ -40,7 +44,7 @@ func subrequestHandler(src *dockerui.Source, pf *Patchfile, opt func() ConvertOp
 			return Check(ctx, src, pf, opt(), gctx)
 		},
 		ConvertLLB: func(ctx context.Context) (*convertllb.Result, error) {
-			res, err := Convert(ctx, pf, opt())
+			res, err := convert.Convert(ctx, pf, opt())
 			if err != nil {
 				return nil, err
 			}
@@ -51,8 +55,8 @@ func subrequestHandler(src *dockerui.Source, pf *Patchfile, opt func() ConvertOp
 
 // patchfileOutline lists the build args, secrets, ssh sockets and cache
 // mounts a Patchfile uses.
-func patchfileOutline(src *dockerui.Source, pf *Patchfile) *outline.Outline {
-	o := &outline.Outline{Name: "default", Sources: [][]byte{src.Data}}
+func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline {
+	o := &outline.Outline{Name: "default", Description: "built by " + version.String(), Sources: [][]byte{src.Data}}
 	addArgs := func(cmd *instructions.ArgCommand) {
 		for _, kv := range cmd.Args {
 			a := outline.Arg{Name: kv.Key, Location: toPBLocation(0, cmd.Location())}
@@ -66,8 +70,8 @@ func patchfileOutline(src *dockerui.Source, pf *Patchfile) *outline.Outline {
 		addArgs(a)
 	}
 	o.Args = append(o.Args,
-		outline.Arg{Name: keyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
-		outline.Arg{Name: keyPatchMaxShareArg, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
+		outline.Arg{Name: convert.KeyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
+		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
 	for _, inst := range pf.Steps {
 		switch inst := inst.(type) {
 		case *instructions.ArgCommand:
@@ -102,13 +106,13 @@ func patchfileOutline(src *dockerui.Source, pf *Patchfile) *outline.Outline {
 }
 
 func toPBLocation(sourceIndex int, r []parser.Range) *pb.Location {
-	return &pb.Location{SourceIndex: int32(sourceIndex), Ranges: toPBRanges(r)}
+	return &pb.Location{SourceIndex: int32(sourceIndex), Ranges: convert.ToPBRanges(r)}
 }
 
 // toConvertLLB renders the full build's LLB as the ConvertLLB subrequest
 // does for Dockerfiles.
-func toConvertLLB(ctx context.Context, res *Result) (*convertllb.Result, error) {
-	def, err := res.State.Marshal(ctx)
+func toConvertLLB(ctx context.Context, res *convert.Result) (*convertllb.Result, error) {
+	def, err := res.Full("").Marshal(ctx)
 	if err != nil {
 		return nil, err
 	}

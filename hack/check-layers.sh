@@ -7,14 +7,21 @@ cd "$(dirname "$0")/.."
 
 module=github.com/patchfile/patchfile
 layers=(
-  llb                 # LLB helpers that know nothing of Patchfiles
-  frontend/parser     # Patchfile text to located nodes
-  frontend            # the frontend: instructions, context, decision, LLB, Build
-  cmd/frontend        # the frontend image's binary
-  internal/stack      # the real test stack: registry, buildkitd, Docker Engines
-  cmd/devstack        # the test stack from scripts
-  bench               # the benchmark
-  integration         # the tests against the real stack
+  version                # the frontend's version and revision, set at build time
+  llb                    # LLB helpers that know nothing of Patchfiles
+  frontend/parser        # Patchfile text to located nodes
+  frontend/buildcontext  # the build context as a list of entries, and the in-builder walk that makes it (pure Go)
+  frontend/internal/fake # a context in memory and a fixed resolver, for unit tests
+  frontend/patchfile     # located nodes to typed, validated instructions
+  frontend/filelist      # the app file list: encoding, bounded decoding, change sets (pure Go)
+  frontend/decide        # patch or full build, and why: release labels, candidate configs, the rule (pure: no I/O)
+  frontend/convert       # the Patchfile to LLB and image config: dependency stage, app tree, patch layer, layer plans
+  frontend               # the gateway layer: Build, reading the context and candidates, subrequests, checks
+  cmd/frontend           # the frontend image's binary
+  internal/stack         # the real test stack: registry, buildkitd, Docker Engines
+  cmd/devstack           # the test stack from scripts
+  bench                  # the benchmark
+  integration            # the tests against the real stack
 )
 
 declare -A rank

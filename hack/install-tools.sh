@@ -3,7 +3,8 @@
 # runc (Debian), buildkitd + buildctl (moby/buildkit), registry (distribution),
 # docker-buildx, docker-compose, and a Docker Engine (dockerd, containerd with
 # its runc shim, and the docker CLI), each built from the Go module proxy at a
-# pinned version.
+# pinned version; and the workflow linter, actionlint (hack/check-workflows.sh),
+# with Debian's shellcheck for the workflows' run: scripts.
 # The docker CLI is always built here, whatever docker the machine has, so the
 # engine tests do not depend on the machine.
 # Prints nothing but progress; exits non-zero if anything cannot be installed.
@@ -17,6 +18,7 @@ DOCKER_CLI_VERSION=v28.5.2
 CONTAINERD_VERSION=v2.2.9
 # Later Compose releases need a newer Go than 1.26.
 COMPOSE_VERSION=v5.6.0
+ACTIONLINT_VERSION=v1.7.12
 
 TOOLS_DIR=${PATCHFILE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/patchfile/tools}
 mkdir -p "$TOOLS_DIR/bin"
@@ -124,7 +126,7 @@ fetch_arm64_busybox() {
   rm -rf "$tmp"
 }
 
-apt_install runc iproute2 ca-certificates busybox-static qemu-user-static binfmt-support
+apt_install runc iproute2 ca-certificates busybox-static qemu-user-static binfmt-support shellcheck
 enable_arm64_emulation
 fetch_arm64_busybox
 if ! [ -f "$TOOLS_DIR/go.mod" ]; then
@@ -146,6 +148,7 @@ build_from_module github.com/docker/buildx "$BUILDX_VERSION" "$TOOLS_DIR/bin/doc
 # The Compose CLI plugin: `docker compose build` runs `docker buildx bake`.
 build_from_module github.com/docker/compose/v5 "$COMPOSE_VERSION" "$TOOLS_DIR/bin/docker-compose" \
   -ldflags "-X github.com/docker/compose/v5/internal.Version=$COMPOSE_VERSION" ./cmd
+build_from_module github.com/rhysd/actionlint "$ACTIONLINT_VERSION" "$TOOLS_DIR/bin/actionlint" ./cmd/actionlint
 
 # The Docker Engine (internal/stack's StartEngine): dockerd runs against its
 # own containerd, which starts containers with the runc shim and Debian's

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's tests, as CI runs them (.ci/run): installs the tools, checks
-# formatting, vets, runs every test and fuzzes the two readers of untrusted
-# input (the Patchfile parser, a release's file list). The integration tests
-# need root and start their own registry, buildkitd and Docker Engines
-# (internal/stack).
+# formatting, vets, checks the layering and the GitHub workflows, runs every
+# test and fuzzes the two readers of untrusted input (the Patchfile parser, a
+# release's file list). The integration tests need root and start their own
+# registry, buildkitd and Docker Engines (internal/stack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -25,6 +25,9 @@ go vet ./...
 echo "==> hack/check-layers.sh: no package imports one above it"
 ./hack/check-layers.sh
 
+echo "==> hack/check-workflows.sh: actionlint, and the scripts the workflows run"
+./hack/check-workflows.sh
+
 echo "==> go test ./..."
 go test -count=1 -timeout 60m ./...
 
@@ -34,7 +37,7 @@ go test -count=1 -timeout 60m ./...
 echo "==> fuzz FuzzParse (150,000 inputs)"
 go test ./frontend/parser -run '^$' -fuzz FuzzParse -fuzztime 150000x
 
-echo "==> fuzz FuzzDecodeManifest (80,000 inputs): a release's file list, from any registry"
-go test ./frontend -run '^$' -fuzz FuzzDecodeManifest -fuzztime 80000x
+echo "==> fuzz FuzzDecode (80,000 inputs): a release's file list, from any registry"
+go test ./frontend/filelist -run '^$' -fuzz FuzzDecode -fuzztime 80000x
 
 echo "==> all checks passed in $((SECONDS - start)) s"

@@ -15,7 +15,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/solver/errdefs"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
@@ -210,59 +211,59 @@ func TestForgedReleases(t *testing.T) {
 		// build) or "trusted" (a patch against what the list says).
 		outcome string
 	}{
-		{name: "candidate that does not exist", outcome: "full", output: "full build: no release at " + ref("missing") + " yet",
+		{name: "candidate that does not exist", outcome: "full", output: decide.FullBuildPrefix + "no release at " + ref("missing") + " yet",
 			forge: func(*testing.T) string { return ref("missing") }},
-		{name: "candidate not built by Patchfile", outcome: "full", output: "full build: candidate " + busybox + " was not built by Patchfile",
+		{name: "candidate not built by Patchfile", outcome: "full", output: decide.FullBuildPrefix + "candidate " + busybox + " was not built by Patchfile",
 			forge: func(*testing.T) string { return busybox }},
 		{name: "file list not base64", outcome: "full", output: "has no usable file list (file list is not base64",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = "not base64!" })},
 		{name: "file list not gzip", outcome: "full", output: "has no usable file list (file list is not gzip",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = "cGxhaW4=" })},
-		{name: "file list of an unknown version", outcome: "full", output: "has no usable file list (file list version 9 is not supported)",
+		{name: "file list of an unknown version", outcome: "full", output: "has no usable file list (file list format 9, while this frontend reads format 1: a release built by another major version of the frontend is not patched)",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c["dev.patchfile.files"] = gzipBase64(t, []byte{9}) })},
 		{name: "file list missing", outcome: "full", output: "has no usable file list (its config has no dev.patchfile.files field)",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { delete(c, "dev.patchfile.files") })},
 		{name: "file list with a path out of the APP destination", outcome: "full", output: "has no usable file list (file list is corrupt: path \"../../etc/passwd\")",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) {
-					m.Entries = append([]frontend.ManifestEntry{{Path: "../../etc/passwd", Type: frontend.TypeFile}}, m.Entries...)
+				c.editList(t, func(m *filelist.List) {
+					m.Entries = append([]filelist.Entry{{Path: "../../etc/passwd", Type: filelist.TypeFile}}, m.Entries...)
 				})
 			})},
 		{name: "file list out of order", outcome: "full", output: "has no usable file list (file list is corrupt",
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) { m.Entries[0], m.Entries[1] = m.Entries[1], m.Entries[0] })
+				c.editList(t, func(m *filelist.List) { m.Entries[0], m.Entries[1] = m.Entries[1], m.Entries[0] })
 			})},
 		{name: "dependency hash of other inputs", outcome: "full", output: "dependencies changed since release",
-			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelDeps] = zero })},
+			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelDeps] = zero })},
 		{name: "base label of another base", outcome: "full", output: "base image changed since release",
-			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelBase] = zero })},
+			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelBase] = zero })},
 		{name: "APP label of another spec", outcome: "full", output: "APP destination or --chown changed since release",
-			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelApp] = zero })},
+			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelApp] = zero })},
 		{name: "release label not a digest", outcome: "full", output: "has a malformed dev.patchfile.release label",
-			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelRelease] = "latest" })},
+			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelRelease] = "latest" })},
 		{name: "release label to a missing manifest", outcome: "full", output: "release " + zero + " of candidate",
-			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelRelease] = zero })},
+			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelRelease] = zero })},
 		{name: "release label to a patch", outcome: "full", output: "release " + digestOf(patch) + " of candidate",
-			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelRelease] = digestOf(patch) })},
+			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelRelease] = digestOf(patch) })},
 		{name: "release label to a foreign image", outcome: "full", output: "is not a Patchfile release",
-			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelRelease] = digestOf(busybox) })},
+			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelRelease] = digestOf(busybox) })},
 		{name: "release label to a release of other dependencies", outcome: "full", output: "dependencies changed since release " + digestOf(otherDeps),
-			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[frontend.LabelRelease] = digestOf(otherDeps) })},
-		{name: "file list claims a file that is not there", outcome: "patch", output: "patch of release",
+			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelRelease] = digestOf(otherDeps) })},
+		{name: "file list claims a file that is not there", outcome: "patch", output: decide.PatchPrefix,
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) {
-					m.Entries = append(m.Entries, frontend.ManifestEntry{Path: "zz-ghost.js", Type: frontend.TypeFile, Mode: 0o644, Size: 3})
+				c.editList(t, func(m *filelist.List) {
+					m.Entries = append(m.Entries, filelist.Entry{Path: "zz-ghost.js", Type: filelist.TypeFile, Mode: 0o644, Size: 3})
 				})
 			})},
-		{name: "file list misses a file the image has", outcome: "patch", output: "patch of release",
+		{name: "file list misses a file the image has", outcome: "patch", output: decide.PatchPrefix,
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) {
-					m.Entries = slices.DeleteFunc(m.Entries, func(e frontend.ManifestEntry) bool { return e.Path == "src/keep.txt" })
+				c.editList(t, func(m *filelist.List) {
+					m.Entries = slices.DeleteFunc(m.Entries, func(e filelist.Entry) bool { return e.Path == "src/keep.txt" })
 				})
 			})},
-		{name: "file list lies about a file's content", outcome: "trusted", output: "patch of release",
+		{name: "file list lies about a file's content", outcome: "trusted", output: decide.PatchPrefix,
 			forge: edited(release, func(t *testing.T, c forgedConfig) {
-				c.editList(t, func(m *frontend.Manifest) {
+				c.editList(t, func(m *filelist.List) {
 					for i, e := range m.Entries {
 						if e.Path == "src/a.js" {
 							m.Entries[i].Digest = newA
@@ -270,7 +271,7 @@ func TestForgedReleases(t *testing.T) {
 					}
 				})
 			})},
-		{name: "labels and file list on a foreign image", outcome: "trusted", output: "patch of release",
+		{name: "labels and file list on a foreign image", outcome: "trusted", output: decide.PatchPrefix,
 			forge: func(t *testing.T) string {
 				real := pullImage(t, release)
 				var src struct {
@@ -299,8 +300,8 @@ func TestForgedReleases(t *testing.T) {
 			got := filesystem(t, img)
 			switch tc.outcome {
 			case "full":
-				require.Contains(t, res.output, "full build: ")
-				require.NotContains(t, configOf(t, img).Config.Labels, frontend.LabelRelease)
+				require.Contains(t, res.output, decide.FullBuildPrefix)
+				require.NotContains(t, configOf(t, img).Config.Labels, decide.LabelRelease)
 				requireSameFilesystem(t, fullFS, got)
 			case "patch":
 				requireSameFilesystem(t, fullFS, got)
@@ -361,7 +362,7 @@ func TestSpecialFiles(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\nsrc/pipe\n"), 0o644))
 	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(releaseRef), output: env.stack.Ref("special/app", "ignored")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release "+releaseDigest+": 2 changed, 0 deleted", "src/a.js and .dockerignore")
+	require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 2 changed, 0 deleted", "src/a.js and .dockerignore")
 	require.NotContains(t, filesystem(t, pullImage(t, env.stack.Ref("special/app", "ignored")+"@"+res.digest)), "app/src/pipe")
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -54,7 +55,7 @@ func TestBake(t *testing.T) {
 
 	releaseRef := env.stack.Ref("shop/web", "release")
 	out, releaseDigest := bake("release")
-	require.Contains(t, out, "full build: ")
+	require.Contains(t, out, decide.FullBuildPrefix)
 	require.Contains(t, out, bakeDepsStep)
 	release := pullImage(t, releaseRef)
 	require.Equal(t, releaseDigest, digestOf(t, release), "the release tag is what bake built")
@@ -64,7 +65,7 @@ func TestBake(t *testing.T) {
 	routes := "module.exports = { '/': 'edited by TestBake' };\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "routes.js"), []byte(routes), 0o644))
 	out, deployDigest := bake("deploy")
-	require.Contains(t, out, "patch of release "+releaseDigest+": 1 changed, 0 deleted")
+	require.Contains(t, out, decide.PatchPrefix+releaseDigest+": 1 changed, 0 deleted")
 	require.NotContains(t, out, bakeDepsStep, "the patch did not run the dependency stage")
 	deploy := pullImage(t, env.stack.Ref("shop/web", "v2"))
 	require.Equal(t, deployDigest, digestOf(t, deploy), "the deploy is pushed as ${IMAGE}:${TAG}")
@@ -98,7 +99,7 @@ func TestCompose(t *testing.T) {
 	}
 
 	out := compose("TAG=release", "PATCH_MAX_SHARE=0")
-	require.Contains(t, out, "full build: ")
+	require.Contains(t, out, decide.FullBuildPrefix)
 	require.NotContains(t, out, "PATCH disabled", "PATCH unset is not PATCH=")
 	require.Contains(t, out, bakeDepsStep)
 	release := pullImage(t, image+":release")
@@ -107,7 +108,7 @@ func TestCompose(t *testing.T) {
 	routes := "module.exports = { '/': 'edited by TestCompose' };\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "src", "routes.js"), []byte(routes), 0o644))
 	out = compose("TAG=v2", "PATCH="+image+":release")
-	require.Contains(t, out, "patch of release "+releaseDigest+": 1 changed, 0 deleted")
+	require.Contains(t, out, decide.PatchPrefix+releaseDigest+": 1 changed, 0 deleted")
 	require.NotContains(t, out, bakeDepsStep, "the patch did not run the dependency stage")
 	deploy := pullImage(t, image+":v2")
 	requirePatchOf(t, release, releaseDigest, deploy, []string{"app", "app/src", "app/src/routes.js"})

@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,25 +46,25 @@ func TestPatchCandidates(t *testing.T) {
 	}{{
 		name:    "foreign image",
 		args:    map[string]string{"BASE": env.base, "RELEASE": env.base},
-		outputs: []string{"full build: candidate " + env.base + " was not built by Patchfile", "warning PATCH: candidate"},
+		outputs: []string{decide.FullBuildPrefix + "candidate " + env.base + " was not built by Patchfile", "warning PATCH: candidate"},
 	}, {
 		name:    "no release yet",
 		args:    map[string]string{"BASE": env.base, "RELEASE": missing},
-		outputs: []string{"full build: no release at " + missing + " yet"},
+		outputs: []string{decide.FullBuildPrefix + "no release at " + missing + " yet"},
 		quiet:   true,
 	}, {
 		name:    "needs credentials",
 		args:    map[string]string{"BASE": env.base, "RELEASE": privateRef},
-		outputs: []string{"full build: candidate " + privateRef + " unreachable", "401 Unauthorized", "warning PATCH: candidate " + privateRef},
+		outputs: []string{decide.FullBuildPrefix + "candidate " + privateRef + " unreachable", "401 Unauthorized", "warning PATCH: candidate " + privateRef},
 	}, {
 		name:    "first usable of several",
 		args:    map[string]string{"BASE": env.base, "PATCH": missing + " " + env.base + " " + releaseRef},
-		outputs: []string{"patch of release " + releaseDigest + ": 1 changed, 0 deleted"},
+		outputs: []string{decide.PatchPrefix + releaseDigest + ": 1 changed, 0 deleted"},
 		patch:   true,
 	}, {
 		name:    "PATCH build arg overrides the Patchfile",
 		args:    map[string]string{"BASE": env.base, "RELEASE": missing, "PATCH": releaseRef},
-		outputs: []string{"patch of release " + releaseDigest},
+		outputs: []string{decide.PatchPrefix + releaseDigest},
 		patch:   true,
 	}, {
 		name:    "re-release rule",
@@ -79,8 +79,8 @@ func TestPatchCandidates(t *testing.T) {
 		res, err := buildWithBuildx(t, build{dir: dir, args: args, output: out,
 			logins: map[string]string{private.Addr: private.User + ":" + private.Password}})
 		require.NoError(t, err)
-		require.Contains(t, res.output, "patch of release "+releaseDigest+": 2 changed, 0 deleted")
-		require.Equal(t, releaseDigest, configOf(t, pullImage(t, out+"@"+res.digest)).Config.Labels[frontend.LabelRelease])
+		require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 2 changed, 0 deleted")
+		require.Equal(t, releaseDigest, configOf(t, pullImage(t, out+"@"+res.digest)).Config.Labels[decide.LabelRelease])
 	})
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,10 +96,10 @@ func TestPatchCandidates(t *testing.T) {
 			img := pullImage(t, out+"@"+res.digest)
 			labels := configOf(t, img).Config.Labels
 			if tc.patch {
-				require.Equal(t, releaseDigest, labels[frontend.LabelRelease])
+				require.Equal(t, releaseDigest, labels[decide.LabelRelease])
 			} else {
-				require.NotContains(t, labels, frontend.LabelRelease)
-				require.True(t, strings.HasPrefix(labels[frontend.LabelDeps], "sha256:"))
+				require.NotContains(t, labels, decide.LabelRelease)
+				require.True(t, strings.HasPrefix(labels[decide.LabelDeps], "sha256:"))
 			}
 			require.Equal(t, "console.log('A');\n", filesystem(t, img)["app/src/a.js"].Content, "either way, the image has the new file")
 		})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/stretchr/testify/require"
 )
@@ -27,7 +28,7 @@ func TestColdPatch(t *testing.T) {
 	res, err := buildWithBuildctl(t, build{dir: dir, args: args, output: releaseRef})
 	require.NoError(t, err)
 	releaseTime := time.Since(start)
-	require.Contains(t, res.output, "full build: no release at "+releaseRef+" yet", "the first release has nothing to patch")
+	require.Contains(t, res.output, decide.FullBuildPrefix+"no release at "+releaseRef+" yet", "the first release has nothing to patch")
 	release := pullImage(t, releaseRef+"@"+res.digest)
 
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "src/routes.js"), []byte("module.exports = { '/': 'index.html', '/health': 'OK' };\n"), 0o644))
@@ -42,7 +43,7 @@ func TestColdPatch(t *testing.T) {
 	res, err = buildWithBuildctl(t, build{dir: dir, args: args, output: env.stack.Ref("cold/web", "patch"), daemon: cold})
 	require.NoError(t, err)
 	patchTime := time.Since(start)
-	require.Contains(t, res.output, "patch of release ")
+	require.Contains(t, res.output, decide.PatchPrefix)
 	// Read the registry's log and storage before this test reads anything.
 	served, err := env.stack.RegistryRequests(logAt)
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -91,7 +92,7 @@ func TestReleaseReusesDependencies(t *testing.T) {
 			require.NoError(t, err)
 			blobsAfter, err := env.stack.Blobs()
 			require.NoError(t, err)
-			require.Contains(t, res.output, "full build: PATCH_MAX_SHARE=0: a new release instead of patching release "+digestOf(t, release))
+			require.Contains(t, res.output, decide.FullBuildPrefix+"PATCH_MAX_SHARE=0: a new release instead of patching release "+digestOf(t, release))
 			img := pullImage(t, newRef+"@"+res.digest)
 
 			relLayers, newLayers := layers(t, release), layers(t, img)

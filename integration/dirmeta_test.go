@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -41,7 +42,7 @@ func TestDirectoryMetadataPatch(t *testing.T) {
 			patchRef := env.stack.Ref("dirmeta/app", plan)
 			res, err := buildInProcess(t, build{dir: dir, args: withPlan(patchArgs(releaseRef), plan), output: patchRef})
 			require.NoError(t, err)
-			require.Contains(t, res.output, "patch of release "+releaseDigest+": 4 changed, 1 deleted")
+			require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 4 changed, 1 deleted")
 			img := pullImage(t, patchRef+"@"+res.digest)
 			ls := layers(t, img)
 			require.Len(t, ls, len(releaseLayers)+1)
@@ -75,10 +76,10 @@ func TestHashStepSeesDirectoryModes(t *testing.T) {
 		res, err := buildInProcess(t, build{dir: dir, args: patchArgs(releaseRef), output: env.stack.Ref("hashdirmode/app", fmt.Sprint(i)), hashInBuilder: true})
 		require.NoError(t, err)
 		if mode == 0o755 {
-			require.Contains(t, res.output, "patch of release "+releaseDigest+": no change, the release itself")
+			require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": no change, the release itself")
 			continue
 		}
-		require.Contains(t, res.output, "patch of release "+releaseDigest+": 1 changed, 0 deleted", "chmod %o", mode)
+		require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 1 changed, 0 deleted", "chmod %o", mode)
 		top := layerEntries(t, layers(t, pullImage(t, env.stack.Ref("hashdirmode/app", fmt.Sprint(i))+"@"+res.digest))[releaseLayers])
 		require.EqualValues(t, mode, top["app/src/deep/er"].Mode&0o7777)
 	}

@@ -6,7 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
@@ -41,7 +42,7 @@ func TestDirModeOnWarmBuilder(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "d/x.txt"), []byte("x1\n"), 0o644))
 	res, err := buildInProcess(t, build{dir: dir, args: args, output: ref("patch1")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release")
+	require.Contains(t, res.output, decide.PatchPrefix)
 	require.EqualValues(t, 0o755, mode(res, "patch1"))
 
 	// Back to the release's files, d's mode changed: a patch of d alone,
@@ -50,7 +51,7 @@ func TestDirModeOnWarmBuilder(t *testing.T) {
 	require.NoError(t, os.Chmod(filepath.Join(dir, "d"), 0o750))
 	res, err = buildInProcess(t, build{dir: dir, args: args, output: ref("patch-d")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release")
+	require.Contains(t, res.output, decide.PatchPrefix)
 	require.Contains(t, res.output, ": 1 changed, 0 deleted")
 	require.EqualValues(t, 0o750, mode(res, "patch-d"), "the patch has the new mode")
 
@@ -63,7 +64,7 @@ func TestDirModeOnWarmBuilder(t *testing.T) {
 		Files string `json:"dev.patchfile.files"`
 	}
 	require.NoError(t, json.Unmarshal(rawConfig(t, pullImage(t, ref("release2")+"@"+res.digest)), &cfg))
-	list, err := frontend.DecodeManifest(cfg.Files)
+	list, err := filelist.Decode(cfg.Files)
 	require.NoError(t, err)
 	for _, e := range list.Entries {
 		if e.Path == "d" {
@@ -75,7 +76,7 @@ func TestDirModeOnWarmBuilder(t *testing.T) {
 	args["RELEASE"] = ref("release2")
 	res, err = buildInProcess(t, build{dir: dir, args: args, output: ref("patch2")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release")
+	require.Contains(t, res.output, decide.PatchPrefix)
 	require.EqualValues(t, 0o750, mode(res, "patch2"))
 
 	// And back: the mode of the first release again.

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchfile/patchfile/frontend"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/stretchr/testify/require"
 )
@@ -78,7 +79,7 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	out, err := docker("build", "--progress=plain", "-f", filepath.Join(dir, "Patchfile"), "--push", "-t", releaseRef,
 		"--build-arg", "BASE="+env.base, "--build-arg", "RELEASE="+releaseRef, "--build-arg", "PATCH_MAX_SHARE=0", dir)
 	require.NoError(t, err)
-	require.Contains(t, out, "full build:")
+	require.Contains(t, out, decide.FullBuildPrefix)
 	releaseDigest := digestOf(releaseRef)
 	release := pullImage(t, releaseRef+"@"+releaseDigest)
 	releaseLayers := layers(t, release)
@@ -88,7 +89,7 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	patchRef := env.stack.Ref(repo, "patch1")
 	out, err = build(patchArgs(releaseRef), "--output", "type=image,name="+patchRef+",push=true")
 	require.NoError(t, err)
-	require.Contains(t, out, "patch of release "+releaseDigest+": 9 changed, 3 deleted")
+	require.Contains(t, out, decide.PatchPrefix+releaseDigest+": 9 changed, 3 deleted")
 	if patchCost != "" {
 		require.Contains(t, out, patchCost)
 	} else {
@@ -96,7 +97,7 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	}
 	patched := pullImage(t, patchRef+"@"+digestOf(patchRef))
 	requireChangeSetPatch(t, releaseLayers, patched)
-	require.Equal(t, releaseDigest, configOf(t, patched).Config.Labels[frontend.LabelRelease])
+	require.Equal(t, releaseDigest, configOf(t, patched).Config.Labels[decide.LabelRelease])
 
 	// Equal to a full build of the same inputs on the standalone BuildKit.
 	res, err := buildInProcess(t, stackBuild(dir, fullArgs(), env.stack.Ref(repo, "full")))
@@ -201,7 +202,7 @@ func coldPatch(t *testing.T, ctx context.Context, eng *stack.Engine, dir, releas
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)
 	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), "patch of release ")
+	require.Contains(t, string(out), decide.PatchPrefix)
 	served, err := env.stack.RegistryRequests(logAt)
 	require.NoError(t, err)
 	blobsAfter, err := env.stack.Blobs()

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -62,7 +62,7 @@ func TestBuildxEntryPoints(t *testing.T) {
 		require.Contains(t, string(res), "[base] "+mirror)
 		img := pullImage(t, ref)
 		_, mirrorDigest, _ := strings.Cut(mirror, "@")
-		require.Equal(t, mirrorDigest, configOf(t, img).Config.Labels[frontend.LabelBase], "the identity records the image actually used")
+		require.Equal(t, mirrorDigest, configOf(t, img).Config.Labels[decide.LabelBase], "the identity records the image actually used")
 
 		unpinned := strings.Split(mirror, "@")[0]
 		out, err := runBuildx(t, build{dir: dir, args: args}, "--build-context", env.base+"=docker-image://"+unpinned)

@@ -13,8 +13,9 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/internal/stack"
+	"github.com/patchfile/patchfile/version"
 	"github.com/stretchr/testify/require"
 )
 
@@ -70,12 +71,12 @@ func releaseExample(t *testing.T, name, dir, base string) *example {
 	require.NotContains(t, string(out), "WARNING")
 	res, err := buildInProcess(t, build{dir: dir, args: map[string]string{"BASE": base, "PATCH": ""}, output: ex.release})
 	require.NoError(t, err, res.output)
-	require.Contains(t, res.output, "full build: PATCH disabled by --build-arg PATCH=")
+	require.Contains(t, res.output, decide.FullBuildPrefix+"PATCH disabled by --build-arg PATCH=")
 	ex.digest, ex.output = res.digest, res.output
 	ex.img = pullImage(t, ex.release+"@"+res.digest)
 	cfg := configOf(t, ex.img).Config
-	require.Equal(t, base[strings.Index(base, "@")+1:], cfg.Labels[frontend.LabelBase])
-	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[frontend.LabelDeps])
+	require.Equal(t, base[strings.Index(base, "@")+1:], cfg.Labels[decide.LabelBase])
+	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[decide.LabelDeps])
 	require.Equal(t, name+" example", cfg.Labels["org.opencontainers.image.title"])
 	require.Equal(t, "1000:1000", cfg.User)
 	require.Contains(t, cfg.ExposedPorts, "8080/tcp")
@@ -91,7 +92,7 @@ func (ex *example) patch(t *testing.T, want []string, depsStep string) v1.Image 
 	ref := env.stack.Ref("examples/"+ex.name, "patch")
 	res, err := buildInProcess(t, build{dir: ex.dir, args: map[string]string{"BASE": ex.base, "RELEASE": ex.release}, output: ref})
 	require.NoError(t, err, res.output)
-	require.Contains(t, res.output, "patch of release "+ex.digest+": 1 changed, 0 deleted")
+	require.Contains(t, res.output, decide.PatchPrefix+ex.digest+": 1 changed, 0 deleted")
 	if depsStep != "" {
 		require.Contains(t, ex.output, depsStep, "the release ran the dependency step")
 		require.NotContains(t, res.output, depsStep, "the patch did not run the dependency stage")
@@ -115,7 +116,8 @@ func requirePatchOf(t *testing.T, release v1.Image, releaseDigest string, img v1
 		require.Equal(t, d1, d2, "layer %d is the release's own", i)
 	}
 	require.Equal(t, want, names(layerEntries(t, pls[len(pls)-1])), "the patch layer holds the changed file and its parents")
-	require.Equal(t, releaseDigest, configOf(t, img).Config.Labels[frontend.LabelRelease])
+	require.Equal(t, releaseDigest, configOf(t, img).Config.Labels[decide.LabelRelease])
+	require.Equal(t, version.Version, configOf(t, img).Config.Labels[decide.LabelFrontend], "the patch records the frontend version that built it")
 }
 
 // runInImage runs a shell script in a container of the image ref (with
@@ -225,7 +227,7 @@ func testGoExample(t *testing.T) {
 	args["PATCH_MAX_SHARE"] = "100"
 	res, err = buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref("examples/go", "v1.0.1-patch")})
 	require.NoError(t, err, res.output)
-	require.Contains(t, res.output, "patch of release "+ex.digest+": 2 changed, 0 deleted")
+	require.Contains(t, res.output, decide.PatchPrefix+ex.digest+": 2 changed, 0 deleted")
 	out2 = runInImage(t, env.stack.Ref("examples/go", "v1.0.1-patch")+"@"+res.digest, "/app/bin/server --version")
 	require.Equal(t, "server 1.0.1-test\nexit 0\n", out2)
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -156,15 +156,15 @@ func TestPatchTagMoved(t *testing.T) {
 	t.Logf("the tag moved while the build was running: %v", running)
 	res, err = p.wait(t)
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release "+r1, "the release resolved when the build started")
+	require.Contains(t, res.output, decide.PatchPrefix+r1, "the release resolved when the build started")
 	img := pullImage(t, ref("patch1")+"@"+res.digest)
-	require.Equal(t, r1, configOf(t, img).Config.Labels[frontend.LabelRelease])
+	require.Equal(t, r1, configOf(t, img).Config.Labels[decide.LabelRelease])
 	requireSameFilesystem(t, fullFS, filesystem(t, img))
 	require.Equal(t, r2, tagDigest(t, ref("release")))
 
 	res, err = buildInProcess(t, build{dir: dir, args: args, output: ref("patch2")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release "+r2+": 1 changed, 0 deleted", "the next build patches where the tag points now")
+	require.Contains(t, res.output, decide.PatchPrefix+r2+": 1 changed, 0 deleted", "the next build patches where the tag points now")
 	requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("patch2")+"@"+res.digest)))
 }
 
@@ -204,7 +204,7 @@ func TestConcurrentBuilds(t *testing.T) {
 	rs = both(build{dir: changed, args: args, output: ref("patch")}, build{dir: changed, args: args, output: ref("patch")})
 	require.Equal(t, rs[0].digest, rs[1].digest, "same inputs, same patch")
 	for _, r := range rs {
-		require.Contains(t, r.output, "patch of release ")
+		require.Contains(t, r.output, decide.PatchPrefix)
 		requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("patch")+"@"+r.digest)))
 	}
 
@@ -212,7 +212,7 @@ func TestConcurrentBuilds(t *testing.T) {
 	// the tag it patches: it patches the old release or the new one (then
 	// without a change); either way, the same filesystem.
 	rs = both(build{dir: changed, args: args, output: ref("racing-patch")}, build{dir: changed, args: fullArgs(), output: ref("release")})
-	require.Contains(t, rs[0].output, "patch of release ")
+	require.Contains(t, rs[0].output, decide.PatchPrefix)
 	requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("racing-patch")+"@"+rs[0].digest)))
 	requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("release")+"@"+rs[1].digest)))
 	// And the old release's contents never leak into the new one.

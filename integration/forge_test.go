@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
@@ -40,10 +40,10 @@ func (c forgedConfig) labels() map[string]any {
 }
 
 // editList decodes the release's file list, edits it and encodes it again.
-func (c forgedConfig) editList(t *testing.T, edit func(m *frontend.Manifest)) {
+func (c forgedConfig) editList(t *testing.T, edit func(m *filelist.List)) {
 	t.Helper()
 	s, _ := c["dev.patchfile.files"].(string)
-	m, err := frontend.DecodeManifest(s)
+	m, err := filelist.Decode(s)
 	require.NoError(t, err)
 	edit(m)
 	enc, err := m.Encode()

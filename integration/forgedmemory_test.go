@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/stretchr/testify/require"
 )
 
@@ -43,7 +43,7 @@ func (l *forgedList) dir(common int, suffix string) {
 	l.uvarint(uint64(common))
 	l.uvarint(uint64(len(suffix)))
 	l.WriteString(suffix)
-	l.WriteByte(byte(frontend.TypeDir))
+	l.WriteByte(byte(filelist.TypeDir))
 	l.uvarint(0o755)
 	l.uvarint(0)
 	l.uvarint(0)

@@ -10,17 +10,26 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/patchfile/patchfile/internal/stack"
 )
 
 // TestFrontendImageMultiArch builds the frontend image from the project's
 // Dockerfile for linux/amd64 and linux/arm64, checks each holds a static
-// binary for its own architecture and the labels BuildKit's capability
-// checks read, runs the arm64 binary under qemu, and builds the example
-// with the index as the frontend (the daemon picks its own platform).
+// binary for its own architecture, the labels BuildKit's capability
+// checks read and the OCI version labels, runs each binary (the arm64 one
+// under qemu) and checks `patchfile-frontend version` says what the labels
+// say, and builds the example with the index as the frontend (the daemon
+// picks its own platform).
 func TestFrontendImageMultiArch(t *testing.T) {
 	ref := env.stack.Ref("patchfile", "multiarch")
 	pinned, err := env.stack.BuildFrontendImage(context.Background(), env.warm, env.repoRoot, ref, "linux/amd64", "linux/arm64")
 	require.NoError(t, err)
+	version, revision := stack.FrontendVersion(context.Background(), env.repoRoot)
+	require.NotEmpty(t, version)
+	if head, err := exec.Command("git", "-C", env.repoRoot, "rev-parse", "HEAD").Output(); err == nil {
+		require.Equal(t, strings.TrimSpace(string(head)), revision, "the revision is the repository's HEAD")
+	}
 	images := pullIndex(t, pinned)
 	require.ElementsMatch(t, []string{"linux/amd64", "linux/arm64"}, keysOf(images))
 	machine := map[string]elf.Machine{"linux/amd64": elf.EM_X86_64, "linux/arm64": elf.EM_AARCH64}
@@ -30,6 +39,9 @@ func TestFrontendImageMultiArch(t *testing.T) {
 		caps := strings.Split(cfg.Config.Labels["moby.buildkit.frontend.caps"], ",")
 		require.Subset(t, caps, []string{"moby.buildkit.frontend.inputs", "moby.buildkit.frontend.subrequests", "moby.buildkit.frontend.contexts"}, p)
 		require.Equal(t, "true", cfg.Config.Labels["moby.buildkit.frontend.network.none"], p)
+		require.Equal(t, version, cfg.Config.Labels["org.opencontainers.image.version"], p)
+		require.Equal(t, revision, cfg.Config.Labels["org.opencontainers.image.revision"], p)
+		require.Equal(t, "https://github.com/patchfile/patchfile", cfg.Config.Labels["org.opencontainers.image.source"], p)
 		ls := layers(t, img)
 		require.Len(t, ls, 1, "%s: one layer, the binary", p)
 		size, err := ls[0].Size()
@@ -50,9 +62,17 @@ func TestFrontendImageMultiArch(t *testing.T) {
 				continue
 			}
 		}
-		out, err := exec.Command(path, "-version").CombinedOutput()
+		out, err := exec.Command(path, "version").CombinedOutput()
 		require.NoError(t, err, "%s: %s", p, out)
-		require.True(t, strings.HasPrefix(string(out), "patchfile-frontend "), "%s: %s", p, out)
+		// "patchfile-frontend <version> <revision>": what the labels say.
+		fields := strings.Fields(string(out))
+		require.NotEmpty(t, fields, "%s: no output", p)
+		require.Equal(t, "patchfile-frontend", fields[0], "%s: %s", p, out)
+		labels := []string{cfg.Config.Labels["org.opencontainers.image.version"]}
+		if rev := cfg.Config.Labels["org.opencontainers.image.revision"]; rev != "" {
+			labels = append(labels, rev)
+		}
+		require.Equal(t, labels, fields[1:], "%s: the binary's version and revision are the labels'", p)
 	}
 
 	dir := filepath.Join(t.TempDir(), "app")

@@ -8,7 +8,8 @@ import (
 	"testing"
 
 	"github.com/moby/buildkit/solver/errdefs"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/version"
 	"github.com/stretchr/testify/require"
 )
 
@@ -63,9 +64,10 @@ func TestExampleFullBuild(t *testing.T) {
 			require.Contains(t, cfg.ExposedPorts, "8080/tcp")
 			require.Equal(t, "shop web", cfg.Labels["org.opencontainers.image.title"])
 			baseDigest := env.base[strings.Index(env.base, "@")+1:]
-			require.Equal(t, baseDigest, cfg.Labels[frontend.LabelBase])
-			require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[frontend.LabelDeps])
-			require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[frontend.LabelApp])
+			require.Equal(t, baseDigest, cfg.Labels[decide.LabelBase])
+			require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[decide.LabelDeps])
+			require.Regexp(t, `^sha256:[0-9a-f]{64}$`, cfg.Labels[decide.LabelApp])
+			require.Equal(t, version.Version, cfg.Labels[decide.LabelFrontend], "the image records the frontend version that built it")
 			size := 0
 			for k, v := range cfg.Labels {
 				size += len(k) + len(v)

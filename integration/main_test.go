@@ -1,5 +1,3 @@
-// Package integration builds real images with a real buildkitd and registry
-// (started per run by internal/stack) and asserts on what the images hold.
 package integration
 
 import (
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchfile/patchfile/internal/stack"
+	"github.com/patchfile/patchfile/version"
 )
 
 // env is the stack shared by the tests of one run.
@@ -48,6 +47,10 @@ func run(m *testing.M) int {
 	}()
 	_, file, _, _ := runtime.Caller(0)
 	env.repoRoot = filepath.Dir(filepath.Dir(file))
+	// The frontend runs here too (client.Build): it gets the version the
+	// frontend image is built with, so that every entry point writes the
+	// same dev.patchfile.frontend label and gives the same image.
+	version.Version, version.Revision = stack.FrontendVersion(ctx, env.repoRoot)
 
 	s, err := stack.Start(ctx, dir)
 	if err != nil {

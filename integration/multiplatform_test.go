@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/stretchr/testify/require"
 )
@@ -78,8 +78,8 @@ func TestMultiPlatform(t *testing.T) {
 	for p, img := range release {
 		cfg := configOf(t, img)
 		require.Equal(t, strings.TrimPrefix(p, "linux/"), cfg.Architecture)
-		require.Equal(t, baseDigest, cfg.Config.Labels[frontend.LabelBase], "the base is recorded by its index digest")
-		deps[p] = cfg.Config.Labels[frontend.LabelDeps]
+		require.Equal(t, baseDigest, cfg.Config.Labels[decide.LabelBase], "the base is recorded by its index digest")
+		deps[p] = cfg.Config.Labels[decide.LabelDeps]
 		fs := filesystem(t, img)
 		require.Equal(t, arch[p], fs["opt/deps/arch"].Content, "%s: the dependency step ran on its own platform", p)
 		require.Equal(t, "console.log('a');\n", fs["app/src/a.js"].Content)
@@ -116,7 +116,7 @@ func TestMultiPlatform(t *testing.T) {
 		require.Equal(t, []string{"app", "app/src", "app/src/a.js"}, names(top), p)
 		require.Equal(t, "console.log('A');\n", top["app/src/a.js"].Content)
 		cfg := configOf(t, img)
-		require.Equal(t, rel.digest, cfg.Config.Labels[frontend.LabelRelease], "%s: the release is recorded by its index digest", p)
+		require.Equal(t, rel.digest, cfg.Config.Labels[decide.LabelRelease], "%s: the release is recorded by its index digest", p)
 		require.Equal(t, strings.TrimPrefix(p, "linux/"), cfg.Architecture)
 		for _, b := range served {
 			if b.Method == "GET" && layerDigests(t, release[p])[b.Digest] {
@@ -162,7 +162,7 @@ func TestMultiPlatformCopyOnly(t *testing.T) {
 		require.Len(t, ls, len(layers(t, release[p]))+1, p)
 		top := layerEntries(t, ls[len(ls)-1])
 		require.Equal(t, []string{"srv", "srv/css", "srv/css/.wh.site.css", "srv/index.html"}, names(top), p)
-		require.Equal(t, rel.digest, configOf(t, img).Config.Labels[frontend.LabelRelease], p)
+		require.Equal(t, rel.digest, configOf(t, img).Config.Labels[decide.LabelRelease], p)
 		require.Equal(t, sha256Hex(t, busyboxBinary(t, p)), sha256Hex(t, []byte(filesystem(t, img)["bin/busybox"].Content)), p)
 	}
 
@@ -178,8 +178,8 @@ func TestMultiPlatformCopyOnly(t *testing.T) {
 	require.Contains(t, res.output, "[linux/amd64 patch] patch of release "+amd64.digest+": 1 changed, 0 deleted")
 	require.Contains(t, res.output, "[linux/arm64 app] full build: release "+amd64.digest+" is for linux/amd64, not linux/arm64")
 	mixed := pullIndex(t, env.stack.Ref("multi/site", "mixed")+"@"+res.digest)
-	require.Equal(t, amd64.digest, configOf(t, mixed["linux/amd64"]).Config.Labels[frontend.LabelRelease])
-	require.NotContains(t, configOf(t, mixed["linux/arm64"]).Config.Labels, frontend.LabelRelease)
+	require.Equal(t, amd64.digest, configOf(t, mixed["linux/amd64"]).Config.Labels[decide.LabelRelease])
+	require.NotContains(t, configOf(t, mixed["linux/arm64"]).Config.Labels, decide.LabelRelease)
 	require.Equal(t, "<h1>v3</h1>\n", filesystem(t, mixed["linux/arm64"])["srv/index.html"].Content)
 	require.Equal(t, sha256Hex(t, busyboxBinary(t, "linux/arm64")), sha256Hex(t, []byte(filesystem(t, mixed["linux/arm64"])["bin/busybox"].Content)))
 }

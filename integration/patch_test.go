@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -121,17 +121,17 @@ func TestPatchBuild(t *testing.T) {
 
 	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: releaseRef})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "full build: PATCH disabled by --build-arg PATCH=")
+	require.Contains(t, res.output, decide.FullBuildPrefix+"PATCH disabled by --build-arg PATCH=")
 	release := pullImage(t, releaseRef+"@"+res.digest)
 	releaseLayers := layers(t, release)
 	releaseDigest := res.digest
 	cfg := configOf(t, release)
-	require.NotContains(t, cfg.Config.Labels, frontend.LabelRelease)
+	require.NotContains(t, cfg.Config.Labels, decide.LabelRelease)
 
 	applyChangeSet(t, dir)
 	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(releaseRef), output: env.stack.Ref(repo, "patch1")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release "+releaseDigest+": 9 changed, 3 deleted")
+	require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 9 changed, 3 deleted")
 	patched := pullImage(t, env.stack.Ref(repo, "patch1")+"@"+res.digest)
 	top := requireChangeSetPatch(t, releaseLayers, patched)
 	require.Equal(t, int64(0o700), top["app/bin/run.sh"].Mode&0o7777)
@@ -139,7 +139,7 @@ func TestPatchBuild(t *testing.T) {
 	require.Equal(t, "keep.txt", top["app/src/link"].Linkname)
 
 	pcfg := configOf(t, patched)
-	require.Equal(t, releaseDigest, pcfg.Config.Labels[frontend.LabelRelease])
+	require.Equal(t, releaseDigest, pcfg.Config.Labels[decide.LabelRelease])
 	require.Contains(t, pcfg.Config.Env, "MODE=patched")
 	require.Less(t, len(rawConfig(t, patched)), len(rawConfig(t, release)), "the file list stays in the release")
 
@@ -153,10 +153,10 @@ func TestPatchBuild(t *testing.T) {
 	writeTree(t, dir, map[string]file{"src/later.js": {content: "later\n"}})
 	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(env.stack.Ref(repo, "patch1")), output: env.stack.Ref(repo, "patch2")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release "+releaseDigest+": 10 changed, 3 deleted")
+	require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 10 changed, 3 deleted")
 	patch2 := pullImage(t, env.stack.Ref(repo, "patch2")+"@"+res.digest)
 	require.Len(t, layers(t, patch2), len(releaseLayers)+1)
-	require.Equal(t, releaseDigest, configOf(t, patch2).Config.Labels[frontend.LabelRelease])
+	require.Equal(t, releaseDigest, configOf(t, patch2).Config.Labels[decide.LabelRelease])
 
 	// No change against the release: the release's layers, no extra one.
 	noop := t.TempDir()
@@ -188,11 +188,11 @@ func TestPatchBuild(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "deps.txt"), []byte("dep==2.0\n"), 0o644))
 	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(releaseRef), output: env.stack.Ref(repo, "deps")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "full build: dependencies changed since release "+releaseDigest)
+	require.Contains(t, res.output, decide.FullBuildPrefix+"dependencies changed since release "+releaseDigest)
 	depsImg := pullImage(t, env.stack.Ref(repo, "deps")+"@"+res.digest)
 	require.Len(t, layers(t, depsImg), len(releaseLayers))
 	require.Equal(t, "dep==2.0\n", filesystem(t, depsImg)["app/node_modules/dep/deps.txt"].Content)
-	require.NotContains(t, configOf(t, depsImg).Config.Labels, frontend.LabelRelease)
+	require.NotContains(t, configOf(t, depsImg).Config.Labels, decide.LabelRelease)
 }
 
 // requireSameFilesystem compares two flattened filesystems entry by entry:
@@ -260,7 +260,7 @@ func TestPatchTypeChanges(t *testing.T) {
 	args["PATCH_MAX_SHARE"] = "100"
 	res, err = buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref(repo, "patch")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release")
+	require.Contains(t, res.output, decide.PatchPrefix)
 	patched := pullImage(t, env.stack.Ref(repo, "patch")+"@"+res.digest)
 	require.Len(t, layers(t, patched), releaseLayers+1)
 

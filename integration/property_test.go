@@ -13,7 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/solver/errdefs"
-	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/stretchr/testify/require"
 )
@@ -213,8 +213,8 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 		requireSameFilesystem(t, fullFS, patchFS)
 		requireMatchesDisk(t, tree, variant.exclude, chown, variant.chmod, fullFS)
 		got := layerList(t, patched)
-		require.Contains(t, pres.output, "patch of release "+rel.digest, "seed %d step %d", seed, step)
-		require.Equal(t, rel.digest, configOf(t, patched).Config.Labels[frontend.LabelRelease], "a patch of a patch is a patch of its release")
+		require.Contains(t, pres.output, decide.PatchPrefix+rel.digest, "seed %d step %d", seed, step)
+		require.Equal(t, rel.digest, configOf(t, patched).Config.Labels[decide.LabelRelease], "a patch of a patch is a patch of its release")
 		lastPatch = patchRef
 		require.Equal(t, rel.layers, got[:min(len(got), len(rel.layers))], "the release's layers come first")
 		if sameApp(rel.fs, fullFS) {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -48,7 +49,7 @@ func TestReproducible(t *testing.T) {
 		defer d.Stop()
 		res, err := buildInProcess(t, build{dir: dir, args: patchArgs, output: env.stack.Ref("repro/web", name), daemon: d})
 		require.NoError(t, err)
-		require.Contains(t, res.output, "patch of release "+fullDigests[0])
+		require.Contains(t, res.output, decide.PatchPrefix+fullDigests[0])
 		patchDigests = append(patchDigests, res.digest)
 	}
 	require.Equal(t, patchDigests[0], patchDigests[1], "two cold builders, same patch digest")

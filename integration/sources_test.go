@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
 
@@ -102,7 +103,7 @@ PATCH ${RELEASE}
 					require.False(t, s.Method == "GET" && released[s.Digest], "%s: the patch pulled release layer %s", plan, s.Digest)
 				}
 			}
-			require.Contains(t, res.output, "patch of release "+releaseDigest+": 6 changed, 2 deleted")
+			require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 6 changed, 2 deleted")
 			img := pullImage(t, patchRef+"@"+res.digest)
 			ls := layers(t, img)
 			require.Len(t, ls, len(releaseLayers)+1)
@@ -132,6 +133,6 @@ func TestOneFileSourcePatch(t *testing.T) {
 	args["PATCH_MAX_SHARE"] = "100"
 	res, err = buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref("onefile/app", "patch")})
 	require.NoError(t, err)
-	require.Contains(t, res.output, "patch of release "+releaseDigest+": 1 changed, 0 deleted")
+	require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 1 changed, 0 deleted")
 	require.Equal(t, "v2\n", filesystem(t, pullImage(t, env.stack.Ref("onefile/app", "patch")+"@"+res.digest))["app/index.html"].Content)
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"testing"
 
+	"github.com/patchfile/patchfile/version"
 	"github.com/stretchr/testify/require"
 )
 
@@ -38,4 +39,5 @@ APP . /app
 	require.Contains(t, string(out), "BASE")
 	require.Contains(t, string(out), "busybox:1.36")
 	require.Contains(t, string(out), "PATCH")
+	require.Contains(t, string(out), "built by "+version.String(), "the outline names the frontend's version")
 }

@@ -14,12 +14,8 @@ import (
 	"github.com/moby/buildkit/util/appcontext"
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/patchfile/patchfile/frontend"
-)
-
-// Version and Revision are set with -ldflags -X at build time.
-var (
-	Version  = "dev"
-	Revision = ""
+	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/version"
 )
 
 // logMemoryArg names the build arg that makes the frontend write its peak
@@ -28,19 +24,23 @@ var (
 const logMemoryArg = "build-arg:PATCH_LOG_MEMORY"
 
 func main() {
-	if len(os.Args) == 4 && os.Args[1] == frontend.HashTreeCommand {
+	if len(os.Args) == 4 && os.Args[1] == buildcontext.HashCommand {
 		// A build step the frontend runs over the context (see
-		// frontend.WriteTreeList): list and hash it, in one step.
-		if err := frontend.WriteTreeList(os.Args[2], os.Args[3]); err != nil {
+		// buildcontext.WriteList): list and hash it, in one step.
+		if err := buildcontext.WriteList(os.Args[2], os.Args[3]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		return
 	}
-	version := flag.Bool("version", false, "print the version and exit")
+	if len(os.Args) == 2 && os.Args[1] == "version" {
+		fmt.Println(version.String())
+		return
+	}
+	showVersion := flag.Bool("version", false, "print the version and exit (as `patchfile-frontend version`)")
 	flag.Parse()
-	if *version {
-		fmt.Printf("patchfile-frontend %s %s\n", Version, Revision)
+	if *showVersion {
+		fmt.Println(version.String())
 		return
 	}
 	if err := grpcclient.RunFromEnvironment(appcontext.Context(), build); err != nil {

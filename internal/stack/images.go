@@ -181,16 +181,43 @@ func makeBusyboxRootfs(dir, path string) error {
 	return nil
 }
 
+// FrontendVersion is the version and revision the test stack's frontend
+// image is built with, from the repository's git: `git describe --tags
+// --always --dirty` (a tag, or a short commit, marked when the tree has
+// changes) and `git rev-parse HEAD`. Without git or a repository it is
+// "dev" and no revision, as a plain `go build` gives.
+func FrontendVersion(ctx context.Context, repoRoot string) (version, revision string) {
+	git := func(args ...string) string {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = repoRoot
+		out, err := cmd.Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	version, revision = git("describe", "--tags", "--always", "--dirty"), git("rev-parse", "HEAD")
+	if version == "" {
+		version = "dev"
+	}
+	return version, revision
+}
+
 // BuildFrontendImage compiles the frontend and pushes its image as ref,
 // using the project's Dockerfile with BuildKit's own Dockerfile frontend
 // (the prebuilt-binary variant: no Go toolchain image is reachable here).
 // With platforms ("linux/arm64", ...) it cross-compiles for each and pushes
-// an index; without, it builds for this machine. It returns ref pinned by
+// an index; without, it builds for this machine. The binary and the image's
+// labels get FrontendVersion's version and revision, as the Dockerfile's
+// VERSION and REVISION build args give them. It returns ref pinned by
 // digest.
 func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref string, plats ...string) (string, error) {
 	if len(plats) == 0 {
 		plats = []string{"linux/" + runtime.GOARCH}
 	}
+	version, revision := FrontendVersion(ctx, repoRoot)
+	const pkg = "github.com/patchfile/patchfile/version"
+	ldflags := fmt.Sprintf("-s -w -X %s.Version=%s -X %s.Revision=%s", pkg, version, pkg, revision)
 	for _, p := range plats {
 		goos, goarch, ok := strings.Cut(p, "/")
 		if !ok {
@@ -198,7 +225,7 @@ func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref
 		}
 		// The Dockerfile's prebuilt stage copies bin/$TARGETOS-$TARGETARCH.
 		bin := filepath.Join(repoRoot, "bin", goos+"-"+goarch, "patchfile-frontend")
-		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/frontend")
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags="+ldflags, "-o", bin, "./cmd/frontend")
 		build.Dir = repoRoot
 		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 		if out, err := build.CombinedOutput(); err != nil {
@@ -219,7 +246,8 @@ func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref
 		FrontendAttrs: map[string]string{
 			"filename":           "Dockerfile",
 			"build-arg:BINARY":   "prebuilt",
-			"build-arg:REVISION": "test",
+			"build-arg:VERSION":  version,
+			"build-arg:REVISION": revision,
 			"platform":           strings.Join(plats, ","),
 		},
 		LocalMounts: map[string]fsutil.FS{"context": fs, "dockerfile": fs},

@@ -1,0 +1,133 @@
+package frontend
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/convert"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/pkg/errors"
+)
+
+// candidateReader reads the PATCH candidates' image configs through the
+// builder (the registry), for the decision (decide.Resolve). It reads each
+// candidate once per platform of a build: the early look that may start
+// the dependency stage (startDeps) and the decision see the same configs,
+// even if a tag moves in between.
+type candidateReader struct {
+	opt  convert.Opt
+	mu   sync.Mutex
+	seen map[string]candidate
+}
+
+type candidate struct {
+	rel *decide.Release
+	why *decide.Reason
+}
+
+func newCandidateReader(opt convert.Opt) *candidateReader {
+	return &candidateReader{opt: opt, seen: map[string]candidate{}}
+}
+
+// resolve is the decision's way to read candidates for a platform.
+func (r *candidateReader) resolve(ctx context.Context, platform ocispecs.Platform) decide.Resolve {
+	return func(ref string) (*decide.Release, *decide.Reason) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if c, ok := r.seen[ref]; ok {
+			return c.rel, c.why
+		}
+		rel, why := r.lookUp(ctx, ref, platform)
+		r.seen[ref] = candidate{rel, why}
+		return rel, why
+	}
+}
+
+// lookUp reads a candidate's config and, for a patch, its release's. It
+// returns the Patchfile release the candidate stands for, or why there is
+// none (nothing there yet, unreachable, not built by Patchfile, a
+// malformed patch).
+func (r *candidateReader) lookUp(ctx context.Context, ref string, platform ocispecs.Platform) (*decide.Release, *decide.Reason) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, decide.Because(decide.NotAReference, ref)
+	}
+	rel, err := r.load(ctx, named.String(), platform)
+	switch {
+	case isNotFound(err, named.String()):
+		return nil, decide.Because(decide.NotYetReleased, ref)
+	case decide.IsBadConfig(err):
+		return nil, decide.Because(decide.ConfigNotRead, ref, err)
+	case err != nil:
+		return nil, decide.Because(decide.Unreachable, ref, err)
+	case !rel.BuiltByPatchfile():
+		return nil, decide.Because(decide.NotBuiltByPatchfile, ref)
+	}
+	dgst, isPatch, why := rel.PatchOf(ref)
+	if why != nil {
+		return nil, why
+	}
+	if isPatch {
+		// A patch: patch its release, never a patch on a patch.
+		if rel, err = r.load(ctx, reference.TrimNamed(named).String()+"@"+dgst.String(), platform); err != nil {
+			return nil, decide.Because(decide.ReleaseUnreachable, dgst, ref, err)
+		}
+		if rel.IsPatch() || !rel.BuiltByPatchfile() {
+			return nil, decide.Because(decide.ReleaseNotPatchfile, dgst, ref)
+		}
+	}
+	return rel, nil
+}
+
+// isNotFound tells whether err says the registry has nothing at ref (a
+// tag not pushed yet, a repository not created). The gateway carries the
+// builder's error as text only; containerd's resolver words it
+// "<ref>: not found", on standalone BuildKit and Docker Engine alike.
+func isNotFound(err error, ref string) bool {
+	return err != nil && strings.Contains(err.Error(), ref+": not found")
+}
+
+// load resolves one image config and reads it within bounds
+// (decide.ParseConfig).
+//
+// BuildKit shows every resolve as a step, and one that fails (a candidate
+// with nothing there yet, the first release) as a failed step, whatever
+// its name: the frontend names it, and the build's full-build line says
+// that nothing was there yet, without a warning.
+func (r *candidateReader) load(ctx context.Context, ref string, platform ocispecs.Platform) (*decide.Release, error) {
+	resolveOpt := sourceresolver.Opt{
+		LogName:  r.opt.VertexName(platform, "patch", "load metadata for "+ref),
+		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &platform, ResolveMode: r.opt.ImageResolveMode.String()},
+	}
+	_, dgst, dt, err := r.opt.MetaResolver.ResolveImageConfig(ctx, ref, resolveOpt)
+	if sm, ok := r.opt.MetaResolver.(sourceMetaResolver); ok && err == nil && dgst == "" {
+		// Docker Engine's graphdriver builder answers from its local image
+		// store, with no digest, for an image it holds (it built the
+		// release): a patch needs the release's registry digest. Asked to
+		// pull, it reads the registry. (ResolveImageConfig drops the mode
+		// on builders with the source metadata resolver, so ask that.)
+		resolveOpt.ImageOpt.ResolveMode = llb.ResolveModeForcePull.String()
+		var res *sourceresolver.MetaResponse
+		if res, err = sm.ResolveSourceMetadata(ctx, &pb.SourceOp{Identifier: "docker-image://" + ref}, resolveOpt); err == nil && res.Image != nil {
+			dgst, dt = res.Image.Digest, res.Image.Config
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if dgst == "" {
+		return nil, errors.New("the builder resolved it without a digest")
+	}
+	return decide.ParseConfig(ref, dgst, dt)
+}
+
+// sourceMetaResolver is the gateway client's source metadata resolver.
+type sourceMetaResolver interface {
+	ResolveSourceMetadata(ctx context.Context, op *pb.SourceOp, opt sourceresolver.Opt) (*sourceresolver.MetaResponse, error)
+}

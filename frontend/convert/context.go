@@ -1,0 +1,19 @@
+package convert
+
+import (
+	"context"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
+)
+
+// ContextSource gives a conversion access to the build context. In a build
+// it is the gateway; tests give it files from memory.
+type ContextSource interface {
+	// Main returns the build context with .dockerignore applied, plus opts.
+	Main(ctx context.Context, opts ...llb.LocalOption) (*llb.State, error)
+	// Files loads the context files matching patterns (.dockerignore
+	// applied): the state holding exactly them, so that what is copied is
+	// what was hashed, and the files sorted by path.
+	Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error)
+}

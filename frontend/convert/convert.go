@@ -1,0 +1,495 @@
+package convert
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/solver/pb"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/frontend/filelist"
+	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
+	pllb "github.com/patchfile/patchfile/llb"
+	"github.com/patchfile/patchfile/version"
+	"github.com/pkg/errors"
+)
+
+// historyComment marks the history entries a Patchfile build writes.
+const historyComment = "patchfile.v0"
+
+// Opt is everything a conversion needs besides the Patchfile.
+type Opt struct {
+	dockerui.Config
+	// TargetPlatform is the platform to build; nil means the build platform.
+	TargetPlatform *ocispecs.Platform
+	// MetaResolver resolves image configs (the gateway client in a build).
+	MetaResolver llb.ImageMetaResolver
+	// SourceMap ties LLB operations to Patchfile lines; may be nil.
+	SourceMap *llb.SourceMap
+	// Context gives access to the build context.
+	Context ContextSource
+	// Epoch is SOURCE_DATE_EPOCH, used for image and history timestamps.
+	Epoch *time.Time
+	// NamedContexts are the build's named contexts (`--build-context
+	// name=value`, the "context:" frontend options), by name.
+	NamedContexts map[string]string
+	// DepsReady, when set, is called once the dependency stage and the
+	// build's identity are known, before the app files are read: reading
+	// and hashing them takes seconds on a large app, which Build spends
+	// running the dependency stage when no candidate can be patched
+	// (startDeps). It must not block for long.
+	DepsReady func(ctx context.Context, e *BeforeApp)
+
+	// Layers is how the app files become layers (ChoosePlan); nil means
+	// the Merge/Diff plan.
+	Layers LayerPlan
+}
+
+// Plan returns the build's layer plan.
+func (o Opt) Plan() LayerPlan {
+	if o.Layers == nil {
+		return mergeDiffPlan{}
+	}
+	return o.Layers
+}
+
+// VertexName is how a step shows in progress output: "[tag] text", with
+// the platform first when several are built ("[linux/arm64 deps 1/2] RUN
+// ..."), as BuildKit's Dockerfile frontend names its steps.
+func (o Opt) VertexName(p ocispecs.Platform, tag, text string) string {
+	if o.MultiPlatformRequested {
+		tag = platforms.FormatAll(p) + " " + tag
+	}
+	return "[" + tag + "] " + text
+}
+
+// BeforeApp is what a conversion knows before it reads the app files: the
+// dependency stage, and enough to tell whether a candidate could be
+// patched.
+type BeforeApp struct {
+	// Deps is the dependency stage alone.
+	Deps llb.State
+	// Identity says what the build was made of, as recorded in the labels.
+	Identity decide.Identity
+	// PatchRefs are the PATCH candidates, expanded, in order. PatchDisabled
+	// is set when --build-arg PATCH= (empty) turned patching off.
+	PatchRefs     []string
+	PatchDisabled bool
+	// Platform is the platform built.
+	Platform ocispecs.Platform
+}
+
+// Result is the LLB and image config of one platform's full build.
+type Result struct {
+	BeforeApp
+	// AppTree is the application files on an empty filesystem.
+	AppTree llb.State
+	// plan and fullName make the full build's final state (Full).
+	plan     LayerPlan
+	fullName string
+	// Image is the config of the final image.
+	Image *dockerspec.DockerOCIImage
+	// BaseImage is the config of the FROM image, so exporters leave its layers alone.
+	BaseImage *dockerspec.DockerOCIImage
+	// App is the resolved APP instruction.
+	App AppSpec
+	// AppContext is the build context the app files come from.
+	AppContext llb.State
+	// AppFiles are the context entries AppContext holds, read for hashing.
+	AppFiles []buildcontext.File
+	// AppList is the app tree as a file list (appFileList), computed once
+	// for the decision and the release's config; nil when the APP form
+	// cannot be patched, and AppUnpatchable says why.
+	AppList        *filelist.List
+	AppUnpatchable string
+	// location ties ops to the APP line.
+	AppLocation llb.ConstraintsOpt
+}
+
+// converter threads the state of one conversion through the instructions.
+type converter struct {
+	opt      Opt
+	pf       *patchfile.File
+	platform ocispecs.Platform
+	lex      *shell.Lex
+	state    llb.State
+	image    *dockerspec.DockerOCIImage
+	args     map[string]string // ARGs in scope and their values
+	argOrder []string
+	deps     *depsHasher
+	step     int // dependency stage step, for progress names
+	nsteps   int
+	cmdSet   bool // CMD was set by the Patchfile (ENTRYPOINT keeps it)
+}
+
+// Convert turns a Patchfile into the LLB and image config of a full build.
+func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) {
+	platform := platforms.Normalize(platforms.DefaultSpec())
+	if len(opt.BuildPlatforms) > 0 {
+		platform = opt.BuildPlatforms[0]
+	}
+	if opt.TargetPlatform != nil {
+		platform = platforms.Normalize(*opt.TargetPlatform)
+	}
+	c := &converter{opt: opt, pf: pf, platform: platform, lex: shell.NewLex(pf.Escape), args: map[string]string{}}
+	for _, a := range pf.MetaArgs {
+		if err := c.declareArgs(a, nil); err != nil {
+			return nil, err
+		}
+	}
+	baseImg, err := c.convertFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// ARGs before FROM are only in scope for FROM, as in a Dockerfile.
+	c.args, c.argOrder = map[string]string{}, nil
+	for _, st := range pf.DepsSteps() {
+		switch st.(type) {
+		case *instructions.RunCommand, *patchfile.DepsInstruction, *instructions.WorkdirCommand:
+			c.nsteps++
+		}
+	}
+	for _, inst := range pf.DepsSteps() {
+		if err := c.convertStep(ctx, inst, true); err != nil {
+			return nil, parser.WithLocationOnce(err, inst.Location())
+		}
+	}
+	deps := c.state
+	app, appPatterns, err := c.resolveApp()
+	if err != nil {
+		return nil, parser.WithLocationOnce(err, pf.App.Location())
+	}
+	// Config steps only change the config: they go before the app files
+	// are read, so that everything but those files is known early.
+	for _, inst := range pf.ConfigSteps() {
+		if err := c.convertStep(ctx, inst, false); err != nil {
+			return nil, parser.WithLocationOnce(err, inst.Location())
+		}
+	}
+	patchRefs, patchDisabled, err := c.patchRefs()
+	if err != nil {
+		return nil, err
+	}
+	before := BeforeApp{Deps: deps, Identity: decide.Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()},
+		PatchRefs: patchRefs, PatchDisabled: patchDisabled, Platform: c.platform}
+	if opt.DepsReady != nil {
+		opt.DepsReady(ctx, &before)
+	}
+	appContext, appFiles, err := c.loadApp(ctx, &app, appPatterns)
+	if err != nil {
+		return nil, parser.WithLocationOnce(err, pf.App.Location())
+	}
+	if c.image.Config.Labels == nil {
+		c.image.Config.Labels = map[string]string{}
+	}
+	maps.Copy(c.image.Config.Labels, before.Identity.Labels())
+	c.image.Config.Labels[decide.LabelFrontend] = version.Version
+
+	appList, appUnpatchable, err := appTree(app, appFiles)
+	if err != nil {
+		return nil, parser.WithLocationOnce(err, pf.App.Location())
+	}
+	tree := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles), app.Dest))), c.location(pf.App))
+	return &Result{
+		BeforeApp: before, AppTree: tree, Image: c.image, BaseImage: baseImg,
+		App: app, AppContext: appContext, AppFiles: appFiles,
+		AppList: appList, AppUnpatchable: appUnpatchable,
+		AppLocation: c.location(pf.App),
+		plan:        c.opt.Plan(),
+		fullName:    c.opt.VertexName(c.platform, "app", fmt.Sprintf("add %s as its own layer", app.Dest)),
+	}, nil
+}
+
+// Full is the full build's final filesystem: the app tree as a layer of
+// its own on the dependency stage, by the build's layer plan. Its step is
+// named name, or, for "", by the APP destination.
+func (r *Result) Full(name string) llb.State {
+	if name == "" {
+		name = r.fullName
+	}
+	return r.plan.Full(r.Deps, r.AppTree, llb.WithCustomName(name), r.AppLocation)
+}
+
+// location ties an op to an instruction's lines. Without a source map it
+// changes nothing: (*llb.SourceMap)(nil).Location is a no-op, where a blank
+// custom name would erase the op's name.
+func (c *converter) location(inst patchfile.Instruction) llb.ConstraintsOpt {
+	return c.opt.SourceMap.Location(ToPBRanges(inst.Location()))
+}
+
+// FromPBRanges is ToPBRanges undone: a lint result's location as an
+// error's.
+func FromPBRanges(r []*pb.Range) []parser.Range {
+	out := make([]parser.Range, 0, len(r))
+	for _, r := range r {
+		out = append(out, parser.Range{
+			Start: parser.Position{Line: int(r.Start.Line), Character: int(r.Start.Character)},
+			End:   parser.Position{Line: int(r.End.Line), Character: int(r.End.Character)},
+		})
+	}
+	return out
+}
+
+func ToPBRanges(r []parser.Range) []*pb.Range {
+	out := make([]*pb.Range, 0, len(r))
+	for _, r := range r {
+		out = append(out, &pb.Range{
+			Start: &pb.Position{Line: int32(r.Start.Line), Character: int32(r.Start.Character)},
+			End:   &pb.Position{Line: int32(r.End.Line), Character: int32(r.End.Character)},
+		})
+	}
+	return out
+}
+
+// convertFrom resolves the pinned base image and starts the stage on it.
+func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage, error) {
+	from := c.pf.From
+	fail := func(err error) (*dockerspec.DockerOCIImage, error) {
+		return nil, parser.WithLocationOnce(err, from.Location())
+	}
+	name, err := c.expand(from.Image)
+	if err != nil {
+		return fail(err)
+	}
+	if from.Platform != "" {
+		p, err := c.expand(from.Platform)
+		if err != nil {
+			return fail(err)
+		}
+		if c.platform, err = platforms.Parse(p); err != nil {
+			return fail(errors.Wrapf(err, "FROM --platform=%s", p))
+		}
+		c.platform = platforms.Normalize(c.platform)
+	}
+	base, err := PinnedImage(name)
+	if err != nil {
+		return fail(err)
+	}
+	if base, err = c.replacedBase(base); err != nil {
+		return fail(err)
+	}
+	_, manifest, config, err := c.opt.MetaResolver.ResolveImageConfig(ctx, base.String(), sourceresolver.Opt{
+		LogName:  c.opt.VertexName(c.platform, "base", "load metadata for "+base.String()),
+		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &c.platform, ResolveMode: c.opt.ImageResolveMode.String()},
+	})
+	if err != nil {
+		return fail(errors.Wrapf(err, "resolving base image %s", base))
+	}
+	var img dockerspec.DockerOCIImage
+	if err := json.Unmarshal(config, &img); err != nil {
+		return fail(errors.Wrapf(err, "base image %s has an invalid config", base))
+	}
+	baseImg := img
+	c.image = newImage(&img, c.platform, c.opt.Epoch)
+	st := llb.Image(base.String(), llb.Platform(c.platform), llb.WithCustomName(c.opt.VertexName(c.platform, "base", base.String())), c.location(from))
+	if st, err = st.WithImageConfig(config); err != nil {
+		return fail(err)
+	}
+	// Steps run for the platform built, whatever the config says (as
+	// dockerfile2llb does), so a registry's answer cannot change it.
+	c.state = st.Platform(c.platform)
+	c.deps = newDepsHasher(base.Digest(), manifest, c.platform)
+	return &baseImg, nil
+}
+
+// replacedBase applies a named context that replaces the base image
+// (`--build-context <FROM image>=docker-image://<mirror>@sha256:...`, as
+// with the Dockerfile frontend's FROM). Only a pinned image can replace it:
+// the base digest is part of the build's identity, and a local directory or
+// a tag would make that identity a guess.
+func (c *converter) replacedBase(base reference.Canonical) (reference.Canonical, error) {
+	name, value, ok := namedContext(c.opt.NamedContexts, base, c.platform)
+	if !ok {
+		return base, nil
+	}
+	ref, found := strings.CutPrefix(value, "docker-image://")
+	if !found {
+		return nil, errors.Errorf("--build-context %s=%s cannot replace the base image: use docker-image://<image>@sha256:<digest>", name, value)
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, errors.Wrapf(err, "--build-context %s=%s is not a valid image reference", name, value)
+	}
+	canonical, ok := named.(reference.Canonical)
+	if !ok {
+		return nil, errors.Errorf("--build-context %s=%s is not pinned: write docker-image://%s@sha256:<digest> so the base stays the one the release was built from", name, value, reference.FamiliarString(named))
+	}
+	return canonical, nil
+}
+
+// namedContext finds the named context given for an image, trying the
+// names dockerui.Client.NamedContext tries: the familiar name with the
+// platform, then without.
+func namedContext(contexts map[string]string, image reference.Named, p ocispecs.Platform) (name, value string, ok bool) {
+	familiar := strings.TrimSuffix(reference.FamiliarString(image), ":latest")
+	for _, n := range []string{familiar + "::" + platforms.FormatAll(platforms.Normalize(p)), familiar} {
+		if v, ok := contexts[n]; ok {
+			return n, v, true
+		}
+	}
+	return "", "", false
+}
+
+// PinnedImage parses a FROM reference and insists on a digest.
+func PinnedImage(name string) (reference.Canonical, error) {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return nil, errors.Wrapf(err, "FROM %s is not a valid image reference", name)
+	}
+	canonical, ok := ref.(reference.Canonical)
+	if !ok {
+		return nil, errors.Errorf("FROM %s is not pinned: write FROM %s@sha256:<digest> so every build starts from the same base (docker buildx imagetools inspect %s prints the digest)", name, reference.FamiliarString(ref), reference.FamiliarString(ref))
+	}
+	return canonical, nil
+}
+
+// newImage starts the output config from the base config.
+func newImage(base *dockerspec.DockerOCIImage, platform ocispecs.Platform, epoch *time.Time) *dockerspec.DockerOCIImage {
+	img := &dockerspec.DockerOCIImage{}
+	img.Architecture, img.OS, img.Variant = platform.Architecture, platform.OS, platform.Variant
+	img.OSVersion, img.OSFeatures = platform.OSVersion, platform.OSFeatures
+	img.Config = base.Config
+	img.Config.Env = slices.Clone(base.Config.Env)
+	img.Config.Labels = decide.WithoutPatchfileLabels(base.Config.Labels)
+	img.Config.ExposedPorts = maps.Clone(base.Config.ExposedPorts)
+	img.History = slices.Clone(base.History)
+	img.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(base.RootFS.DiffIDs)}
+	created := imageTime(epoch)
+	img.Created = &created
+	return img
+}
+
+// imageTime is the creation time of images and history entries:
+// SOURCE_DATE_EPOCH when given, otherwise the pinned file time, so that the
+// same inputs give the same digest on any builder.
+func imageTime(epoch *time.Time) time.Time {
+	if epoch != nil {
+		return epoch.UTC()
+	}
+	return pllb.PinnedTime
+}
+
+// addHistory records one instruction in the image history.
+func (c *converter) addHistory(createdBy string, withLayer bool) {
+	t := imageTime(c.opt.Epoch)
+	c.image.History = append(c.image.History, ocispecs.History{
+		Created: &t, CreatedBy: createdBy, Comment: historyComment, EmptyLayer: !withLayer,
+	})
+}
+
+// expand substitutes ARG and ENV values in one word, removing quotes.
+func (c *converter) expand(word string) (string, error) {
+	res, err := c.lex.ProcessWordWithMatches(word, c.env())
+	if err != nil {
+		return "", err
+	}
+	return res.Result, nil
+}
+
+// env is what expansion sees: ENV of the image, then ARGs in scope.
+func (c *converter) env() shell.EnvGetter {
+	var env []string
+	if c.image != nil {
+		env = slices.Clone(c.image.Config.Env)
+	}
+	for _, k := range c.argOrder {
+		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }) {
+			env = append(env, k+"="+c.args[k])
+		}
+	}
+	return shell.EnvsFromSlice(env)
+}
+
+// declareArgs brings ARGs into scope with their build-arg or default values.
+func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) error {
+	for _, kv := range cmd.Args {
+		value, ok := c.opt.BuildArgs[kv.Key]
+		if !ok && kv.Value != nil {
+			v, err := c.expand(*kv.Value)
+			if err != nil {
+				return err
+			}
+			value, ok = v, true
+		}
+		if !ok {
+			continue
+		}
+		if _, seen := c.args[kv.Key]; !seen {
+			c.argOrder = append(c.argOrder, kv.Key)
+		}
+		c.args[kv.Key] = value
+		if hash != nil {
+			hash.add("ARG", kv.Key+"="+value)
+		}
+	}
+	return nil
+}
+
+// KeyPatchArg is the build arg that overrides PATCH: a list of references,
+// or empty to force a full build.
+const KeyPatchArg = "PATCH"
+
+// patchRefs expands the PATCH candidates. ARGs declared before FROM are in
+// scope here too: a release reference is usually passed that way.
+func (c *converter) patchRefs() ([]string, bool, error) {
+	if v, ok := c.opt.BuildArgs[KeyPatchArg]; ok {
+		// Presence, not emptiness: dockerui passes --build-arg PATCH= as "".
+		return strings.Fields(v), strings.TrimSpace(v) == "", nil
+	}
+	scope := &converter{opt: c.opt, lex: c.lex, image: c.image, args: map[string]string{}}
+	for _, a := range c.pf.MetaArgs {
+		if err := scope.declareArgs(a, nil); err != nil {
+			return nil, false, err
+		}
+	}
+	for _, k := range c.argOrder {
+		if _, seen := scope.args[k]; !seen {
+			scope.argOrder = append(scope.argOrder, k)
+		}
+		scope.args[k] = c.args[k]
+	}
+	var refs []string
+	for _, p := range c.pf.Patch {
+		for _, w := range p.Refs {
+			ref, err := scope.expand(w)
+			if err != nil {
+				return nil, false, parser.WithLocationOnce(err, p.Location())
+			}
+			if ref != "" {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	return refs, false, nil
+}
+
+// countFiles formats the number of non-directory entries, e.g. "1,254".
+func countFiles(files []buildcontext.File) string {
+	n := 0
+	for _, f := range files {
+		if !f.Mode.IsDir() {
+			n++
+		}
+	}
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

@@ -1,0 +1,231 @@
+package convert
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
+	"github.com/patchfile/patchfile/frontend/patchfile"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// update rewrites the LLB goldens: go test ./frontend/convert -run TestConvertGolden -update
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
+
+// amd64 is the platform of every conversion test.
+var amd64 = fake.Amd64
+
+// convert parses and converts a Patchfile for linux/amd64 with the fakes.
+func convert(t *testing.T, text string, files fake.Context, args map[string]string) (*Result, *llb.SourceMap, error) {
+	t.Helper()
+	pf, err := patchfile.Parse([]byte(text))
+	require.NoError(t, err)
+	sm := llb.NewSourceMap(nil, "Patchfile", patchfile.Language, []byte(text))
+	opt := Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, SourceMap: sm, Context: files}
+	opt.BuildArgs = args
+	res, err := Convert(context.Background(), pf, opt)
+	return res, sm, err
+}
+
+// goldenLLB is the readable form of a conversion kept in testdata/golden.
+type goldenLLB struct {
+	Identity decide.Identity                 `json:"identity"`
+	Config   dockerspec.DockerOCIImageConfig `json:"config"`
+	History  []string                        `json:"history"`
+	Ops      []goldenOp                      `json:"ops"`
+}
+
+// goldenOp is one LLB op, in definition order, inputs named by their index.
+type goldenOp struct {
+	Index int    `json:"index"`
+	Type  string `json:"type"`
+	Name  string `json:"name,omitempty"`
+	// Lines are the Patchfile lines the source map ties the op to.
+	Lines []string `json:"lines,omitempty"`
+	// Op is the pb.Op as protojson, normalized through encoding/json.
+	Op map[string]any `json:"op"`
+}
+
+// renderLLB marshals the final state and renders it for a golden.
+func renderLLB(t *testing.T, res *Result, text string) []byte {
+	t.Helper()
+	def, err := res.Full("").Marshal(context.Background())
+	require.NoError(t, err)
+	index := map[string]int{}
+	for i, dt := range def.Def {
+		index[digest.FromBytes(dt).String()] = i
+	}
+	lines := strings.Split(text, "\n")
+	out := goldenLLB{Identity: res.Identity, Config: res.Image.Config}
+	for _, h := range res.Image.History {
+		out.History = append(out.History, h.CreatedBy)
+	}
+	for i, dt := range def.Def {
+		var op pb.Op
+		require.NoError(t, op.UnmarshalVT(dt))
+		js, err := protojson.Marshal(&op)
+		require.NoError(t, err)
+		g := goldenOp{Index: i, Type: opType(&op)}
+		require.NoError(t, json.Unmarshal(js, &g.Op))
+		// Digests change with any detail; indexes keep the golden readable.
+		if inputs, ok := g.Op["inputs"].([]any); ok {
+			for j, in := range inputs {
+				in := in.(map[string]any)
+				n, ok := index[in["digest"].(string)]
+				require.True(t, ok, "input %v of op %d is not in the definition", in, i)
+				inputs[j] = fmt.Sprintf("op %d", n)
+				if out, ok := in["index"]; ok {
+					inputs[j] = fmt.Sprintf("op %d output %v", n, out)
+				}
+			}
+		}
+		dgst := digest.FromBytes(dt)
+		g.Name = def.Metadata[dgst].Description["llb.customname"]
+		if locs, ok := def.Source.GetLocations()[dgst.String()]; ok {
+			for _, loc := range locs.Locations {
+				require.Zero(t, loc.SourceIndex, "one source: the Patchfile")
+				for _, r := range loc.Ranges {
+					for l := r.Start.Line; l <= r.End.Line; l++ {
+						require.True(t, l >= 1 && int(l) <= len(lines), "line %d out of the Patchfile", l)
+						g.Lines = append(g.Lines, fmt.Sprintf("%d: %s", l, lines[l-1]))
+					}
+				}
+			}
+		}
+		out.Ops = append(out.Ops, g)
+	}
+	require.Len(t, def.Source.GetInfos(), 1)
+	require.Equal(t, "Patchfile", def.Source.Infos[0].Filename)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	require.NoError(t, enc.Encode(out))
+	return []byte(b.String())
+}
+
+func opType(op *pb.Op) string {
+	switch op.Op.(type) {
+	case *pb.Op_Exec:
+		return "exec"
+	case *pb.Op_File:
+		return "file"
+	case *pb.Op_Source:
+		return "source " + op.GetSource().Identifier
+	case *pb.Op_Merge:
+		return "merge"
+	case *pb.Op_Diff:
+		return "diff"
+	case *pb.Op_Build:
+		return "build"
+	case nil:
+		return "result"
+	}
+	return fmt.Sprintf("%T", op.Op)
+}
+
+func TestConvertGolden(t *testing.T) {
+	cases := []struct {
+		name      string
+		patchfile string
+		args      map[string]string
+	}{
+		{name: "basic", patchfile: `# syntax=registry.example.com/patchfile:1
+FROM node:20-bookworm-slim@` + fake.TestDigest + `
+WORKDIR /app
+DEPS package.json package-lock.json
+RUN --mount=type=cache,target=/cache/npm npm ci --cache /cache/npm --omit=dev
+APP . /app
+PATCH registry.example.com/shop/web:release
+ENV NODE_ENV=production
+EXPOSE 8080
+USER node
+CMD ["node", "src/server.js"]
+`},
+		{name: "stage", args: map[string]string{"NPM_TAG": "next"}, patchfile: `ARG IMAGE=node
+FROM --platform=linux/arm64 ${IMAGE}@` + fake.TestDigest + `
+ARG NPM_TAG=latest
+ENV NODE_ENV=production \
+    HOME=/home/node
+USER node
+WORKDIR app
+DEPS --chown=node:node --chmod=0640 package.json web/package.json
+RUN --network=none \
+    --mount=type=cache,target=/cache,uid=1000,mode=0700 \
+    --mount=type=secret,id=npmrc,target=/home/node/.npmrc \
+    --mount=type=ssh \
+    --mount=type=tmpfs,target=/tmp \
+    npm install --tag $NPM_TAG
+RUN ["node", "-e", "require('./package.json')"]
+APP src /app/
+`},
+		{name: "app-options", patchfile: fake.PinnedFrom + `WORKDIR /srv
+APP --chown=1000:1000 --chmod=0644 --exclude=*.md --exclude=static/tmp src static www
+LABEL org.opencontainers.image.title="shop web"
+ENTRYPOINT ["/sbin/tini", "--"]
+CMD node www/src/server.js
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s CMD ["wget", "-q", "http://localhost:8080/"]
+WORKDIR /srv/www
+`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _, err := convert(t, tc.patchfile, fake.Shop(), tc.args)
+			require.NoError(t, err)
+			got := renderLLB(t, res, tc.patchfile)
+			file := filepath.Join("testdata", "golden", tc.name+".json")
+			if *update {
+				require.NoError(t, os.MkdirAll(filepath.Dir(file), 0o755))
+				require.NoError(t, os.WriteFile(file, got, 0o644))
+				return
+			}
+			want, err := os.ReadFile(file)
+			require.NoError(t, err, "missing golden (run with -update)")
+			require.Equal(t, string(want), string(got))
+		})
+	}
+}
+
+// TestConvertResolvesForTarget checks the base is resolved for the platform built.
+func TestConvertResolvesForTarget(t *testing.T) {
+	pf, err := patchfile.Parse([]byte(fake.PinnedFrom + "APP . /app\n"))
+	require.NoError(t, err)
+	r := &fake.Resolver{}
+	res, err := Convert(context.Background(), pf, Opt{TargetPlatform: &amd64, MetaResolver: r, Context: fake.Shop()})
+	require.NoError(t, err)
+	require.Equal(t, []string{"docker.io/library/alpine@" + fake.TestDigest + " amd64"}, r.Resolved)
+	require.Equal(t, "amd64", res.Image.Architecture)
+	require.Equal(t, digest.Digest(fake.TestDigest), res.Identity.Base)
+	require.Equal(t, res.Identity.Labels(), map[string]string{
+		decide.LabelBase: res.Image.Config.Labels[decide.LabelBase],
+		decide.LabelDeps: res.Image.Config.Labels[decide.LabelDeps],
+		decide.LabelApp:  res.Image.Config.Labels[decide.LabelApp],
+	})
+}
+
+// TestCmdBeforeEntrypoint: ENTRYPOINT drops the base image's CMD but keeps
+// one the Patchfile set before it, as a Dockerfile does.
+func TestCmdBeforeEntrypoint(t *testing.T) {
+	const from = "FROM alpine@sha256:4f1d3b2a8c9e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a\n"
+	res, _, err := convert(t, from+"APP . /app\nCMD [\"serve\"]\nENTRYPOINT [\"/app/run\"]\n", fake.Shop(), nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"/app/run"}, res.Image.Config.Entrypoint)
+	require.Equal(t, []string{"serve"}, res.Image.Config.Cmd)
+
+	res, _, err = convert(t, from+"APP . /app\nENTRYPOINT [\"/app/run\"]\n", fake.Shop(), nil)
+	require.NoError(t, err)
+	require.Nil(t, res.Image.Config.Cmd, "the base image's CMD is dropped")
+}

@@ -1,0 +1,150 @@
+package convert
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/pkg/errors"
+)
+
+// convertRun adds a RUN step to the dependency stage. It sees the stage's
+// files (base and DEPS), ENV, and the ARGs in scope as environment.
+func (c *converter) convertRun(run *instructions.RunCommand) error {
+	if err := run.Expand(c.expand); err != nil {
+		return err
+	}
+	args := run.CmdLine
+	if run.PrependShell {
+		args = []string{"/bin/sh", "-c", strings.Join(run.CmdLine, " ")}
+	}
+	c.step++
+	opts := []llb.RunOption{
+		llb.Args(args),
+		llb.WithCustomName(c.stepName(run.String())),
+		c.location(run),
+	}
+	for _, k := range c.argOrder {
+		if !hasEnv(c.image.Config.Env, k) {
+			opts = append(opts, llb.AddEnv(k, c.args[k]))
+		}
+	}
+	mounts, err := c.runMounts(run)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, mounts...)
+	switch network := instructions.GetNetwork(run); network {
+	case "none":
+		opts = append(opts, llb.Network(llb.NetModeNone))
+	case "host":
+		opts = append(opts, llb.Network(llb.NetModeHost))
+	}
+	if c.opt.NetworkMode != llb.NetModeSandbox && instructions.GetNetwork(run) == "" {
+		opts = append(opts, llb.Network(c.opt.NetworkMode))
+	}
+	c.deps.add("RUN", run.String())
+	c.state = c.state.Run(opts...).Root()
+	c.addHistory("RUN "+strings.Join(args, " "), true)
+	return nil
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// runMounts converts RUN --mount flags. Bind mounts are refused: a
+// dependency step must see only its DEPS files, or its hash would lie.
+func (c *converter) runMounts(run *instructions.RunCommand) ([]llb.RunOption, error) {
+	var opts []llb.RunOption
+	for i, m := range instructions.GetMounts(run) {
+		switch m.Type {
+		case instructions.MountTypeCache:
+			id := m.CacheID
+			if id == "" {
+				id = m.Target
+			}
+			if c.opt.CacheIDNamespace != "" {
+				id = c.opt.CacheIDNamespace + "/" + id
+			}
+			sharing := llb.CacheMountShared
+			switch m.CacheSharing {
+			case instructions.MountSharingPrivate:
+				sharing = llb.CacheMountPrivate
+			case instructions.MountSharingLocked:
+				sharing = llb.CacheMountLocked
+			}
+			src := llb.Scratch()
+			mountOpts := []llb.MountOption{llb.AsPersistentCacheDir(id, sharing)}
+			if m.UID != nil || m.GID != nil || m.Mode != nil {
+				uid, gid, mode := valueOr(m.UID, 0), valueOr(m.GID, 0), valueOr(m.Mode, 0o755)
+				src = src.File(llb.Mkdir("/cache", os.FileMode(mode), llb.WithUIDGID(int(uid), int(gid))), llb.WithCustomName("[internal] cache mount permissions"))
+				mountOpts = append(mountOpts, llb.SourcePath("/cache"))
+			}
+			opts = append(opts, llb.AddMount(m.Target, src, mountOpts...))
+		case instructions.MountTypeTmpfs:
+			opts = append(opts, llb.AddMount(m.Target, llb.Scratch(), llb.Tmpfs(llb.TmpfsSize(m.SizeLimit))))
+		case instructions.MountTypeSecret:
+			id := m.CacheID
+			secretOpts := []llb.SecretOption{}
+			if !m.Required {
+				secretOpts = append(secretOpts, llb.SecretOptional)
+			}
+			if m.Env != nil {
+				if id == "" {
+					id = *m.Env
+				}
+				secretOpts = append(secretOpts, llb.SecretID(id), llb.SecretAsEnvName(*m.Env))
+				var dest *string
+				if m.Target != "" {
+					dest = &m.Target
+				}
+				opts = append(opts, llb.AddSecretWithDest(id, dest, secretOpts...))
+				continue
+			}
+			target := m.Target
+			if id == "" && target != "" {
+				id = target[strings.LastIndex(target, "/")+1:]
+			}
+			if id == "" {
+				return nil, errors.New("RUN --mount=type=secret needs an id or a target: --mount=type=secret,id=npmrc,target=/root/.npmrc")
+			}
+			if target == "" {
+				target = "/run/secrets/" + id
+			}
+			secretOpts = append(secretOpts, llb.SecretID(id), llb.SecretFileOpt(int(valueOr(m.UID, 0)), int(valueOr(m.GID, 0)), int(valueOr(m.Mode, 0o400))))
+			opts = append(opts, llb.AddSecret(target, secretOpts...))
+		case instructions.MountTypeSSH:
+			id := m.CacheID
+			if id == "" {
+				id = "default"
+			}
+			target := m.Target
+			if target == "" {
+				target = fmt.Sprintf("/run/buildkit/ssh_agent.%d", i)
+			}
+			sshOpts := []llb.SSHOption{llb.SSHID(id), llb.SSHSocketOpt(target, int(valueOr(m.UID, 0)), int(valueOr(m.GID, 0)), int(valueOr(m.Mode, 0o600)))}
+			if !m.Required {
+				sshOpts = append(sshOpts, llb.SSHOptional)
+			}
+			opts = append(opts, llb.AddSSHSocket(sshOpts...))
+		default:
+			return nil, errors.Errorf("RUN --mount=type=%s is not supported in a Patchfile: a dependency step sees only its DEPS files, so list the files it needs with DEPS; use type=cache, secret, ssh or tmpfs", m.Type)
+		}
+	}
+	return opts, nil
+}
+
+func valueOr(p *uint64, def uint64) uint64 {
+	if p == nil {
+		return def
+	}
+	return *p
+}

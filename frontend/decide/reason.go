@@ -1,0 +1,120 @@
+package decide
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kind is why a build is not a patch of a candidate (or of any).
+type Kind int
+
+// The kinds of reasons, in the order a build meets them.
+const (
+	// PatchDisabled: --build-arg PATCH= (empty) turned patching off.
+	PatchDisabled Kind = iota + 1
+	// NoCandidate: the Patchfile has no PATCH and no PATCH build arg.
+	NoCandidate
+	// AppUnpatchable: the APP instruction's form cannot be patched.
+	AppUnpatchable
+
+	// What a candidate can be before its identity is compared.
+
+	// NotYetReleased: nothing at the candidate's reference yet.
+	NotYetReleased
+	NotAReference
+	// ConfigNotRead: the candidate's config is over a bound or not JSON.
+	ConfigNotRead
+	Unreachable
+	NotBuiltByPatchfile
+	MalformedReleaseLabel
+	// ReleaseUnreachable and ReleaseNotPatchfile are about the release a
+	// patch candidate points to.
+	ReleaseUnreachable
+	ReleaseNotPatchfile
+
+	// A release that is not this build's.
+
+	OtherPlatform
+	BaseChanged
+	DepsChanged
+	AppSpecChanged
+	NoFileList
+
+	// A release that matches, but a new release is better.
+
+	// NewReleaseAsked: PATCH_MAX_SHARE=0.
+	NewReleaseAsked
+	ChangeTooLarge
+)
+
+// reasons are the kinds' messages (fmt formats of the arguments Because
+// is given) and whether the build warns about them: a candidate that is
+// there but cannot be used is a problem the user should see; a first
+// release, a changed dependency stage or a too big change are not.
+var reasons = map[Kind]struct {
+	format string
+	warns  bool
+}{
+	PatchDisabled:  {"PATCH disabled by --build-arg PATCH=", false},
+	NoCandidate:    {"no PATCH candidate (add PATCH <release image> to patch deploys)", false},
+	AppUnpatchable: {"%s", false},
+
+	NotYetReleased:        {"no release at %s yet", false},
+	NotAReference:         {"PATCH %s is not an image reference", true},
+	ConfigNotRead:         {"candidate %s has an image config that is not read (%v)", true},
+	Unreachable:           {"candidate %s unreachable (%v)", true},
+	NotBuiltByPatchfile:   {"candidate %s was not built by Patchfile", true},
+	MalformedReleaseLabel: {"candidate %s has a malformed " + LabelRelease + " label", true},
+	ReleaseUnreachable:    {"release %s of candidate %s unreachable (%v)", true},
+	ReleaseNotPatchfile:   {"release %s of candidate %s is not a Patchfile release", true},
+
+	OtherPlatform:  {"release %s is for %s, not %s", false},
+	BaseChanged:    {"base image changed since release %s (it has %s, FROM pins %s)", false},
+	DepsChanged:    {"dependencies changed since release %s (a DEPS file or a step before APP differs)", false},
+	AppSpecChanged: {"APP destination or --chown changed since release %s", false},
+	NoFileList:     {"release %s has no usable file list (%s)", false},
+
+	NewReleaseAsked: {KeyPatchMaxShare + "=0: a new release instead of patching release %s", false},
+	ChangeTooLarge:  {"the change is %d%% of the app tree's bytes (more than " + KeyPatchMaxShare + "=%d%%): a new release is smaller to ship than patching release %s", false},
+}
+
+// Reason is one reason a build is not a patch, with its message.
+type Reason struct {
+	Kind    Kind
+	Message string
+}
+
+// Because is the reason of kind k, its message formatted with args.
+func Because(k Kind, args ...any) *Reason {
+	return &Reason{Kind: k, Message: fmt.Sprintf(reasons[k].format, args...)}
+}
+
+// Warns tells whether the build warns about this reason.
+func (r *Reason) Warns() bool { return reasons[r.Kind].warns }
+
+func (r *Reason) String() string { return r.Message }
+
+// The progress lines a decision shows start with these (tests look for them).
+const (
+	// FullBuildPrefix starts the line of a full build, before its reasons.
+	FullBuildPrefix = "full build: "
+	// PatchPrefix starts the line of a patch, before the release digest.
+	PatchPrefix = "patch of release "
+)
+
+// maxReasonsShown is how many candidates' reasons a progress line names:
+// a long PATCH list must not make a line of thousands of characters.
+const maxReasonsShown = 3
+
+// joinReasons is the reasons as a progress line names them: the first
+// few, then how many more.
+func joinReasons(rs []*Reason) string {
+	msgs := make([]string, 0, len(rs))
+	for _, r := range rs {
+		msgs = append(msgs, r.Message)
+	}
+	if len(msgs) > maxReasonsShown {
+		return fmt.Sprintf("%s; and %d more candidates", strings.Join(msgs[:maxReasonsShown], "; "), len(msgs)-maxReasonsShown)
+	}
+	return strings.Join(msgs, "; ")
+}

@@ -1,0 +1,205 @@
+package patchfile
+
+import (
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	dfparser "github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/util/suggest"
+	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/pkg/errors"
+)
+
+// Instruction is one typed Patchfile instruction. The instructions a
+// Dockerfile also has are BuildKit's own types (*instructions.RunCommand,
+// *instructions.EnvCommand, ...); DEPS, APP, PATCH and FROM are ours.
+type Instruction interface {
+	Name() string
+	Location() []parser.Range
+}
+
+// located is the base of the Patchfile-only instructions.
+type located struct {
+	name     string
+	original string
+	location []parser.Range
+}
+
+// Name returns the instruction keyword as written.
+func (l *located) Name() string { return l.name }
+
+// Location returns the instruction's line range.
+func (l *located) Location() []parser.Range { return l.location }
+
+// String returns the instruction as written.
+func (l *located) String() string { return l.original }
+
+// FromInstruction names the pinned base image.
+//
+//	FROM [--platform=<platform>] <image>@sha256:<digest>
+type FromInstruction struct {
+	located
+	Image    string
+	Platform string
+}
+
+// DepsInstruction copies dependency manifests from the context into the
+// working directory of the dependency stage. Only these files are visible to
+// the stage's RUN steps, and their contents key the stage.
+//
+//	DEPS [--chown=<user>:<group>] [--chmod=<perms>] <file>...
+type DepsInstruction struct {
+	located
+	Sources []string
+	Chown   string
+	Chmod   string
+}
+
+// AppInstruction names the application files, shipped as one layer of their
+// own (and, in patch builds, as one diff layer against a release).
+//
+//	APP [--chown=<user>:<group>] [--chmod=<perms>] [--exclude=<pattern>]... <src>... <dest>
+type AppInstruction struct {
+	located
+	Sources  []string
+	Dest     string
+	Chown    string
+	Chmod    string
+	Excludes []string
+}
+
+// PatchInstruction lists candidate release images to patch, first match wins.
+//
+//	PATCH <image>[:tag|@digest]...
+type PatchInstruction struct {
+	located
+	Refs []string
+}
+
+// patchfileInstructions are the keywords a Patchfile accepts, for "did you mean".
+var patchfileInstructions = []string{
+	"FROM", "ARG", "ENV", "WORKDIR", "USER", "DEPS", "RUN", "APP", "PATCH",
+	"EXPOSE", "LABEL", "CMD", "ENTRYPOINT", "STOPSIGNAL", "HEALTHCHECK",
+}
+
+// unsupportedInstructions are Dockerfile instructions a Patchfile leaves out,
+// with what to write instead.
+var unsupportedInstructions = map[string]string{
+	"COPY":       "COPY is not a Patchfile instruction: use DEPS <file>... for dependency manifests and APP <src>... <dest> for application files",
+	"ADD":        "ADD is not a Patchfile instruction: use DEPS <file>... for dependency manifests and APP <src>... <dest> for application files",
+	"SHELL":      "SHELL is not supported in a Patchfile: write RUN [\"<shell>\", \"-c\", \"...\"] in JSON form instead",
+	"VOLUME":     "VOLUME is not supported in a Patchfile: declare volumes where the container runs",
+	"ONBUILD":    "ONBUILD is not supported in a Patchfile: a Patchfile image is a final image, not a base",
+	"MAINTAINER": "MAINTAINER is not supported: write LABEL org.opencontainers.image.authors=\"<name>\"",
+}
+
+// parseInstruction types one node, locating any error at the node's lines.
+func parseInstruction(node *parser.Node, escape rune) (inst Instruction, err error) {
+	defer func() {
+		if err != nil {
+			err = parser.WithLocationOnce(err, node.Location())
+		}
+	}()
+	switch node.Command {
+	case "FROM":
+		return parseFrom(node, escape)
+	case "DEPS":
+		return parseDeps(node, escape)
+	case "APP":
+		return parseApp(node, escape)
+	case "PATCH":
+		return parsePatch(node, escape)
+	case "ARG", "ENV", "WORKDIR", "USER", "RUN", "EXPOSE", "LABEL", "CMD", "ENTRYPOINT", "STOPSIGNAL", "HEALTHCHECK":
+		cmd, err := instructions.ParseCommand(node.Dockerfile)
+		if err != nil {
+			return nil, unwrapLocation(err)
+		}
+		if run, ok := cmd.(*instructions.RunCommand); ok && len(run.Files) > 0 {
+			return nil, errors.New("RUN with a heredoc is not supported in a Patchfile: write the script inline or ship it with DEPS")
+		}
+		return cmd, nil
+	}
+	if msg, ok := unsupportedInstructions[node.Command]; ok {
+		return nil, errors.New(msg)
+	}
+	return nil, suggest.WrapError(errors.Errorf("unknown instruction %s: a Patchfile knows %s", node.Dockerfile.Value, strings.Join(patchfileInstructions, ", ")), node.Command, patchfileInstructions, false)
+}
+
+// unwrapLocation drops BuildKit's own location so ours is the only one.
+func unwrapLocation(err error) error {
+	var le *dfparser.LocationError
+	if errors.As(err, &le) {
+		return le.Unwrap()
+	}
+	return err
+}
+
+func newLocated(node *parser.Node) located {
+	return located{name: node.Dockerfile.Value, original: strings.TrimSpace(node.Original()), location: node.Location()}
+}
+
+func parseFrom(node *parser.Node, escape rune) (*FromInstruction, error) {
+	fl := instructions.NewBFlagsWithArgs(node.Flags)
+	platform := fl.AddString("platform", "")
+	if err := fl.Parse(); err != nil {
+		return nil, err
+	}
+	words := parser.Words(node.Rest, escape)
+	switch {
+	case len(words) == 0:
+		return nil, errors.New("FROM needs an image pinned by digest: FROM <image>@sha256:<digest>")
+	case len(words) == 3 && strings.EqualFold(words[1], "AS"):
+		return nil, errors.Errorf("FROM ... AS %s: a Patchfile has a single stage, remove \"AS %s\"", words[2], words[2])
+	case len(words) > 1:
+		return nil, errors.Errorf("FROM takes one image, got %d words: FROM <image>@sha256:<digest>", len(words))
+	}
+	return &FromInstruction{located: newLocated(node), Image: words[0], Platform: platform.Value}, nil
+}
+
+func parseDeps(node *parser.Node, escape rune) (*DepsInstruction, error) {
+	fl := instructions.NewBFlagsWithArgs(node.Flags)
+	chown := fl.AddString("chown", "")
+	chmod := fl.AddString("chmod", "")
+	if err := fl.Parse(); err != nil {
+		return nil, err
+	}
+	words := parser.Words(node.Rest, escape)
+	if len(words) == 0 {
+		return nil, errors.New("DEPS needs at least one file: DEPS package.json package-lock.json")
+	}
+	return &DepsInstruction{located: newLocated(node), Sources: words, Chown: chown.Value, Chmod: chmod.Value}, nil
+}
+
+func parseApp(node *parser.Node, escape rune) (*AppInstruction, error) {
+	fl := instructions.NewBFlagsWithArgs(node.Flags)
+	chown := fl.AddString("chown", "")
+	chmod := fl.AddString("chmod", "")
+	exclude := fl.AddStrings("exclude")
+	if err := fl.Parse(); err != nil {
+		return nil, err
+	}
+	words := parser.Words(node.Rest, escape)
+	if len(words) < 2 {
+		return nil, errors.New("APP needs sources and a destination: APP <src>... <dest>, e.g. APP . /app")
+	}
+	return &AppInstruction{
+		located:  newLocated(node),
+		Sources:  words[:len(words)-1],
+		Dest:     words[len(words)-1],
+		Chown:    chown.Value,
+		Chmod:    chmod.Value,
+		Excludes: exclude.StringValues,
+	}, nil
+}
+
+func parsePatch(node *parser.Node, escape rune) (*PatchInstruction, error) {
+	fl := instructions.NewBFlagsWithArgs(node.Flags)
+	if err := fl.Parse(); err != nil {
+		return nil, err
+	}
+	words := parser.Words(node.Rest, escape)
+	if len(words) == 0 {
+		return nil, errors.New("PATCH needs at least one release image: PATCH <registry>/<repo>:<tag>")
+	}
+	return &PatchInstruction{located: newLocated(node), Refs: words}, nil
+}
