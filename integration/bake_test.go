@@ -113,6 +113,7 @@ func TestCompose(t *testing.T) {
 	deploy := pullImage(t, image+":v2")
 	requirePatchOf(t, release, releaseDigest, deploy, []string{"app", "app/src", "app/src/routes.js"})
 	require.Equal(t, routes, filesystem(t, deploy)["app/src/routes.js"].Content)
+	require.NotEmpty(t, configOf(t, deploy).Config.Labels["com.docker.compose.project"], "Compose's labels land on the image, as with a Dockerfile")
 	ref, err := name.ParseReference(image+":v2", name.Insecure)
 	require.NoError(t, err)
 	desc, err := remote.Head(ref)

@@ -182,6 +182,9 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 			return nil, parser.WithLocationOnce(err, inst.Location())
 		}
 	}
+	if err := c.buildLabels(); err != nil {
+		return nil, err
+	}
 	patchRefs, patchDisabled, err := c.patchRefs()
 	if err != nil {
 		return nil, err
@@ -492,4 +495,20 @@ func countFiles(files []buildcontext.File) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// buildLabels applies the build's own labels (`docker buildx build
+// --label`, Compose's and bake's labels) over the Patchfile's LABELs, as
+// the Dockerfile frontend does. The frontend's own labels cannot be set.
+func (c *converter) buildLabels() error {
+	for _, k := range slices.Sorted(maps.Keys(c.opt.Labels)) {
+		if strings.HasPrefix(k, decide.LabelPrefix) {
+			return errors.Errorf("--label %s: labels starting with %q are written by Patchfile itself, pick another name", k, decide.LabelPrefix)
+		}
+		if c.image.Config.Labels == nil {
+			c.image.Config.Labels = map[string]string{}
+		}
+		c.image.Config.Labels[k] = c.opt.Labels[k]
+	}
+	return nil
 }

@@ -229,3 +229,24 @@ func TestCmdBeforeEntrypoint(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, res.Image.Config.Cmd, "the base image's CMD is dropped")
 }
+
+// TestBuildLabels: the build's labels (--label, bake's and Compose's) land
+// on the image over the Patchfile's LABEL, as with the Dockerfile frontend;
+// the frontend's own cannot be set that way.
+func TestBuildLabels(t *testing.T) {
+	pf, err := patchfile.Parse([]byte(fake.PinnedFrom + "APP . /app\nLABEL team=web tier=front\n"))
+	require.NoError(t, err)
+	opt := Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: fake.Shop()}
+	opt.Labels = map[string]string{"tier": "edge", "com.docker.compose.project": "shop"}
+	res, err := Convert(context.Background(), pf, opt)
+	require.NoError(t, err)
+	labels := res.Image.Config.Labels
+	require.Equal(t, "web", labels["team"])
+	require.Equal(t, "edge", labels["tier"], "a build label wins over LABEL")
+	require.Equal(t, "shop", labels["com.docker.compose.project"])
+	require.Equal(t, res.Identity.Deps.String(), labels[decide.LabelDeps])
+
+	opt.Labels = map[string]string{decide.LabelDeps: "sha256:forged"}
+	_, err = Convert(context.Background(), pf, opt)
+	require.ErrorContains(t, err, `--label dev.patchfile.deps: labels starting with "dev.patchfile." are written by Patchfile itself`)
+}
