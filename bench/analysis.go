@@ -55,9 +55,14 @@ func (r *report) writeWhy(b *strings.Builder) {
 		missed++
 		fmt.Fprintf(b, "- **%s** (%s): %s. ", t.Name, t.Required, t.Margin)
 		switch {
+		case strings.Contains(t.Name, " files: "):
+			b.WriteString(r.scaleMissed(t.Name))
 		case strings.Contains(t.Name, "no cache"), strings.Contains(t.Name, "import-cache"):
 			key := dfCold
-			if strings.Contains(t.Name, "import-cache") {
+			switch {
+			case strings.Contains(t.Name, "COPY --link") && strings.Contains(t.Name, "import-cache"):
+				key = dflCache
+			case strings.Contains(t.Name, "import-cache"):
 				key = dfCache
 			}
 			a := medianRun(m.Runs[key])
@@ -218,4 +223,22 @@ func (r *report) scaleBytesGrowth() string {
 	}
 	return fmt.Sprintf("From %s to %s changed, the cold patch went from %.1f s to %.1f s and its push from %s to %s: the push is the compressed changed bytes plus a constant %s (config, manifest, directory entries), and the time grows only with compressing and pushing the new bytes.",
 		human(int64(first.Bytes)), human(int64(last.Bytes)), fc.Wall.Seconds(), lc.Wall.Seconds(), human(fc.Pushed), human(lc.Pushed), overhead)
+}
+
+// scaleMissed explains a missed target of the largest scale point by the
+// phases of its median runs: the patch's upload and hashing against the
+// anchor's upload and copy, or the two releases' walls.
+func (r *report) scaleMissed(name string) string {
+	n := len(r.ScaleFiles)
+	if n == 0 {
+		return "\n"
+	}
+	p := r.ScaleFiles[n-1]
+	c, a := medianRun(p.Cold), medianRun(p.Anchor)
+	if strings.Contains(name, "release") {
+		return fmt.Sprintf("Patchfile's release: %s. The anchor's: %s. Beyond the anchor's work, a Patchfile release hashes every file in a build step (about the frontend read+hash of the patches) and writes the file list into its config.\n",
+			p.Release.Phases.describe(), p.AnchorRelease.Phases.describe())
+	}
+	return fmt.Sprintf("The median cold patch took %s: %s. The median anchor took %s: %s.\n",
+		secs(c.Wall), c.Phases.describe(), secs(a.Wall), a.Phases.describe())
 }
