@@ -20,9 +20,9 @@ import (
 	"github.com/pkg/errors"
 )
 
-// checkContext is what the checks read of the build context: its files
+// CheckContext is what the checks read of the build context: its files
 // listed, not read, so that a check costs no build.
-type checkContext interface {
+type CheckContext interface {
 	// List lists the whole context without reading file contents;
 	// withIgnored includes what .dockerignore excludes.
 	List(ctx context.Context, withIgnored bool) ([]buildcontext.File, error)
@@ -45,7 +45,7 @@ const (
 var dependencyFolders = []string{"node_modules", ".venv", "venv", "__pycache__", "bower_components", ".bundle"}
 
 // Check runs the check rules on a Patchfile and its build context.
-func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) (*lint.LintResults, error) {
+func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs CheckContext) (*lint.LintResults, error) {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt co
 }
 
 // runChecks is Check with the checks' options read.
-func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) (*lint.LintResults, error) {
+func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs CheckContext) (*lint.LintResults, error) {
 	results := &lint.LintResults{}
 	idx := results.AddSource(src.SourceMap)
 	skipped := func(rule string) bool { return cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) }
@@ -115,7 +115,7 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 // (or BUILDKIT_DOCKERFILE_CHECK=error=true) asks for it, as the Dockerfile
 // frontend does: a finding fails the build, located at its line, before
 // any step runs.
-func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs checkContext) error {
+func checksAsErrors(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs CheckContext) error {
 	cfg, err := checkConfig(src.Data, opt.BuildArgs)
 	if err != nil || !cfg.ReturnAsError {
 		return err
@@ -210,7 +210,7 @@ func excludedByApp(excludes []string, p, src string) bool {
 
 // ignoreExcludesNothing reports a .dockerignore whose patterns match no
 // entry of the context, or "".
-func ignoreExcludesNothing(ctx context.Context, cs checkContext) string {
+func ignoreExcludesNothing(ctx context.Context, cs CheckContext) string {
 	patterns, err := cs.IgnorePatterns(ctx)
 	if err != nil || len(patterns) == 0 {
 		return ""

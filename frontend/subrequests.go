@@ -22,7 +22,7 @@ import (
 
 // subrequestHandler answers `docker buildx build --call=...` without
 // building: outline, targets, check (lint) and the LLB of the full build.
-func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() convert.Opt, gctx checkContext) dockerui.RequestHandler {
+func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() convert.Opt, gctx CheckContext) dockerui.RequestHandler {
 	return dockerui.RequestHandler{
 		Outline: func(ctx context.Context) (*outline.Outline, error) {
 			return patchfileOutline(src, pf), nil
