@@ -86,6 +86,10 @@ func (c *benchContext) Main(_ context.Context, opts ...llb.LocalOption) (*llb.St
 	return &st, nil
 }
 
+func (c *benchContext) Load(_ context.Context, _ string, patterns []string) (llb.State, error) {
+	return llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("bench")), nil
+}
+
 func (c *benchContext) Files(_ context.Context, _ string, patterns []string) (llb.State, []buildcontext.File, error) {
 	files := c.files
 	if len(patterns) > 0 {

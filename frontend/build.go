@@ -104,6 +104,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := keepEarlyTree(ctx, c, res); err != nil {
+			return nil, err
+		}
 		out, err := outputOf(ctx, res, opt, cands)
 		if err != nil {
 			return nil, err

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -18,6 +20,8 @@ import (
 	"github.com/patchfile/patchfile/frontend/parser"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
+	fstypes "github.com/tonistiigi/fsutil/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // buildOutput is what one platform's build exports.
@@ -127,8 +131,9 @@ func outputOf(ctx context.Context, res *convert.Result, opt convert.Opt, cands *
 // the build cannot be a patch whatever the app files hold: no candidate,
 // or none of this build's platform, base, dependency stage and APP spec.
 // Its steps then run while the app files are uploaded and hashed, instead
-// of after. When a candidate could be patched it does nothing: a patch
-// must not run the stage at all.
+// of after, and so does the copy of the app files (BeforeApp.AppTree,
+// checked by keepEarlyTree). When a candidate could be patched it does
+// nothing: a patch must not run the stage at all.
 //
 // It returns a channel closed when that solve ends (nil if it started
 // none): the build waits for it before it returns its result. A result is
@@ -146,13 +151,80 @@ func startDeps(ctx context.Context, c client.Client, e *convert.BeforeApp, cands
 		return nil
 	}
 	imports := withReleaseCache(fromClient, depsFrom.CacheRef())
+	var tree *llb.Definition
+	if e.AppTree != nil {
+		if tree, err = e.AppTree.Marshal(ctx); err == nil {
+			e.AppTreeStarted = true
+		}
+	}
+	var solves sync.WaitGroup
+	for _, def := range []*llb.Definition{def, tree} {
+		if def == nil {
+			continue
+		}
+		solves.Go(func() {
+			// Evaluate: a gateway solve is lazy otherwise, and runs nothing.
+			_, _ = c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: imports, Evaluate: true})
+		})
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// Evaluate: a gateway solve is lazy otherwise, and runs nothing.
-		_, _ = c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: imports, Evaluate: true})
+		solves.Wait()
 	}()
 	return done
+}
+
+// keepEarlyTree checks the app tree a full build solved early (startDeps)
+// against the file list, directory by directory, and makes the build copy
+// the files again, with the directory key, if any differs: a warm
+// builder's cache can hold the early tree with a directory's old mode or
+// owner (convert.Result.EarlyTree). Files cannot differ: a changed file
+// changes the tree's cache key.
+func keepEarlyTree(ctx context.Context, c client.Client, res *convert.Result) error {
+	if !res.EarlyTree {
+		return nil
+	}
+	def, err := res.AppTree.Marshal(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
+	if err != nil {
+		return err
+	}
+	ref, err := r.SingleRef()
+	if err != nil {
+		return err
+	}
+	var stale atomic.Bool
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(readParallelism)
+	for _, d := range res.TreeDirs() {
+		eg.Go(func() error {
+			st, err := ref.StatFile(ctx, client.StatRequest{Path: d.Path})
+			if err != nil || !sameDirMeta(d, st) {
+				// A directory missing or unreadable is a difference too:
+				// copying again is always right.
+				stale.Store(true)
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	if stale.Load() {
+		res.UseKeyedTree()
+	}
+	return nil
+}
+
+// sameDirMeta says whether a directory of a solved tree has the mode and
+// owner the file list gives it.
+func sameDirMeta(want filelist.Entry, got *fstypes.Stat) bool {
+	mode := os.FileMode(got.Mode)
+	return mode.IsDir() && mode&filelist.ModeBits == want.Mode && got.Uid == want.UID && got.Gid == want.GID
 }
 
 // depsOf is a release's config cut to its base and dependency layers (a

@@ -28,6 +28,9 @@ const readParallelism = 32
 type gatewayContext struct {
 	bc *dockerui.Client
 	c  client.Client
+
+	mu     sync.Mutex
+	loaded map[string]llb.State // by name and patterns: see Load
 }
 
 // Main returns the build context, .dockerignore applied.
@@ -35,22 +38,43 @@ func (g *gatewayContext) Main(ctx context.Context, opts ...llb.LocalOption) (*ll
 	return g.bc.MainContext(ctx, opts...)
 }
 
-// Files solves the context narrowed to patterns and reads every file in it.
-func (g *gatewayContext) Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
+// Load returns the context narrowed to patterns. It keeps what it made,
+// so that Files and a step built early hold the same state whatever
+// dockerui does: two local sources would upload the files twice.
+func (g *gatewayContext) Load(ctx context.Context, name string, patterns []string) (llb.State, error) {
+	key := strconv.Quote(name) + " " + strings.Join(patterns, "\x00")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if st, ok := g.loaded[key]; ok {
+		return st, nil
+	}
 	st, err := g.bc.MainContext(ctx,
 		llb.IncludePatterns(patterns),
 		llb.SharedKeyHint("patchfile-"+name),
 		dockerui.WithInternalName("load "+name))
 	if err != nil {
+		return llb.State{}, err
+	}
+	if g.loaded == nil {
+		g.loaded = map[string]llb.State{}
+	}
+	g.loaded[key] = *st
+	return *st, nil
+}
+
+// Files solves the context narrowed to patterns and reads every file in it.
+func (g *gatewayContext) Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
+	st, err := g.Load(ctx, name, patterns)
+	if err != nil {
 		return llb.State{}, nil, err
 	}
-	if files, ok, err := g.hashInBuilder(ctx, *st, name); ok {
+	if files, ok, err := g.hashInBuilder(ctx, st, name); ok {
 		if err != nil {
 			return llb.State{}, nil, errors.Wrapf(err, "reading %s", name)
 		}
-		return *st, files, nil
+		return st, files, nil
 	}
-	ref, err := g.solve(ctx, st, name)
+	ref, err := g.solve(ctx, &st, name)
 	if err != nil {
 		return llb.State{}, nil, err
 	}
@@ -91,11 +115,6 @@ func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name s
 		llb.ReadonlyRootFS(),
 		llb.AddMount("/context", st, llb.Readonly),
 		dockerui.WithInternalName("hash "+name),
-		// Never from the cache: BuildKit keys the step by the content
-		// checksum of its mount, which (measured on v0.33.1) stays the
-		// same when only a directory's mode changes: the step would give
-		// the list of before the chmod (TestHashStepSeesDirectoryModes).
-		llb.IgnoreCache,
 	)
 	out := run.AddMount("/out", llb.Scratch())
 	ref, err := g.solve(ctx, &out, "hashing "+name)
@@ -110,7 +129,46 @@ func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name s
 	if errors.Is(err, buildcontext.ErrListVersion) {
 		return nil, false, nil
 	}
-	return files, true, err
+	if err != nil {
+		return nil, true, err
+	}
+	return files, true, g.restatDirs(ctx, st, name, files)
+}
+
+// restatDirs replaces the mode and owner of every directory in files with
+// what the context holds now.
+//
+// The hash step comes from the cache when its mount's content checksum is
+// the one of an earlier build, and on a warm builder that checksum stays
+// the same when only a directory's mode or owner changed: fsutil's
+// DiskWriter rewrites an existing directory's metadata without telling the
+// checksum cache (moby/buildkit#7176; files are rewritten and reported).
+// The cached list is then right about every path and file but may hold a
+// directory's old metadata, which one stat per directory puts right
+// (TestHashStepSeesDirectoryModes): far cheaper than hashing every file
+// again on each build.
+func (g *gatewayContext) restatDirs(ctx context.Context, st llb.State, name string, files []buildcontext.File) error {
+	ref, err := g.solve(ctx, &st, name)
+	if err != nil {
+		return err
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(readParallelism)
+	for i := range files {
+		f := &files[i]
+		if !f.Mode.IsDir() {
+			continue
+		}
+		eg.Go(func() error {
+			stat, err := ref.StatFile(ctx, client.StatRequest{Path: f.Path})
+			if err != nil {
+				return err
+			}
+			f.Mode, f.UID, f.GID = os.FileMode(stat.Mode), stat.Uid, stat.Gid
+			return nil
+		})
+	}
+	return eg.Wait()
 }
 
 // selfImage is the frontend's own image, for the build platform, or nil.

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
+	"time"
 
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
@@ -83,4 +85,37 @@ func TestHashStepSeesDirectoryModes(t *testing.T) {
 		top := layerEntries(t, layers(t, pullImage(t, env.stack.Ref("hashdirmode/app", fmt.Sprint(i))+"@"+res.digest))[releaseLayers])
 		require.EqualValues(t, mode, top["app/src/deep/er"].Mode&0o7777)
 	}
+}
+
+// keyedCopy is the progress line of a full build's app copy made after
+// the files were read, with the directory key (see
+// TestEarlyTreeSeesDirectoryModes); the copy made while they are read is
+// "copy the application files to".
+var keyedCopy = regexp.MustCompile(`\[app\] copy [0-9,]+ files to /app/`)
+
+// TestEarlyTreeSeesDirectoryModes: a full build that cannot be a patch
+// copies the app files while they are hashed, and keeps that copy when its
+// directories are what the file list says. On a builder whose cache holds
+// the same files with a directory's old mode, it copies them again rather
+// than ship the old mode.
+func TestEarlyTreeSeesDirectoryModes(t *testing.T) {
+	dir := t.TempDir()
+	tree := releaseTree()
+	// Files no other test has: the builder's cache holds no copy of them.
+	tree["src/deep/unique.txt"] = file{content: t.Name() + " " + time.Now().String()}
+	writeTree(t, dir, tree)
+
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref("earlytree/app", "first")})
+	require.NoError(t, err)
+	require.Contains(t, res.output, "[app] copy the application files to /app/")
+	require.NotRegexp(t, keyedCopy, res.output, "the early copy was not kept")
+	first := filesystem(t, pullImage(t, env.stack.Ref("earlytree/app", "first")+"@"+res.digest))
+	require.EqualValues(t, 0o755, first["app/src/deep"].Mode&0o7777)
+
+	require.NoError(t, os.Chmod(filepath.Join(dir, "src", "deep"), 0o700))
+	res, err = buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref("earlytree/app", "chmod")})
+	require.NoError(t, err)
+	img := filesystem(t, pullImage(t, env.stack.Ref("earlytree/app", "chmod")+"@"+res.digest))
+	require.EqualValues(t, 0o700, img["app/src/deep"].Mode&0o7777)
+	require.Regexp(t, keyedCopy, res.output)
 }

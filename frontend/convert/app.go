@@ -115,10 +115,13 @@ func (c *converter) resolveApp() (AppSpec, []string, error) {
 	return spec, patterns, nil
 }
 
+// appContextName names the app files' context in progress lines.
+const appContextName = "application files"
+
 // loadApp loads the context an APP instruction reads. The files are read
 // (and hashed) from the very state the copy uses.
 func (c *converter) loadApp(ctx context.Context, spec *AppSpec, patterns []string) (llb.State, []buildcontext.File, error) {
-	st, files, err := c.opt.Context.Files(ctx, "application files", patterns)
+	st, files, err := c.opt.Context.Files(ctx, appContextName, patterns)
 	if err != nil {
 		return llb.State{}, nil, err
 	}

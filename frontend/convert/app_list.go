@@ -46,7 +46,7 @@ func appFileList(files []buildcontext.File, spec AppSpec) (*filelist.List, error
 	landed := map[string]filelist.Entry{}
 	origins := map[string]string{}
 	err := appLandings(files, spec, func(rel string, f buildcontext.File) error {
-		e := filelist.Entry{Path: rel, Mode: f.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky), UID: f.UID, GID: f.GID}
+		e := filelist.Entry{Path: rel, Mode: f.Mode & filelist.ModeBits, UID: f.UID, GID: f.GID}
 		if spec.chmod != nil && f.Mode&os.ModeSymlink == 0 {
 			// --chmod sets the mode of every file and directory it copies.
 			e.Mode = spec.chmod.Mode

@@ -12,6 +12,11 @@ import (
 type ContextSource interface {
 	// Main returns the build context with .dockerignore applied, plus opts.
 	Main(ctx context.Context, opts ...llb.LocalOption) (*llb.State, error)
+	// Load returns the state of the context files matching patterns
+	// (.dockerignore applied), without reading them: the very state Files
+	// returns for the same name and patterns, so that a step built on it
+	// early is the step a later definition holds.
+	Load(ctx context.Context, name string, patterns []string) (llb.State, error)
 	// Files loads the context files matching patterns (.dockerignore
 	// applied): the state holding exactly them, so that what is copied is
 	// what was hashed, and the files sorted by path.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,6 +94,13 @@ type BeforeApp struct {
 	PatchDisabled bool
 	// Platform is the platform built.
 	Platform ocispecs.Platform
+	// AppTree is the full build's app tree as it is known before the app
+	// files are read: without the directory key (dirsKey), which needs
+	// them. Nil when the APP form cannot be checked after (see
+	// Result.EarlyTree). A DepsReady that starts solving it sets
+	// AppTreeStarted, and the full build then uses it.
+	AppTree        *llb.State
+	AppTreeStarted bool
 }
 
 // Result is the LLB and image config of one platform's full build.
@@ -100,6 +108,13 @@ type Result struct {
 	BeforeApp
 	// AppTree is the application files on an empty filesystem.
 	AppTree llb.State
+	// EarlyTree is set when AppTree is BeforeApp.AppTree, solved while the
+	// app files were read. It carries no directory key, so a warm
+	// builder's cache may hold it with a directory's old mode or owner
+	// (dirsKey): before using it, the caller compares the directories it
+	// holds with TreeDirs and calls UseKeyedTree if any differs.
+	EarlyTree bool
+	keyedTree llb.State
 	// plan and fullName make the full build's final state (Full).
 	plan     LayerPlan
 	fullName string
@@ -191,6 +206,16 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	}
 	before := BeforeApp{Deps: deps, Identity: decide.Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()},
 		PatchRefs: patchRefs, PatchDisabled: patchDisabled, Platform: c.platform}
+	if unpatchableApp(app) == "" {
+		// Only a tree whose directories the file list predicts can be
+		// checked after it is solved.
+		early, err := c.opt.Context.Load(ctx, appContextName, appPatterns)
+		if err != nil {
+			return nil, parser.WithLocationOnce(err, pf.App.Location())
+		}
+		tree := app.Tree(early, llb.WithCustomName(c.opt.VertexName(c.platform, "app", "copy the application files to "+app.Dest)), c.location(pf.App))
+		before.AppTree = &tree
+	}
 	if opt.DepsReady != nil {
 		opt.DepsReady(ctx, &before)
 	}
@@ -208,9 +233,13 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if err != nil {
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
-	tree := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles), app.Dest))), c.location(pf.App))
+	keyed := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles), app.Dest))), c.location(pf.App))
+	tree, early := keyed, before.AppTreeStarted && appList != nil
+	if early {
+		tree = *before.AppTree
+	}
 	return &Result{
-		BeforeApp: before, AppTree: tree, Image: c.image, BaseImage: baseImg,
+		BeforeApp: before, AppTree: tree, EarlyTree: early, keyedTree: keyed, Image: c.image, BaseImage: baseImg,
 		App: app, AppContext: appContext, AppFiles: appFiles,
 		AppList: appList, AppUnpatchable: appUnpatchable,
 		AppLocation: c.location(pf.App),
@@ -227,6 +256,29 @@ func (r *Result) Full(name string) llb.State {
 		name = r.fullName
 	}
 	return r.plan.Full(r.Deps, r.AppTree, llb.WithCustomName(name), r.AppLocation)
+}
+
+// UseKeyedTree makes the full build copy the app files again, with the
+// directory key, instead of using the early tree (EarlyTree).
+func (r *Result) UseKeyedTree() {
+	r.AppTree, r.EarlyTree = r.keyedTree, false
+}
+
+// TreeDirs are the directories the app tree holds, by their path in it,
+// with the mode and owner the full build gives them: what an early tree
+// is checked against. Nil without a file list.
+func (r *Result) TreeDirs() []filelist.Entry {
+	if r.AppList == nil {
+		return nil
+	}
+	var dirs []filelist.Entry
+	for _, e := range r.AppList.Entries {
+		if e.Type == filelist.TypeDir {
+			e.Path = path.Join(r.App.Dest, e.Path)
+			dirs = append(dirs, e)
+		}
+	}
+	return dirs
 }
 
 // location ties an op to an instruction's lines. Without a source map it

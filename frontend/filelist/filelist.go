@@ -38,11 +38,15 @@ const (
 	TypeSymlink EntryType = 'l'
 )
 
+// ModeBits are the bits of a mode an Entry keeps: permissions and
+// setuid, setgid and sticky.
+const ModeBits = os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky
+
 // Entry is one entry of the app tree as it lands in the image.
 type Entry struct {
 	Path     string // relative to the APP destination, slash-separated
 	Type     EntryType
-	Mode     os.FileMode // permission and setuid/setgid/sticky bits
+	Mode     os.FileMode // ModeBits only
 	UID, GID uint32
 	Size     int64
 	Digest   [sha256.Size]byte // content hash of a file

@@ -66,6 +66,11 @@ func (fc Context) Main(_ context.Context, opts ...llb.LocalOption) (*llb.State, 
 	return &st, nil
 }
 
+// Load returns the state Files returns for patterns.
+func (fc Context) Load(_ context.Context, _ string, patterns []string) (llb.State, error) {
+	return llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("fake")), nil
+}
+
 // Files returns the files matching patterns (all for none) with their
 // parent directories, sorted, as the gateway context does.
 func (fc Context) Files(_ context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
@@ -88,8 +93,8 @@ func (fc Context) Files(_ context.Context, name string, patterns []string) (llb.
 		files = append(files, f)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	st := llb.Local("context", llb.IncludePatterns(patterns), llb.LocalUniqueID("fake"))
-	return st, files, nil
+	st, err := fc.Load(context.Background(), name, patterns)
+	return st, files, err
 }
 
 // Shop is the build context of most tests.
