@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +14,11 @@ import (
 )
 
 // TestFullBuildStartsDependenciesEarly checks that a build that cannot be
-// a patch (here PATCH=) runs its dependency step while the frontend loads,
-// reads and hashes the app files, instead of after: the step has completed
-// before the app copy, which the build's own solve starts once every file
-// is hashed, has started. Without the early start the two begin in the
-// same solve, and the copy, whose only input is the loaded context, starts
-// first.
+// a patch (here PATCH=) runs its dependency step and copies its app files
+// while the frontend hashes the app files, instead of after: both have
+// started before the hashing step has completed. Without the early start
+// neither could begin before the frontend had read the hashing step's
+// list.
 func TestFullBuildStartsDependenciesEarly(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]file{
@@ -51,8 +49,10 @@ func TestFullBuildStartsDependenciesEarly(t *testing.T) {
 		}
 	}()
 	_, err = c.Build(context.Background(), client.SolveOpt{
-		FrontendAttrs: map[string]string{"filename": "Patchfile", "build-arg:BASE": env.base, "build-arg:PATCH": ""},
-		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},
+		FrontendAttrs: map[string]string{"filename": "Patchfile", "build-arg:BASE": env.base, "build-arg:PATCH": "",
+			// The frontend's image, so that it hashes in a step of its own.
+			"source": env.frontendImage},
+		LocalMounts: map[string]fsutil.FS{"context": fs, "dockerfile": fs},
 		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{
 			"name": env.stack.Ref("early/web", "release"), "push": "true"}}},
 	}, "", frontend.Build, ch)
@@ -73,11 +73,13 @@ func TestFullBuildStartsDependenciesEarly(t *testing.T) {
 		return nil
 	}
 	run := find("[deps 3/3] RUN")
-	copyApp := find("[app] copy 10,002 files")
-	t.Logf("RUN %s–%s, app copy from %s", run.Started.Format(time.StampMilli), run.Completed.Format(time.StampMilli), copyApp.Started.Format(time.StampMilli))
-	require.True(t, run.Completed.Before(*copyApp.Started),
-		"the dependency step ran while the app files were read: it completed at %s, before the app copy started at %s",
-		run.Completed.Format(time.StampMilli), copyApp.Started.Format(time.StampMilli))
+	copyApp := find("[app] copy the application files to /app/")
+	hash := find("[internal] hash application files")
+	t.Logf("RUN from %s, app copy from %s, hashing until %s", run.Started.Format(time.StampMilli), copyApp.Started.Format(time.StampMilli), hash.Completed.Format(time.StampMilli))
+	for _, v := range []*client.Vertex{run, copyApp} {
+		require.True(t, v.Started.Before(*hash.Completed),
+			"%s started at %s, after the app files were hashed (%s)", v.Name, v.Started.Format(time.StampMilli), hash.Completed.Format(time.StampMilli))
+	}
 }
 
 // TestEarlyDependenciesAreNotRestarted: the dependency step a full build
