@@ -86,6 +86,14 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err := convert.CheckBuilder(&caps); err != nil {
 		return nil, parser.WithLocationOnce(err, pf.From.Location())
 	}
+	// The app files take the longest to upload and hash: start now, while
+	// the conversion reads the dependency manifests and resolves images,
+	// when their patterns are known before it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if patterns, ok := convert.LiteralAppPatterns(pf); ok {
+		gctx.Prefetch(ctx, convert.AppContextName, patterns)
+	}
 	var extraConfigs sync.Map // platform ID -> fields to add to its image config
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +31,23 @@ type gatewayContext struct {
 	c  client.Client
 
 	mu     sync.Mutex
-	loaded map[string]llb.State // by name and patterns: see Load
+	loaded map[string]llb.State  // by contextKey: see Load
+	reads  map[string]*filesRead // by contextKey: see Files
+}
+
+// filesRead is one reading of context files, shared by every caller of
+// Files for the same name and patterns: a prefetch and the conversion,
+// the platforms of a multi-platform build.
+type filesRead struct {
+	done  chan struct{}
+	st    llb.State
+	files []buildcontext.File
+	err   error
+}
+
+// contextKey identifies a load of the context by name and patterns.
+func contextKey(name string, patterns []string) string {
+	return strconv.Quote(name) + " " + strings.Join(patterns, "\x00")
 }
 
 // Main returns the build context, .dockerignore applied.
@@ -42,7 +59,7 @@ func (g *gatewayContext) Main(ctx context.Context, opts ...llb.LocalOption) (*ll
 // so that Files and a step built early hold the same state whatever
 // dockerui does: two local sources would upload the files twice.
 func (g *gatewayContext) Load(ctx context.Context, name string, patterns []string) (llb.State, error) {
-	key := strconv.Quote(name) + " " + strings.Join(patterns, "\x00")
+	key := contextKey(name, patterns)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if st, ok := g.loaded[key]; ok {
@@ -62,8 +79,55 @@ func (g *gatewayContext) Load(ctx context.Context, name string, patterns []strin
 	return *st, nil
 }
 
-// Files solves the context narrowed to patterns and reads every file in it.
+// Prefetch starts reading the context files matching patterns, in the
+// background, for a later Files call with the same name and patterns: a
+// build starts uploading and hashing its app files while it still reads
+// the dependency manifests and resolves images. ctx bounds the reading.
+func (g *gatewayContext) Prefetch(ctx context.Context, name string, patterns []string) {
+	if r, first := g.read(name, patterns); first {
+		go r.run(ctx, g, name, patterns)
+	}
+}
+
+// Files solves the context narrowed to patterns and reads every file in
+// it, or waits for the reading a Prefetch or another caller started.
 func (g *gatewayContext) Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
+	r, first := g.read(name, patterns)
+	if first {
+		r.run(ctx, g, name, patterns)
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return llb.State{}, nil, context.Cause(ctx)
+	}
+	return r.st, slices.Clone(r.files), r.err
+}
+
+// read returns the reading for name and patterns, and whether the caller
+// made it (and must run it).
+func (g *gatewayContext) read(name string, patterns []string) (*filesRead, bool) {
+	key := contextKey(name, patterns)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if r, ok := g.reads[key]; ok {
+		return r, false
+	}
+	if g.reads == nil {
+		g.reads = map[string]*filesRead{}
+	}
+	r := &filesRead{done: make(chan struct{})}
+	g.reads[key] = r
+	return r, true
+}
+
+func (r *filesRead) run(ctx context.Context, g *gatewayContext, name string, patterns []string) {
+	defer close(r.done)
+	r.st, r.files, r.err = g.readFiles(ctx, name, patterns)
+}
+
+// readFiles is Files without the sharing.
+func (g *gatewayContext) readFiles(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
 	st, err := g.Load(ctx, name, patterns)
 	if err != nil {
 		return llb.State{}, nil, err

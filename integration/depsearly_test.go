@@ -18,7 +18,8 @@ import (
 // while the frontend hashes the app files, instead of after: both have
 // started before the hashing step has completed. Without the early start
 // neither could begin before the frontend had read the hashing step's
-// list.
+// list. And the app files' upload, of literal paths, starts before the
+// dependency manifests are hashed (Prefetch).
 func TestFullBuildStartsDependenciesEarly(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]file{
@@ -80,6 +81,12 @@ func TestFullBuildStartsDependenciesEarly(t *testing.T) {
 		require.True(t, v.Started.Before(*hash.Completed),
 			"%s started at %s, after the app files were hashed (%s)", v.Name, v.Started.Format(time.StampMilli), hash.Completed.Format(time.StampMilli))
 	}
+	// APP's sources are literal: their upload starts with the build, not
+	// once the dependency manifests are hashed.
+	load := find("[internal] load application files")
+	manifests := find("[internal] hash dependency manifests")
+	require.True(t, load.Started.Before(*manifests.Completed),
+		"the app files' upload started at %s, after the dependency manifests were hashed (%s)", load.Started.Format(time.StampMilli), manifests.Completed.Format(time.StampMilli))
 }
 
 // TestEarlyDependenciesAreNotRestarted: the dependency step a full build

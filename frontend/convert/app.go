@@ -14,6 +14,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
 )
@@ -108,20 +109,47 @@ func (c *converter) resolveApp() (AppSpec, []string, error) {
 	if spec.chown, spec.chmod, err = c.copyOwnership(inst.Chown, inst.Chmod, false); err != nil {
 		return spec, nil, err
 	}
-	var patterns []string
-	if !slices.Contains(spec.Sources, ".") {
-		patterns = spec.Sources
-	}
-	return spec, patterns, nil
+	return spec, appPatterns(spec.Sources), nil
 }
 
-// appContextName names the app files' context in progress lines.
-const appContextName = "application files"
+// appPatterns are the context patterns APP loads for its sources: none
+// (the whole context) when one is the context root.
+func appPatterns(sources []string) []string {
+	if slices.Contains(sources, ".") {
+		return nil
+	}
+	return sources
+}
+
+// LiteralAppPatterns returns the context patterns APP will load, as
+// resolveApp makes them, when its sources are literal paths: no variable,
+// quote or escape, which only the conversion can resolve. A build starts
+// loading and hashing them with them before it converts the rest.
+func LiteralAppPatterns(pf *patchfile.File) ([]string, bool) {
+	if pf.App == nil {
+		return nil, false
+	}
+	var sources []string
+	for _, src := range pf.App.Sources {
+		if strings.ContainsAny(src, "$'\"") || strings.ContainsRune(src, pf.Escape) {
+			return nil, false
+		}
+		p, err := ContextPath(src)
+		if err != nil {
+			return nil, false
+		}
+		sources = append(sources, p)
+	}
+	return appPatterns(sources), true
+}
+
+// AppContextName names the app files' context (ContextSource.Files).
+const AppContextName = "application files"
 
 // loadApp loads the context an APP instruction reads. The files are read
 // (and hashed) from the very state the copy uses.
 func (c *converter) loadApp(ctx context.Context, spec *AppSpec, patterns []string) (llb.State, []buildcontext.File, error) {
-	st, files, err := c.opt.Context.Files(ctx, appContextName, patterns)
+	st, files, err := c.opt.Context.Files(ctx, AppContextName, patterns)
 	if err != nil {
 		return llb.State{}, nil, err
 	}

@@ -209,7 +209,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if unpatchableApp(app) == "" {
 		// Only a tree whose directories the file list predicts can be
 		// checked after it is solved.
-		early, err := c.opt.Context.Load(ctx, appContextName, appPatterns)
+		early, err := c.opt.Context.Load(ctx, AppContextName, appPatterns)
 		if err != nil {
 			return nil, parser.WithLocationOnce(err, pf.App.Location())
 		}
