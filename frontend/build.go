@@ -89,8 +89,13 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	// The app files take the longest to upload and hash: start now, while
 	// the conversion reads the dependency manifests and resolves images,
 	// when their patterns are known before it.
+	// The build ends what it started, and waits for it, before it returns
+	// (an error in flight could replace its own: see the platforms' below).
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer func() {
+		cancel()
+		gctx.Wait()
+	}()
 	if patterns, ok := convert.LiteralAppPatterns(pf); ok {
 		gctx.Prefetch(ctx, convert.AppContextName, patterns)
 	}
@@ -98,13 +103,21 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
 		// Ends what startDeps started if this platform fails before its
-		// own solve; on success the platform waits for it to end.
+		// own solve, and waits for those solves to return: a solve still
+		// in flight when the frontend returns its error can end the build
+		// with "context canceled" instead of that error. On success the
+		// platform has waited for them already.
 		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
+		var depsDone <-chan struct{}
+		defer func() {
+			cancel()
+			if depsDone != nil {
+				<-depsDone
+			}
+		}()
 		opt := convertOpt()
 		opt.TargetPlatform = platform
 		cands := newCandidateReader(opt)
-		var depsDone <-chan struct{}
 		opt.DepsReady = func(ctx context.Context, e *convert.BeforeApp) {
 			depsDone = startDeps(ctx, c, e, cands, bc.CacheImports)
 		}

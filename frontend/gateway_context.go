@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -102,6 +103,16 @@ func (g *gatewayContext) Files(ctx context.Context, name string, patterns []stri
 		return llb.State{}, nil, context.Cause(ctx)
 	}
 	return r.st, slices.Clone(r.files), r.err
+}
+
+// Wait returns when every reading started (Prefetch, Files) has ended.
+func (g *gatewayContext) Wait() {
+	g.mu.Lock()
+	reads := slices.Collect(maps.Values(g.reads))
+	g.mu.Unlock()
+	for _, r := range reads {
+		<-r.done
+	}
 }
 
 // read returns the reading for name and patterns, and whether the caller
