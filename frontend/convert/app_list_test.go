@@ -1,12 +1,17 @@
 package convert
 
 import (
+	"context"
 	"crypto/sha256"
 	"os"
+	"slices"
 	"testing"
 
+	"github.com/moby/buildkit/client/llb"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/filelist"
+	"github.com/patchfile/patchfile/frontend/internal/fake"
+	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/stretchr/testify/require"
 )
 
@@ -62,4 +67,57 @@ func entryPaths(es []filelist.Entry) []string {
 		out = append(out, e.Path)
 	}
 	return out
+}
+
+// recordingContext is a fake context that records the patterns the app
+// files are read with.
+type recordingContext struct {
+	fake.Context
+	app *[]string
+}
+
+func (r recordingContext) Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
+	if name == AppContextName {
+		*r.app = slices.Clone(patterns)
+	}
+	return r.Context.Files(ctx, name, patterns)
+}
+
+// TestLiteralAppPatterns: where LiteralAppPatterns answers, it answers
+// what the conversion reads the app files with (a build prefetches them
+// under that key, and a different one would upload them twice); where
+// only the conversion can tell, it does not answer.
+func TestLiteralAppPatterns(t *testing.T) {
+	const from = "ARG DIR=src\nFROM alpine@sha256:4f1d3b2a8c9e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a\nARG DIR\nWORKDIR /srv\n"
+	for _, tc := range []struct {
+		app     string
+		literal bool
+	}{
+		{"APP . /app/", true},
+		{"APP ./ /app/", true},
+		{"APP src /app/", true},
+		{"APP src/ static /app/", true},
+		{"APP /src ./static/ /app/", true},
+		{"APP src . /app/", true},
+		{"APP s* /app/", true},
+		{"APP src/server.js /app/server.js", true},
+		{"APP --exclude=*.md . /app/", true},
+		{"APP ${DIR} /app/", false},
+		{"APP $DIR static /app/", false},
+		{"APP 'src' /app/", false},
+	} {
+		t.Run(tc.app, func(t *testing.T) {
+			pf, err := patchfile.Parse([]byte(from + tc.app + "\n"))
+			require.NoError(t, err)
+			predicted, ok := LiteralAppPatterns(pf)
+			require.Equal(t, tc.literal, ok)
+			var read []string
+			opt := Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: recordingContext{Context: fake.Shop(), app: &read}}
+			_, err = Convert(context.Background(), pf, opt)
+			require.NoError(t, err)
+			if ok {
+				require.Equal(t, read, predicted)
+			}
+		})
+	}
 }
