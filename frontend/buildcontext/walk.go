@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"sync"
 	"syscall"
 	"unicode/utf8"
 
@@ -87,11 +86,8 @@ func Walk(root string) ([]File, error) {
 	jobs := make(chan job, 256)
 	sums := make(chan sum, 256)
 	eg, ctx := errgroup.WithContext(context.Background())
-	var hashers sync.WaitGroup
 	for range 2 * runtime.NumCPU() {
-		hashers.Add(1)
 		eg.Go(func() error {
-			defer hashers.Done()
 			buf := make([]byte, hashBuffer)
 			h := sha256.New()
 			for j := range jobs {
@@ -158,8 +154,7 @@ func Walk(root string) ([]File, error) {
 			return nil
 		})
 	})
-	err := eg.Wait()
-	hashers.Wait()
+	err := eg.Wait() // the hashers included: nothing sends on sums after it
 	close(sums)
 	<-collected
 	if err != nil {
