@@ -86,9 +86,6 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err := convert.CheckBuilder(&caps); err != nil {
 		return nil, parser.WithLocationOnce(err, pf.From.Location())
 	}
-	// The app files take the longest to upload and hash: start now, while
-	// the conversion reads the dependency manifests and resolves images,
-	// when their patterns are known before it.
 	// The build ends what it started, and waits for it, before it returns
 	// (an error in flight could replace its own: see the platforms' below).
 	ctx, cancel := context.WithCancel(ctx)
@@ -96,6 +93,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		cancel()
 		gctx.Wait()
 	}()
+	// The app files take the longest to upload and hash: start now, while
+	// the conversion reads the dependency manifests and resolves images,
+	// when their patterns are known before it.
 	if patterns, ok := convert.LiteralAppPatterns(pf); ok {
 		gctx.Prefetch(ctx, convert.AppContextName, patterns)
 	}

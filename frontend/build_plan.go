@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -21,7 +20,6 @@ import (
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
 	fstypes "github.com/tonistiigi/fsutil/types"
-	"golang.org/x/sync/errgroup"
 )
 
 // buildOutput is what one platform's build exports.
@@ -185,36 +183,23 @@ func keepEarlyTree(ctx context.Context, c client.Client, res *convert.Result) er
 	if !res.EarlyTree {
 		return nil
 	}
-	def, err := res.AppTree.Marshal(ctx)
+	ref, err := solveRef(ctx, c, &res.AppTree, "the early copy of the application files")
 	if err != nil {
 		return err
 	}
-	r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
-	if err != nil {
-		return err
+	dirs := res.TreeDirs()
+	paths := make([]string, len(dirs))
+	for i, d := range dirs {
+		paths[i] = d.Path
 	}
-	ref, err := r.SingleRef()
-	if err != nil {
-		return err
+	stats, err := statPaths(ctx, ref, paths)
+	// A directory missing or unreadable is a difference too: copying
+	// again is always right.
+	stale := err != nil
+	for i := 0; i < len(dirs) && !stale; i++ {
+		stale = !sameDirMeta(dirs[i], stats[i])
 	}
-	var stale atomic.Bool
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(readParallelism)
-	for _, d := range res.TreeDirs() {
-		eg.Go(func() error {
-			st, err := ref.StatFile(ctx, client.StatRequest{Path: d.Path})
-			if err != nil || !sameDirMeta(d, st) {
-				// A directory missing or unreadable is a difference too:
-				// copying again is always right.
-				stale.Store(true)
-			}
-			return nil
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		return err
-	}
-	if stale.Load() {
+	if stale {
 		res.UseKeyedTree()
 	}
 	return nil

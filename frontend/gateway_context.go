@@ -18,6 +18,7 @@ import (
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/pkg/errors"
+	fstypes "github.com/tonistiigi/fsutil/types"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -149,7 +150,7 @@ func (g *gatewayContext) readFiles(ctx context.Context, name string, patterns []
 		}
 		return st, files, nil
 	}
-	ref, err := g.solve(ctx, &st, name)
+	ref, err := solveRef(ctx, g.c, &st, name)
 	if err != nil {
 		return llb.State{}, nil, err
 	}
@@ -192,7 +193,7 @@ func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name s
 		dockerui.WithInternalName("hash "+name),
 	)
 	out := run.AddMount("/out", llb.Scratch())
-	ref, err := g.solve(ctx, &out, "hashing "+name)
+	ref, err := solveRef(ctx, g.c, &out, "hashing "+name)
 	if err != nil {
 		return nil, false, nil
 	}
@@ -223,27 +224,42 @@ func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name s
 // (TestHashStepSeesDirectoryModes): far cheaper than hashing every file
 // again on each build.
 func (g *gatewayContext) restatDirs(ctx context.Context, st llb.State, name string, files []buildcontext.File) error {
-	ref, err := g.solve(ctx, &st, name)
+	ref, err := solveRef(ctx, g.c, &st, name)
 	if err != nil {
 		return err
 	}
+	var dirs []int
+	var paths []string
+	for i, f := range files {
+		if f.Mode.IsDir() {
+			dirs, paths = append(dirs, i), append(paths, f.Path)
+		}
+	}
+	stats, err := statPaths(ctx, ref, paths)
+	if err != nil {
+		return err
+	}
+	for k, i := range dirs {
+		f := &files[i]
+		f.Mode, f.UID, f.GID = os.FileMode(stats[k].Mode), stats[k].Uid, stats[k].Gid
+	}
+	return nil
+}
+
+// statPaths stats paths in ref, readParallelism at a time, and returns
+// their stats in the same order.
+func statPaths(ctx context.Context, ref client.Reference, paths []string) ([]*fstypes.Stat, error) {
+	stats := make([]*fstypes.Stat, len(paths))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(readParallelism)
-	for i := range files {
-		f := &files[i]
-		if !f.Mode.IsDir() {
-			continue
-		}
+	for i, p := range paths {
 		eg.Go(func() error {
-			stat, err := ref.StatFile(ctx, client.StatRequest{Path: f.Path})
-			if err != nil {
-				return err
-			}
-			f.Mode, f.UID, f.GID = os.FileMode(stat.Mode), stat.Uid, stat.Gid
-			return nil
+			var err error
+			stats[i], err = ref.StatFile(ctx, client.StatRequest{Path: p})
+			return err
 		})
 	}
-	return eg.Wait()
+	return stats, eg.Wait()
 }
 
 // selfImage is the frontend's own image, for the build platform, or nil.
@@ -364,7 +380,7 @@ func (g *gatewayContext) List(ctx context.Context, withIgnored bool) ([]buildcon
 	if err != nil {
 		return nil, err
 	}
-	ref, err := g.solve(ctx, st, "build context")
+	ref, err := solveRef(ctx, g.c, st, "build context")
 	if err != nil {
 		return nil, err
 	}
@@ -376,12 +392,14 @@ func (g *gatewayContext) IgnorePatterns(ctx context.Context) ([]string, error) {
 	return g.bc.DockerIgnorePatterns(ctx)
 }
 
-func (g *gatewayContext) solve(ctx context.Context, st *llb.State, name string) (client.Reference, error) {
+// solveRef solves st and returns its result's reference; name says what
+// was solved in an error.
+func solveRef(ctx context.Context, c client.Client, st *llb.State, name string) (client.Reference, error) {
 	def, err := st.Marshal(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
+	res, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
 	if err != nil {
 		return nil, errors.Wrapf(err, "loading %s", name)
 	}

@@ -73,7 +73,7 @@ func (fc Context) Load(_ context.Context, _ string, patterns []string) (llb.Stat
 
 // Files returns the files matching patterns (all for none) with their
 // parent directories, sorted, as the gateway context does.
-func (fc Context) Files(_ context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
+func (fc Context) Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error) {
 	pm, err := patternmatcher.New(patterns)
 	if err != nil {
 		return llb.State{}, nil, err
@@ -93,7 +93,7 @@ func (fc Context) Files(_ context.Context, name string, patterns []string) (llb.
 		files = append(files, f)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	st, err := fc.Load(context.Background(), name, patterns)
+	st, err := fc.Load(ctx, name, patterns)
 	return st, files, err
 }
 
