@@ -38,7 +38,7 @@ type env struct {
 type frontendInfo struct {
 	Image       string
 	ImageBytes  int64 // compressed: layers and config, as the registry stores them
-	BinaryBytes int64 // bin/linux-$GOARCH/patchfile-frontend as built (-trimpath -ldflags='-s -w')
+	BinaryBytes int64 // bin/linux-$GOARCH/patchfile-frontend as built (stack.FrontendGCFlags, -trimpath -ldflags='-s -w')
 }
 
 // setup starts the warm daemon and pushes the base and frontend images.

@@ -250,7 +250,7 @@ func (r *report) writeScaleBytes(b *strings.Builder) {
 func (r *report) writeFrontend(b *strings.Builder) {
 	fmt.Fprintf(b, "| frontend | value |\n|---|---|\n")
 	fmt.Fprintf(b, "| image, compressed (registry) | %s |\n", human(r.Frontend.ImageBytes))
-	fmt.Fprintf(b, "| binary (-trimpath -ldflags='-s -w') | %s |\n", human(r.Frontend.BinaryBytes))
+	fmt.Fprintf(b, "| binary (-trimpath -ldflags='-s -w', dependencies without inlining) | %s |\n", human(r.Frontend.BinaryBytes))
 	if r.GoBench.Err != "" {
 		fmt.Fprintf(b, "| go test -bench | could not run: %s |\n", strings.ReplaceAll(r.GoBench.Err, "\n", " "))
 	}
