@@ -236,8 +236,8 @@ func (r *report) scaleMissed(name string) string {
 	p := r.ScaleFiles[n-1]
 	c, a := medianRun(p.Cold), medianRun(p.Anchor)
 	if strings.Contains(name, "release") {
-		return fmt.Sprintf("Patchfile's release: %s. The anchor's: %s. Beyond the anchor's work, a Patchfile release hashes every file in a build step (about the frontend read+hash of the patches) and writes the file list into its config.\n",
-			p.Release.Phases.describe(), p.AnchorRelease.Phases.describe())
+		return fmt.Sprintf("Patchfile's median cold release: %s. The anchor's median cold release: %s. Beyond the anchor's work, a Patchfile release hashes every file in a build step (about the frontend read+hash of the patches) and writes the file list into its config.\n",
+			medianRun(p.ColdReleases).Phases.describe(), medianRun(p.AnchorColdReleases).Phases.describe())
 	}
 	return fmt.Sprintf("The median cold patch took %s: %s. The median anchor took %s: %s.\n",
 		secs(c.Wall), c.Phases.describe(), secs(a.Wall), a.Phases.describe())

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,11 +18,15 @@ import (
 // builder importing it.
 type scaleFilesPoint struct {
 	Files         int
-	Release       measurement   // the full build that made the release
+	Release       measurement   // the full build, on the warm builder, that made the release the patches patch
 	ReleaseConfig int64         // its config, file list included
 	Cold, Warm    []measurement // one-file patches
-	AnchorRelease measurement
+	AnchorRelease measurement   // the anchor's, on the warm builder, which exported the cache its cold builds import
 	Anchor        []measurement // the anchor's one-file builds, cold
+	// ColdReleases and AnchorColdReleases are the two releases again, on a
+	// cold builder each, one of each per round: the release figures and
+	// target are their medians, as CI builds a release on a fresh runner.
+	ColdReleases, AnchorColdReleases []measurement
 }
 
 // scaleBytesPoint is the patch path when one file of Bytes new bytes
@@ -99,7 +104,36 @@ func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
 					return err
 				})
 			}
-			if err := inTurn(r, patches, anchor); err != nil {
+			// The releases again, on cold builders. RELEASE names a tag
+			// that does not exist, so the Patchfile takes the path of a
+			// first release, as in the warm release above; each pushes to
+			// a tag of its own, so the patches' release stays what it is.
+			release := func() error {
+				name := fmt.Sprintf("scale-%d-%d-release", n, r)
+				logf("%s: release build, cold", name)
+				relArgs := maps.Clone(args)
+				relArgs["RELEASE"] = e.stack.Ref(repo, fmt.Sprintf("none-%d", r))
+				return e.withCold(ctx, func(d *stack.Daemon) error {
+					m, err := e.measure(ctx, buildSpec{name: name, daemon: d, appDir: appDir, defsDir: defs, file: "Patchfile",
+						args: relArgs, output: e.stack.Ref(repo, fmt.Sprintf("release-%d", r))})
+					logf("  %s", m.summary())
+					p.ColdReleases = append(p.ColdReleases, m)
+					return err
+				})
+			}
+			anchorRelease := func() error {
+				name := fmt.Sprintf("scale-%d-%d-anchor-release", n, r)
+				logf("%s: anchor release build, cold", name)
+				return e.withCold(ctx, func(d *stack.Daemon) error {
+					m, err := e.measure(ctx, buildSpec{name: name, daemon: d, appDir: appDir, defsDir: defs, file: "Dockerfile.link",
+						args: args, output: e.stack.Ref(repo, fmt.Sprintf("anchor-release-%d", r)),
+						exportCache: fmt.Sprintf("%s-%d", anchorCache, r)})
+					logf("  %s", m.summary())
+					p.AnchorColdReleases = append(p.AnchorColdReleases, m)
+					return err
+				})
+			}
+			if err := inTurn(r, patches, anchor, release, anchorRelease); err != nil {
 				return nil, err
 			}
 		}
