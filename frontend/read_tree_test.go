@@ -3,8 +3,12 @@ package frontend
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -108,4 +112,56 @@ func TestWalkTreeEqualsReadTree(t *testing.T) {
 	read, err := buildcontext.ReadList(f)
 	require.NoError(t, err)
 	require.Equal(t, inBuilder, read)
+}
+
+// listingRef counts the listings of a dirRef.
+type listingRef struct {
+	*dirRef
+	listed sync.Map // path -> *atomic.Int32
+}
+
+func (r *listingRef) ReadDir(ctx context.Context, req client.ReadDirRequest) ([]*fstypes.Stat, error) {
+	n, _ := r.listed.LoadOrStore(req.Path, new(atomic.Int32))
+	n.(*atomic.Int32).Add(1)
+	return r.dirRef.ReadDir(ctx, req)
+}
+
+// TestStatPathsListsParents checks that statPaths gives every directory of
+// a tree the mode and owner the disk has, listing each parent directory
+// once and stating nothing (dirRef has no StatFile: a call would panic),
+// and that a path its parent does not hold is an error.
+func TestStatPathsListsParents(t *testing.T) {
+	root := oddTree(t)
+	var dirs []string
+	parents := map[string]bool{}
+	require.NoError(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root || !d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		dirs = append(dirs, filepath.ToSlash(rel))
+		parents[path.Dir("/"+filepath.ToSlash(rel))] = true
+		return err
+	}))
+	require.Greater(t, len(dirs), len(parents), "the tree has directories that share a parent")
+	ref := &listingRef{dirRef: &dirRef{root: root}}
+	stats, err := statPaths(context.Background(), ref, dirs)
+	require.NoError(t, err)
+	for i, d := range dirs {
+		info, err := os.Lstat(filepath.Join(root, d))
+		require.NoError(t, err)
+		sys := info.Sys().(*syscall.Stat_t)
+		require.Equal(t, uint32(info.Mode()), stats[i].Mode, d)
+		require.Equal(t, [2]uint32{sys.Uid, sys.Gid}, [2]uint32{stats[i].Uid, stats[i].Gid}, d)
+	}
+	listed := map[string]bool{}
+	ref.listed.Range(func(k, v any) bool {
+		require.EqualValues(t, 1, v.(*atomic.Int32).Load(), "%s listed once", k)
+		listed[k.(string)] = true
+		return true
+	})
+	require.Equal(t, parents, listed, "only the parents are listed")
+
+	_, err = statPaths(context.Background(), ref, []string{"a", "a/nothing-here"})
+	require.ErrorIs(t, err, os.ErrNotExist)
 }
