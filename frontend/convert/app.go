@@ -187,7 +187,7 @@ func appShips(spec AppSpec) (func(rel string) bool, error) {
 // and a patch that left one behind would differ from the full build. So
 // both refuse, before any step runs, and say how to leave it out.
 func refuseSpecialFiles(files []buildcontext.File, spec AppSpec) error {
-	return appLandings(files, spec, func(rel string, f buildcontext.File) error {
+	return appLandings(files, spec, func(rel string, f *buildcontext.File) error {
 		if kind := specialKind(f.Mode); kind != "" {
 			return errors.Errorf("APP would ship %q, a %s, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=%s", f.Path, kind, rel)
 		}
