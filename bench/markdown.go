@@ -41,7 +41,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "The three definitions (bench/defs.go), built from the same context:\n\n")
 	fmt.Fprintf(&b, "- **Dockerfile**: `COPY package.json package-lock.json npm-ci.sh ./`, `RUN sh npm-ci.sh`, `COPY . /app` (best practice);\n")
 	fmt.Fprintf(&b, "- **Dockerfile COPY --link**: the same with `COPY --link`;\n- **Patchfile**: `DEPS package.json package-lock.json npm-ci.sh`, `RUN sh npm-ci.sh`, `APP . /app`, `PATCH <release>`.\n\n")
-	fmt.Fprintf(&b, "Dockerfiles run with `buildctl --frontend dockerfile.v0` (the frontend inside buildkitd: no image pull). The Patchfile runs with `buildctl --frontend gateway.v0 --opt source=<frontend image>`, as users would: a cold builder pulls the frontend image, counted on its own.\n\n")
+	fmt.Fprintf(&b, "Dockerfiles run with `buildctl --frontend dockerfile.v0` (the frontend inside buildkitd: no image pull). The Patchfile runs with `buildctl --frontend gateway.v0 --opt source=<frontend image>`, as users would: a cold builder pulls the frontend image, counted on its own. Before each measured build the benchmark waits for the disk to write back what earlier builds and removed daemons left (sync), so that no build pays for the one before it.\n\n")
 
 	fmt.Fprintf(&b, "## Results\n\n")
 	r.writeMain(&b)
