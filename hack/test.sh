@@ -40,4 +40,7 @@ go test ./frontend/parser -run '^$' -fuzz FuzzParse -fuzztime 150000x
 echo "==> fuzz FuzzDecode (80,000 inputs): a release's file list, from any registry"
 go test ./frontend/filelist -run '^$' -fuzz FuzzDecode -fuzztime 80000x
 
+echo "==> fuzz FuzzReadList (50,000 inputs): the hashing step's list"
+go test ./frontend/buildcontext -run '^$' -fuzz FuzzReadList -fuzztime 50000x
+
 echo "==> all checks passed in $((SECONDS - start)) s"

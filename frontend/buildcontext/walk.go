@@ -1,14 +1,9 @@
 package buildcontext
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,36 +24,9 @@ import (
 // the context mounted read-only, its list read back in one file). The
 // second is the default where the frontend knows its own image.
 
-// listVersion is the format of the list the frontend's binary writes
-// in a build step; the reader refuses any other (an older or newer binary
-// under the same tag), and the build reads through the gateway instead.
-const listVersion = 1
-
-// ListFile is the list's file in the step's output.
-const ListFile = "tree.json.gz"
-
 // HashCommand is the frontend binary's subcommand that runs Walk
 // in a build step: `patchfile-frontend hash-tree <root> <output dir>`.
 const HashCommand = "hash-tree"
-
-// treeList is the list as the step writes it. Err is the walk's error: the
-// step itself succeeds, so that the build reports the error at APP rather
-// than as a failed step.
-type treeList struct {
-	Version int         `json:"version"`
-	Files   []treeEntry `json:"files,omitempty"`
-	Err     string      `json:"error,omitempty"`
-}
-
-type treeEntry struct {
-	Path     string      `json:"p"`
-	Mode     os.FileMode `json:"m"`
-	UID      uint32      `json:"u,omitempty"`
-	GID      uint32      `json:"g,omitempty"`
-	Linkname string      `json:"l,omitempty"`
-	Size     int64       `json:"s,omitempty"`
-	SHA256   string      `json:"h,omitempty"`
-}
 
 // Walk lists and hashes the tree at root as ReadTree does a solved
 // reference of it: every entry below root (paths relative to it, sorted),
@@ -197,73 +165,4 @@ func hashLocalFile(p string, size int64, h hash.Hash, buf []byte) (int64, error)
 			return read, nil
 		}
 	}
-}
-
-// WriteList writes Walk's result for root into dir, for the
-// frontend to read back: the files, or the walk's error.
-func WriteList(root, dir string) error {
-	list := treeList{Version: listVersion}
-	files, err := Walk(root)
-	if err != nil {
-		list.Err = err.Error()
-	}
-	for _, f := range files {
-		e := treeEntry{Path: f.Path, Mode: f.Mode, UID: f.UID, GID: f.GID, Linkname: f.Linkname, Size: f.Size}
-		if f.Mode.IsRegular() {
-			e.SHA256 = hex.EncodeToString(f.SHA256[:])
-		}
-		list.Files = append(list.Files, e)
-	}
-	out, err := os.Create(filepath.Join(dir, ListFile))
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(out)
-	zw := gzip.NewWriter(bw)
-	if err := json.NewEncoder(zw).Encode(list); err != nil {
-		out.Close()
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		out.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// ErrListVersion says the step's binary writes another format.
-var ErrListVersion = errors.New("the frontend's hashing step writes another list format")
-
-// ReadList decodes what WriteList wrote: the files, the walk's
-// error, or ErrListVersion.
-func ReadList(r io.Reader) ([]File, error) {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return nil, errors.Wrap(err, "reading the hashing step's list")
-	}
-	var list treeList
-	if err := json.NewDecoder(zr).Decode(&list); err != nil {
-		return nil, errors.Wrap(err, "reading the hashing step's list")
-	}
-	if list.Version != listVersion {
-		return nil, ErrListVersion
-	}
-	if list.Err != "" {
-		return nil, errors.New(list.Err)
-	}
-	files := make([]File, 0, len(list.Files))
-	for _, e := range list.Files {
-		f := File{Path: e.Path, Mode: e.Mode, UID: e.UID, GID: e.GID, Linkname: e.Linkname, Size: e.Size}
-		if f.Mode.IsRegular() {
-			if n, err := hex.Decode(f.SHA256[:], []byte(e.SHA256)); err != nil || n != sha256.Size {
-				return nil, errors.Errorf("reading the hashing step's list: bad hash for %q", e.Path)
-			}
-		}
-		files = append(files, f)
-	}
-	return files, nil
 }
