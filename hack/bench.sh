@@ -7,7 +7,7 @@
 # with registry cache, warm), measures how the patch grows with the app and
 # the change, prints the tables and writes BENCHMARKS.md.
 #
-#   ./hack/bench.sh              the full benchmark (20-35 minutes on 2 cores)
+#   ./hack/bench.sh              the full benchmark (30-45 minutes on 2 cores)
 #   ./hack/bench.sh -quick       a small version to smoke-test it (about 1 minute;
 #                                the report goes to the run dir, not BENCHMARKS.md)
 #   ./hack/bench.sh -n 5 -scale=false    more runs per build, no scale series
