@@ -145,6 +145,9 @@ func (g *gatewayContext) readFiles(ctx context.Context, name string, patterns []
 		return llb.State{}, nil, err
 	}
 	if files, ok, err := g.hashInBuilder(ctx, st, name); ok {
+		if err == nil {
+			err = g.restatDirs(ctx, st, name, files)
+		}
 		if err != nil {
 			return llb.State{}, nil, errors.Wrapf(err, "reading %s", name)
 		}
@@ -208,7 +211,34 @@ func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name s
 	if err != nil {
 		return nil, true, err
 	}
-	return files, true, g.restatDirs(ctx, st, name, files)
+	return files, true, nil
+}
+
+// Outputs lists and hashes a tree the build makes, in the hashing step
+// like context files, or through the gateway where that cannot run. The
+// tree is solved first, so that the build's own failure (a compiler's
+// error, a path the build did not write) is what the user reads, and is
+// not taken for a builder that cannot run the hashing step. Unlike the
+// context's, its directories need no second look: a built tree's cache key
+// covers their metadata (restatDirs).
+func (g *gatewayContext) Outputs(ctx context.Context, st llb.State, name string) ([]buildcontext.File, error) {
+	def, err := st.Marshal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+	if err != nil {
+		return nil, errors.Wrapf(err, "building %s", name)
+	}
+	if files, ok, err := g.hashInBuilder(ctx, st, name); ok {
+		return files, errors.Wrapf(err, "reading %s", name)
+	}
+	ref, err := res.SingleRef()
+	if err != nil {
+		return nil, err
+	}
+	files, err := ReadTree(ctx, ref, "/", true)
+	return files, errors.Wrapf(err, "reading %s", name)
 }
 
 // restatDirs replaces the mode and owner of every directory in files with

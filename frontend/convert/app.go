@@ -28,6 +28,10 @@ type AppSpec struct {
 	Chown    string
 	Chmod    string
 	Excludes []string
+	// From is the build stage the files come from (APP --from), "" for the
+	// build context. Sources are then paths of the stage's filesystem.
+	// After loadOutputs, Sources is ["."] of the outputs' tree.
+	From string
 
 	chown *llb.ChownOpt
 	chmod *llb.ChmodOpt
@@ -37,7 +41,9 @@ type AppSpec struct {
 }
 
 // Hash identifies how app files land: where, with which owner and mode.
-// Which files are shipped is not part of it: patches handle that.
+// Which files are shipped is not part of it: patches handle that. Nor is
+// where they come from (the context, or a build stage with --from): a
+// patch compares the shipped files by content, whatever made them.
 func (a AppSpec) Hash() digest.Digest {
 	h := sha256.New()
 	fmt.Fprintf(h, "patchfile app v1\ndest %q\nchown %q\nchmod %q\n", a.Dest, a.Chown, a.Chmod)
@@ -70,14 +76,21 @@ func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.Stat
 // resolveApp resolves the APP instruction: sources, destination, owner
 // and mode, and the context patterns to load (none for the whole context).
 func (c *converter) resolveApp() (AppSpec, []string, error) {
-	inst := c.pf.App
-	var spec AppSpec
+	inst := c.stage.App
+	spec := AppSpec{From: inst.From}
 	for _, src := range inst.Sources {
 		p, err := c.expand(src)
 		if err != nil {
 			return spec, nil, err
 		}
-		if p, err = ContextPath(p); err != nil {
+		if spec.From != "" {
+			// A path of the build stage's filesystem, relative to its root
+			// as in COPY --from: "/src/dist" and "src/dist" are the same.
+			p = path.Clean("/" + p)[1:]
+			if p == "" {
+				p = "."
+			}
+		} else if p, err = ContextPath(p); err != nil {
 			return spec, nil, errors.Wrap(err, "APP")
 		}
 		spec.Sources = append(spec.Sources, p)
@@ -126,7 +139,8 @@ func appPatterns(sources []string) []string {
 // quote or escape, which only the conversion can resolve. A build starts
 // loading and hashing them with them before it converts the rest.
 func LiteralAppPatterns(pf *patchfile.File) ([]string, bool) {
-	if pf.App == nil {
+	if pf.App == nil || pf.App.From != "" {
+		// Outputs of a build stage are not context files.
 		return nil, false
 	}
 	var sources []string
@@ -188,7 +202,9 @@ func appShips(spec AppSpec) (func(rel string) bool, error) {
 // both refuse, before any step runs, and say how to leave it out.
 func refuseSpecialFiles(files []buildcontext.File, spec AppSpec) error {
 	return appLandings(files, spec, func(rel string, f *buildcontext.File) error {
-		if kind := specialKind(f.Mode); kind != "" {
+		if kind := specialKind(f.Mode); kind != "" && spec.From != "" {
+			return errors.Errorf("APP --from=%s would ship %q, a %s, which a patch cannot carry: leave it out with APP --exclude, or remove it in the build", spec.From, f.Path, kind)
+		} else if kind != "" {
 			return errors.Errorf("APP would ship %q, a %s, which a patch cannot carry: remove it from the build context, or leave it out with .dockerignore or APP --exclude=%s", f.Path, kind, rel)
 		}
 		return nil

@@ -21,4 +21,8 @@ type ContextSource interface {
 	// applied): the state holding exactly them, so that what is copied is
 	// what was hashed, and the files sorted by path.
 	Files(ctx context.Context, name string, patterns []string) (llb.State, []buildcontext.File, error)
+	// Outputs solves st, a tree the build makes (the outputs of a build
+	// stage), and lists and hashes every entry of it, sorted by path, as
+	// Files does for context files. An error of the solve is the build's.
+	Outputs(ctx context.Context, st llb.State, name string) ([]buildcontext.File, error)
 }

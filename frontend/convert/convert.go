@@ -139,9 +139,16 @@ type Result struct {
 
 // converter threads the state of one conversion through the instructions.
 type converter struct {
-	opt      Opt
-	pf       *patchfile.File
-	platform ocispecs.Platform
+	opt   Opt
+	pf    *patchfile.File
+	stage *patchfile.Stage // the stage converted: the final one, or a build stage
+	// stepTag names the stage's steps in progress: "deps" for the final
+	// stage's dependency steps ("[deps 2/3] RUN ..."), a build stage's name.
+	stepTag  string
+	platform ocispecs.Platform // the stage's: FROM --platform can set it
+	// target is the platform the build makes (TARGETPLATFORM), whatever a
+	// build stage's FROM --platform says.
+	target   ocispecs.Platform
 	lex      *shell.Lex
 	state    llb.State
 	image    *dockerspec.DockerOCIImage
@@ -162,11 +169,13 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if opt.TargetPlatform != nil {
 		platform = platforms.Normalize(*opt.TargetPlatform)
 	}
-	c := &converter{opt: opt, pf: pf, platform: platform, lex: shell.NewLex(pf.Escape), args: map[string]string{}}
-	for _, a := range pf.MetaArgs {
-		if err := c.declareArgs(a, nil); err != nil {
-			return nil, err
-		}
+	builds, err := convertBuildStages(ctx, pf, opt, platform)
+	if err != nil {
+		return nil, err
+	}
+	c := &converter{opt: opt, pf: pf, stage: &pf.Stage, stepTag: "deps", platform: platform, target: platform, lex: shell.NewLex(pf.Escape), args: map[string]string{}}
+	if err := c.scopeFrom(); err != nil {
+		return nil, err
 	}
 	baseImg, err := c.convertFrom(ctx)
 	if err != nil {
@@ -206,9 +215,10 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	}
 	before := BeforeApp{Deps: deps, Identity: decide.Identity{Base: c.deps.base, Deps: c.deps.Sum(), App: app.Hash()},
 		PatchRefs: patchRefs, PatchDisabled: patchDisabled, Platform: c.platform}
-	if unpatchableApp(app) == "" {
+	if unpatchableApp(app) == "" && app.From == "" {
 		// Only a tree whose directories the file list predicts can be
-		// checked after it is solved.
+		// checked after it is solved; a build's outputs are not known
+		// before the build.
 		early, err := c.opt.Context.Load(ctx, AppContextName, appPatterns)
 		if err != nil {
 			return nil, parser.WithLocationOnce(err, pf.App.Location())
@@ -219,7 +229,13 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if opt.DepsReady != nil {
 		opt.DepsReady(ctx, &before)
 	}
-	appContext, appFiles, err := c.loadApp(ctx, &app, appPatterns)
+	var appContext llb.State
+	var appFiles []buildcontext.File
+	if app.From != "" {
+		appContext, appFiles, err = c.loadOutputs(ctx, &app, builds[app.From])
+	} else {
+		appContext, appFiles, err = c.loadApp(ctx, &app, appPatterns)
+	}
 	if err != nil {
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
@@ -233,7 +249,11 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if err != nil {
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
-	keyed := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s files to %s", countFiles(appFiles), app.Dest))), c.location(pf.App))
+	copied := countFiles(appFiles) + " files"
+	if appFiles == nil && app.From != "" {
+		copied = OutputsName(app.From) // straight from the stage: not listed
+	}
+	keyed := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s to %s", copied, app.Dest))), c.location(pf.App))
 	tree, early := keyed, before.AppTreeStarted && appList != nil
 	if early {
 		tree = *before.AppTree
@@ -314,7 +334,7 @@ func ToPBRanges(r []parser.Range) []*pb.Range {
 
 // convertFrom resolves the pinned base image and starts the stage on it.
 func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage, error) {
-	from := c.pf.From
+	from := c.stage.From
 	fail := func(err error) (*dockerspec.DockerOCIImage, error) {
 		return nil, parser.WithLocationOnce(err, from.Location())
 	}
@@ -483,6 +503,10 @@ func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) 
 			value, ok = v, true
 		}
 		if !ok {
+			// ARG TARGETARCH and the like, as in a Dockerfile.
+			value, ok = c.platformArgs()[kv.Key]
+		}
+		if !ok {
 			continue
 		}
 		if _, seen := c.args[kv.Key]; !seen {
@@ -491,6 +515,40 @@ func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) 
 		c.args[kv.Key] = value
 		if hash != nil {
 			hash.add("ARG", kv.Key+"="+value)
+		}
+	}
+	return nil
+}
+
+// platformArgs are the ARGs a Dockerfile defines for every build
+// (BUILDPLATFORM, TARGETARCH, ...): in scope for FROM, and given a value
+// by a bare ARG <name> in a stage. The target is the platform this
+// conversion builds; the build platform is the builder's.
+func (c *converter) platformArgs() map[string]string {
+	bp := c.platform
+	if len(c.opt.BuildPlatforms) > 0 {
+		bp = c.opt.BuildPlatforms[0]
+	}
+	tp := c.target
+	return map[string]string{
+		"BUILDPLATFORM": platforms.Format(bp), "BUILDOS": bp.OS, "BUILDOSVERSION": bp.OSVersion,
+		"BUILDARCH": bp.Architecture, "BUILDVARIANT": bp.Variant,
+		"TARGETPLATFORM": platforms.FormatAll(tp), "TARGETOS": tp.OS, "TARGETOSVERSION": tp.OSVersion,
+		"TARGETARCH": tp.Architecture, "TARGETVARIANT": tp.Variant,
+	}
+}
+
+// scopeFrom puts the meta ARGs (before the first FROM) in scope, over the
+// platform ARGs, for the FROM line.
+func (c *converter) scopeFrom() error {
+	for k, v := range c.platformArgs() {
+		c.args[k] = v
+		c.argOrder = append(c.argOrder, k)
+	}
+	slices.Sort(c.argOrder)
+	for _, a := range c.pf.MetaArgs {
+		if err := c.declareArgs(a, nil); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -507,7 +565,7 @@ func (c *converter) patchRefs() ([]string, bool, error) {
 		// Presence, not emptiness: dockerui passes --build-arg PATCH= as "".
 		return strings.Fields(v), strings.TrimSpace(v) == "", nil
 	}
-	scope := &converter{opt: c.opt, lex: c.lex, image: c.image, args: map[string]string{}}
+	scope := &converter{opt: c.opt, lex: c.lex, image: c.image, platform: c.platform, target: c.target, args: map[string]string{}}
 	for _, a := range c.pf.MetaArgs {
 		if err := scope.declareArgs(a, nil); err != nil {
 			return nil, false, err

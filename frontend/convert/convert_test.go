@@ -141,6 +141,7 @@ func TestConvertGolden(t *testing.T) {
 		name      string
 		patchfile string
 		args      map[string]string
+		files     fake.Context // fake.Shop() when nil
 	}{
 		{name: "basic", patchfile: `# syntax=registry.example.com/patchfile:1
 FROM node:20-bookworm-slim@` + fake.TestDigest + `
@@ -171,6 +172,20 @@ RUN --network=none \
 RUN ["node", "-e", "require('./package.json')"]
 APP src /app/
 `},
+		{name: "build-stage", files: withOutputs(fake.Shop(), "server", "static/index.html"), args: map[string]string{"BUILDPLATFORM": "linux/amd64"}, patchfile: `ARG GO=golang@` + fake.TestDigest + `
+FROM --platform=$BUILDPLATFORM ${GO} AS build
+WORKDIR /src
+DEPS package.json
+RUN --mount=type=cache,target=/root/.cache/go-build go mod download
+APP --exclude=*.md . /src
+ARG TARGETARCH
+RUN --mount=type=cache,target=/root/.cache/go-build GOARCH=$TARGETARCH go build -o /out/server .
+FROM busybox@` + fake.TestDigest + `
+WORKDIR /app
+APP --from=build --chmod=0755 /out/server /src/static /app/
+PATCH registry.example.com/shop/api:release
+CMD ["/app/server"]
+`},
 		{name: "app-options", patchfile: fake.PinnedFrom + `WORKDIR /srv
 APP --chown=1000:1000 --chmod=0644 --exclude=*.md --exclude=static/tmp src static www
 LABEL org.opencontainers.image.title="shop web"
@@ -183,7 +198,11 @@ WORKDIR /srv/www
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _, err := convert(t, tc.patchfile, fake.Shop(), tc.args)
+			files := tc.files
+			if files == nil {
+				files = fake.Shop()
+			}
+			res, _, err := convert(t, tc.patchfile, files, tc.args)
 			require.NoError(t, err)
 			got := renderLLB(t, res, tc.patchfile)
 			file := filepath.Join("testdata", "golden", tc.name+".json")
@@ -197,6 +216,15 @@ WORKDIR /srv/www
 			require.Equal(t, string(want), string(got))
 		})
 	}
+}
+
+// withOutputs adds what a fake build stage makes (fake.OutputsPrefix) to
+// a context.
+func withOutputs(files fake.Context, paths ...string) fake.Context {
+	for _, p := range paths {
+		files[fake.OutputsPrefix+p] = "output " + p
+	}
+	return files
 }
 
 // TestConvertResolvesForTarget checks the base is resolved for the platform built.

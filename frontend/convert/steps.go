@@ -109,7 +109,7 @@ func (c *converter) convertWorkdir(inst *instructions.WorkdirCommand, inDeps boo
 }
 
 func (c *converter) stepName(what string) string {
-	return c.opt.VertexName(c.platform, fmt.Sprintf("deps %d/%d", c.step, c.nsteps), what)
+	return c.opt.VertexName(c.platform, fmt.Sprintf("%s %d/%d", c.stepTag, c.step, c.nsteps), what)
 }
 
 // convertConfig applies the instructions that only change the image config.

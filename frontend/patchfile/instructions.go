@@ -1,6 +1,7 @@
 package patchfile
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -34,13 +35,15 @@ func (l *located) Location() []parser.Range { return l.location }
 // String returns the instruction as written.
 func (l *located) String() string { return l.original }
 
-// FromInstruction names the pinned base image.
+// FromInstruction names the pinned base image of a stage.
 //
-//	FROM [--platform=<platform>] <image>@sha256:<digest>
+//	FROM [--platform=<platform>] <image>@sha256:<digest> [AS <name>]
 type FromInstruction struct {
 	located
 	Image    string
 	Platform string
+	// Stage is the stage's name (AS <name>), "" for none.
+	Stage string
 }
 
 // DepsInstruction copies dependency manifests from the context into the
@@ -55,12 +58,17 @@ type DepsInstruction struct {
 	Chmod   string
 }
 
-// AppInstruction names the application files, shipped as one layer of their
-// own (and, in patch builds, as one diff layer against a release).
+// AppInstruction names the application files. In the final stage they are
+// shipped as one layer of their own (and, in patch builds, as one diff
+// layer against a release); in a build stage they are the sources its
+// build commands run over.
 //
-//	APP [--chown=<user>:<group>] [--chmod=<perms>] [--exclude=<pattern>]... <src>... <dest>
+//	APP [--from=<build stage>] [--chown=<user>:<group>] [--chmod=<perms>] [--exclude=<pattern>]... <src>... <dest>
 type AppInstruction struct {
 	located
+	// From names the build stage the sources are paths of (relative to
+	// its root); "" for the build context.
+	From     string
 	Sources  []string
 	Dest     string
 	Chown    string
@@ -138,6 +146,9 @@ func newLocated(node *parser.Node) located {
 	return located{name: node.Dockerfile.Value, original: strings.TrimSpace(node.Original()), location: node.Location()}
 }
 
+// stageName is what a stage may be called, as in a Dockerfile.
+var stageName = regexp.MustCompile(`^[a-z][a-z0-9\-_.]*$`)
+
 func parseFrom(node *parser.Node, escape rune) (*FromInstruction, error) {
 	fl := instructions.NewBFlagsWithArgs(node.Flags)
 	platform := fl.AddString("platform", "")
@@ -149,9 +160,12 @@ func parseFrom(node *parser.Node, escape rune) (*FromInstruction, error) {
 	case len(words) == 0:
 		return nil, errors.New("FROM needs an image pinned by digest: FROM <image>@sha256:<digest>")
 	case len(words) == 3 && strings.EqualFold(words[1], "AS"):
-		return nil, errors.Errorf("FROM ... AS %s: a Patchfile has a single stage, remove \"AS %s\"", words[2], words[2])
+		if !stageName.MatchString(words[2]) {
+			return nil, errors.Errorf("FROM ... AS %s: a stage name starts with a lower-case letter, then lower-case letters, digits, '-', '_' or '.' (e.g. AS build)", words[2])
+		}
+		return &FromInstruction{located: newLocated(node), Image: words[0], Platform: platform.Value, Stage: words[2]}, nil
 	case len(words) > 1:
-		return nil, errors.Errorf("FROM takes one image, got %d words: FROM <image>@sha256:<digest>", len(words))
+		return nil, errors.Errorf("FROM takes one image, got %d words: FROM <image>@sha256:<digest> [AS <name>]", len(words))
 	}
 	return &FromInstruction{located: newLocated(node), Image: words[0], Platform: platform.Value}, nil
 }
@@ -172,6 +186,7 @@ func parseDeps(node *parser.Node, escape rune) (*DepsInstruction, error) {
 
 func parseApp(node *parser.Node, escape rune) (*AppInstruction, error) {
 	fl := instructions.NewBFlagsWithArgs(node.Flags)
+	from := fl.AddString("from", "")
 	chown := fl.AddString("chown", "")
 	chmod := fl.AddString("chmod", "")
 	exclude := fl.AddStrings("exclude")
@@ -184,6 +199,7 @@ func parseApp(node *parser.Node, escape rune) (*AppInstruction, error) {
 	}
 	return &AppInstruction{
 		located:  newLocated(node),
+		From:     from.Value,
 		Sources:  words[:len(words)-1],
 		Dest:     words[len(words)-1],
 		Chown:    chown.Value,

@@ -93,10 +93,20 @@ func TestParseErrors(t *testing.T) {
 		{name: "COPY", patchfile: fake.PinnedFrom + "COPY . /app\n", want: []string{"COPY is not a Patchfile instruction", "DEPS <file>...", "APP <src>... <dest>"}, line: 2},
 		{name: "ADD", patchfile: fake.PinnedFrom + "APP . /app\nADD x.tgz /x\n", want: []string{"ADD is not a Patchfile instruction"}, line: 3},
 		{name: "SHELL", patchfile: fake.PinnedFrom + "SHELL [\"/bin/bash\", \"-c\"]\nAPP . /app\n", want: []string{"SHELL is not supported", "JSON form"}, line: 2},
-		{name: "RUN after APP", patchfile: fake.PinnedFrom + "WORKDIR /app\nAPP . /app\nENV A=b\nRUN npm run build\n", want: []string{"RUN after APP would run again on every change", "move it before APP (line 3)", "DEPS"}, line: 5},
+		{name: "RUN after APP", patchfile: fake.PinnedFrom + "WORKDIR /app\nAPP . /app\nENV A=b\nRUN npm run build\n", want: []string{"RUN after APP would run again on every change", "move it before APP (line 3)", "DEPS", "build stage", "APP --from=build"}, line: 5},
 		{name: "DEPS after APP", patchfile: fake.PinnedFrom + "APP . /app\nDEPS package.json\n", want: []string{"DEPS after APP", "move this line before APP (line 2)"}, line: 3},
 		{name: "second APP", patchfile: fake.PinnedFrom + "\nAPP src /app/\nAPP static /app/\n", want: []string{"a second APP", "the first is on line 3"}, line: 4},
-		{name: "second FROM", patchfile: fake.PinnedFrom + "APP . /app\n" + fake.PinnedFrom, want: []string{"a second FROM", "single stage"}, line: 3},
+		{name: "second FROM", patchfile: fake.PinnedFrom + "APP . /app\n" + fake.PinnedFrom + "APP --from=build /src /app\n", want: []string{"a second FROM", "needs a name", "AS build on line 1", "APP --from=build"}, line: 3},
+		{name: "stage name taken", patchfile: "FROM a@" + fake.TestDigest + " AS build\nFROM b@" + fake.TestDigest + " AS build\n" + fake.PinnedFrom + "APP --from=build / /app\n", want: []string{"a stage named build is already on line 1"}, line: 2},
+		{name: "stage name", patchfile: "FROM a@" + fake.TestDigest + " AS Build\n" + fake.PinnedFrom + "APP . /app\n", want: []string{"FROM ... AS Build", "lower-case letter"}, line: 1},
+		{name: "APP --from unknown", patchfile: "FROM a@" + fake.TestDigest + " AS build\n" + fake.PinnedFrom + "APP --from=buidl /src/dist /app/\n", want: []string{"APP --from=buidl names no build stage", "the build stages are build", "did you mean build?"}, line: 3},
+		{name: "APP --from none", patchfile: fake.PinnedFrom + "APP --from=build /src/dist /app/\n", want: []string{"APP --from=build names no build stage", "FROM <image>@sha256:<digest> AS build"}, line: 2},
+		{name: "APP --from itself", patchfile: "FROM a@" + fake.TestDigest + " AS build\nFROM b@" + fake.TestDigest + " AS run\nAPP --from=run /src /app/\n", want: []string{"APP --from=run names this stage itself"}, line: 3},
+		{name: "APP --from in a build stage", patchfile: "FROM a@" + fake.TestDigest + " AS web\nFROM a@" + fake.TestDigest + " AS build\nAPP --from=web / /src\n" + fake.PinnedFrom + "APP --from=build /src /app/\n", want: []string{"APP --from=web in build stage build", "only the final stage ships from a build stage"}, line: 3},
+		{name: "CMD in a build stage", patchfile: "FROM a@" + fake.TestDigest + " AS build\nAPP . /src\nRUN make\nCMD [\"x\"]\n" + fake.PinnedFrom + "APP --from=build /src/out /app/\n", want: []string{"CMD in build stage build sets nothing", "final stage"}, line: 4},
+		{name: "PATCH in a build stage", patchfile: "FROM a@" + fake.TestDigest + " AS build\nPATCH r/a:release\n" + fake.PinnedFrom + "APP --from=build /src/out /app/\n", want: []string{"PATCH in build stage build", "after the last FROM (line 3)"}, line: 2},
+		{name: "DEPS after APP in a build stage", patchfile: "FROM a@" + fake.TestDigest + " AS build\nAPP . /src\nDEPS go.sum\n" + fake.PinnedFrom + "APP --from=build /src/out /app/\n", want: []string{"DEPS after APP", "before APP (line 2)"}, line: 3},
+		{name: "second APP in a build stage", patchfile: "FROM a@" + fake.TestDigest + " AS build\nAPP src /src/\nAPP lib /src/\n" + fake.PinnedFrom + "APP --from=build /src/out /app/\n", want: []string{"a second APP", "the first is on line 2"}, line: 3},
 		{name: "missing FROM", patchfile: "# comment\nARG A=1\nARG B=2\n", want: []string{"has no FROM", "FROM <image>@sha256:<digest>"}, line: 1},
 		{name: "missing APP", patchfile: fake.PinnedFrom + "RUN a \\\n  b\n\n# the end\n", want: []string{"has no APP", "APP . /app"}, line: 3},
 		{name: "instruction before FROM", patchfile: "ARG A=1\nRUN true\n" + fake.PinnedFrom + "APP . /app\n", want: []string{"RUN before FROM", "only ARG may come before it"}, line: 2},
@@ -105,7 +115,6 @@ func TestParseErrors(t *testing.T) {
 		{name: "DEPS unknown flag", patchfile: fake.PinnedFrom + "DEPS --exclude=x package.json\nAPP . /app\n", want: []string{"unknown flag: --exclude"}, line: 2},
 		{name: "PATCH flag", patchfile: fake.PinnedFrom + "APP . /app\nPATCH --all r/a:1\n", want: []string{"unknown flag: --all"}, line: 3},
 		{name: "FROM unknown flag", patchfile: "FROM --foo=x alpine@" + fake.TestDigest + "\nAPP . /app\n", want: []string{"unknown flag: --foo"}, line: 1},
-		{name: "FROM AS", patchfile: "FROM alpine@" + fake.TestDigest + " AS build\nAPP . /app\n", want: []string{"FROM ... AS build", "single stage", `remove "AS build"`}, line: 1},
 		{name: "FROM two words", patchfile: "FROM alpine node\nAPP . /app\n", want: []string{"FROM takes one image, got 2 words"}, line: 1},
 		{name: "FROM no image", patchfile: "FROM\nAPP . /app\n", want: []string{"FROM needs an image pinned by digest"}, line: 1},
 		{name: "APP one word", patchfile: fake.PinnedFrom + "APP /app\n", want: []string{"APP needs sources and a destination", "APP . /app"}, line: 2},
@@ -182,4 +191,53 @@ func TestParseEscapeInFrom(t *testing.T) {
 	pf, err = Parse([]byte("# escape=`\nFROM alpine` 3.20\nAPP . /app\n"))
 	require.NoError(t, err)
 	require.Equal(t, "alpine` 3.20", pf.From.Image)
+}
+
+// TestParseBuildStages: named stages before the last are build stages,
+// with their own dependency steps, sources and build commands; the last
+// is the image, and its APP ships from one of them.
+func TestParseBuildStages(t *testing.T) {
+	pf, err := Parse([]byte(`ARG GO=golang@` + fake.TestDigest + `
+FROM ${GO} AS build
+WORKDIR /src
+DEPS go.mod go.sum
+RUN go mod download
+APP . /src
+ENV CGO_ENABLED=0
+RUN go build -o /out/server .
+FROM busybox@` + fake.TestDigest + ` AS runtime
+APP --from=build --chmod=0755 /out/server /app/
+PATCH registry.example.com/shop/api:release
+CMD ["/app/server"]
+`))
+	require.NoError(t, err)
+	require.Len(t, pf.MetaArgs, 1)
+	require.Len(t, pf.BuildStages, 1)
+	build := pf.BuildStages[0]
+	require.Same(t, build, pf.BuildStage("build"))
+	require.Nil(t, pf.BuildStage("runtime"), "the final stage is not a build stage")
+	require.Equal(t, "build", build.Name)
+	require.Equal(t, "${GO}", build.From.Image)
+	require.Len(t, build.DepsSteps(), 3)
+	require.Equal(t, []string{"."}, build.App.Sources)
+	require.Equal(t, "/src", build.App.Dest)
+	require.Len(t, build.AfterApp(), 2, "ENV and the build command")
+	require.IsType(t, &instructions.RunCommand{}, build.AfterApp()[1])
+
+	require.Equal(t, "runtime", pf.Name)
+	require.Equal(t, "busybox@"+fake.TestDigest, pf.From.Image)
+	require.Equal(t, "build", pf.App.From)
+	require.Equal(t, []string{"/out/server"}, pf.App.Sources)
+	require.Equal(t, "/app/", pf.App.Dest)
+	require.Equal(t, "0755", pf.App.Chmod)
+	require.Empty(t, pf.DepsSteps())
+	require.Len(t, pf.ConfigSteps(), 1)
+	require.Len(t, pf.Patch, 1)
+
+	// A build stage needs no APP: its steps are all dependency steps.
+	pf, err = Parse([]byte("FROM a@" + fake.TestDigest + " AS tools\nRUN fetch-tools\n" + fake.PinnedFrom + "APP --from=tools /usr/local/bin/tool /app/\n"))
+	require.NoError(t, err)
+	require.Nil(t, pf.BuildStages[0].App)
+	require.Len(t, pf.BuildStages[0].DepsSteps(), 1)
+	require.Empty(t, pf.BuildStages[0].AfterApp())
 }

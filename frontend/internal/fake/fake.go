@@ -97,6 +97,28 @@ func (fc Context) Files(ctx context.Context, name string, patterns []string) (ll
 	return st, files, err
 }
 
+// OutputsPrefix is where a fake context holds what a build stage makes:
+// Outputs returns the context's entries under it, as the tree of every
+// build's outputs.
+const OutputsPrefix = "outputs/"
+
+// Outputs returns the entries under OutputsPrefix, with the prefix cut,
+// as if every build stage had written them: a fake runs no build.
+func (fc Context) Outputs(ctx context.Context, _ llb.State, _ string) ([]buildcontext.File, error) {
+	_, all, err := fc.Files(ctx, "outputs", []string{OutputsPrefix})
+	if err != nil {
+		return nil, err
+	}
+	var out []buildcontext.File
+	for _, f := range all {
+		if rel, ok := strings.CutPrefix(f.Path, OutputsPrefix); ok {
+			f.Path = rel
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
 // Shop is the build context of most tests.
 func Shop() Context {
 	return Context{

@@ -1,0 +1,134 @@
+package convert
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/parser"
+	"github.com/patchfile/patchfile/frontend/patchfile"
+	"github.com/pkg/errors"
+)
+
+// convertBuildStages converts the build stages the final APP ships from
+// (APP --from=<name>), by name: each is the state after its last step. A
+// build stage is never part of the image: only the outputs APP --from
+// takes from it are, so a stage no APP names is not built at all.
+func convertBuildStages(ctx context.Context, pf *patchfile.File, opt Opt, platform ocispecs.Platform) (map[string]llb.State, error) {
+	out := map[string]llb.State{}
+	if pf.App == nil || pf.App.From == "" {
+		return out, nil
+	}
+	stage := pf.BuildStage(pf.App.From)
+	if stage == nil {
+		// Parse checks it; a File made otherwise gets a located error too.
+		return nil, parser.WithLocationOnce(errors.Errorf("APP --from=%s names no build stage", pf.App.From), pf.App.Location())
+	}
+	st, err := convertBuildStage(ctx, pf, stage, opt, platform)
+	if err != nil {
+		return nil, err
+	}
+	out[stage.Name] = st
+	return out, nil
+}
+
+// convertBuildStage converts one build stage: its base, its dependency
+// steps (DEPS and RUN, as in the final stage: only the DEPS files are
+// there), its sources (APP, merged on as a layer of their own, like COPY
+// --link) and the build commands after them. Every step changes the
+// stage's filesystem; none changes the image's config.
+func convertBuildStage(ctx context.Context, pf *patchfile.File, stage *patchfile.Stage, opt Opt, platform ocispecs.Platform) (llb.State, error) {
+	c := &converter{opt: opt, pf: pf, stage: stage, stepTag: stage.Name, platform: platform, target: platform, lex: shell.NewLex(pf.Escape), args: map[string]string{}}
+	if err := c.scopeFrom(); err != nil {
+		return llb.State{}, err
+	}
+	if _, err := c.convertFrom(ctx); err != nil {
+		return llb.State{}, err
+	}
+	c.args, c.argOrder = map[string]string{}, nil
+	for _, inst := range stage.Steps {
+		switch inst.(type) {
+		case *instructions.RunCommand, *patchfile.DepsInstruction, *instructions.WorkdirCommand, *patchfile.AppInstruction:
+			c.nsteps++
+		}
+	}
+	for _, inst := range stage.Steps {
+		var err error
+		if _, ok := inst.(*patchfile.AppInstruction); ok {
+			err = c.convertSources(ctx)
+		} else {
+			err = c.convertStep(ctx, inst, true)
+		}
+		if err != nil {
+			return llb.State{}, parser.WithLocationOnce(err, inst.Location())
+		}
+	}
+	return c.state, nil
+}
+
+// sourcesContextName names the context a build stage's APP reads.
+const sourcesContextName = "sources"
+
+// convertSources lands a build stage's APP sources on its state, as a
+// layer of their own (the build's layer plan, as the final stage's app
+// tree): their copy does not depend on the dependency steps, so an edit
+// re-runs only the build commands after it. The files are uploaded, not
+// hashed: nothing is decided from them, and BuildKit's cache keys the
+// steps after them by their contents.
+func (c *converter) convertSources(ctx context.Context) error {
+	app, patterns, err := c.resolveApp()
+	if err != nil {
+		return err
+	}
+	st, err := c.opt.Context.Load(ctx, sourcesContextName, patterns)
+	if err != nil {
+		return err
+	}
+	c.step++
+	name := c.stepName("APP " + strings.Join(app.Sources, " ") + " " + app.Dest)
+	tree := app.Tree(st, llb.WithCustomName(name), c.location(c.stage.App))
+	c.state = c.opt.Plan().Full(c.state, tree, llb.WithCustomName(name), c.location(c.stage.App))
+	return nil
+}
+
+// OutputsName names the tree of a build stage's outputs in progress and
+// errors.
+func OutputsName(stage string) string { return "the outputs of build stage " + stage }
+
+// loadOutputs makes the tree the final APP --from ships: its sources,
+// copied from the build stage with APP's own options onto an empty
+// filesystem (the outputs' tree), listed and hashed as context files are.
+// It turns spec into the APP that lands that whole tree at the
+// destination, so that the full build, the file list and a patch's copies
+// all read the one tree that was hashed. Copying --chown and --chmod
+// again changes nothing.
+//
+// A destination that is not a directory cannot be patched (unpatchableApp):
+// the full build then copies straight from the stage, and nothing is hashed.
+func (c *converter) loadOutputs(ctx context.Context, spec *AppSpec, build llb.State) (llb.State, []buildcontext.File, error) {
+	if unpatchableApp(*spec) != "" {
+		return build, nil, nil
+	}
+	collect := AppSpec{Sources: spec.Sources, Dest: "/", Excludes: spec.Excludes, chown: spec.chown, chmod: spec.chmod}
+	name := c.opt.VertexName(c.platform, spec.From, fmt.Sprintf("collect %s for APP", strings.Join(spec.Sources, " ")))
+	tree := collect.Tree(build, llb.WithCustomName(name), c.location(c.stage.App))
+	files, err := c.opt.Context.Outputs(ctx, tree, OutputsName(spec.From))
+	if err != nil {
+		return llb.State{}, nil, err
+	}
+	if files == nil {
+		files = []buildcontext.File{} // listed, and empty
+	}
+	shipped := AppSpec{Sources: []string{"."}, Dest: spec.Dest, Chown: spec.Chown, Chmod: spec.Chmod, From: spec.From, chown: spec.chown, chmod: spec.chmod}
+	if err := refuseSpecialFiles(files, shipped); err != nil {
+		return llb.State{}, nil, err
+	}
+	shipped.dirsKey = dirsKey(files)
+	*spec = shipped
+	return tree, files, nil
+}
