@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	dfparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -38,6 +39,8 @@ const (
 	ruleDepsMatchNoFile       = "DepsMatchNoFile"
 	ruleAppShipsDependencies  = "AppShipsDependencies"
 	ruleIgnoreExcludesNothing = "DockerignoreExcludesNothing"
+	ruleUnusedBuildStage      = "UnusedBuildStage"
+	ruleAppShipsBuildDeps     = "AppShipsBuildDependencies"
 )
 
 // dependencyFolders are what package managers install into an app tree; a
@@ -66,10 +69,23 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	lex := shell.NewLex(pf.Escape)
 	metaEnv := metaArgEnv(pf, opt.BuildArgs)
 
-	if image, err := lex.ProcessWordWithMatches(pf.From.Image, metaEnv); err == nil {
-		if _, err := convert.PinnedImage(image.Result); err != nil {
-			warn(ruleUnpinnedFrom, "FROM must pin its image by digest", err.Error(), pf.From.Location())
+	stages := pf.Stages()
+	for _, s := range stages {
+		// A build stage's base too: it makes what ships.
+		if image, err := lex.ProcessWordWithMatches(s.From.Image, metaEnv); err == nil {
+			if _, err := convert.PinnedImage(image.Result); err != nil {
+				warn(ruleUnpinnedFrom, "FROM must pin its image by digest", err.Error(), s.From.Location())
+			}
 		}
+	}
+	for _, s := range pf.BuildStages {
+		if pf.App.From != s.Name {
+			warn(ruleUnusedBuildStage, "a build stage should make something the image ships",
+				fmt.Sprintf("build stage %s is not built: no APP --from=%s ships its outputs; ship them from the final stage (APP --from=%s <path>... <dest>) or remove the stage", s.Name, s.Name, s.Name), s.From.Location())
+		}
+	}
+	if detail := appShipsBuildDependencies(pf, lex, metaEnv); detail != "" {
+		warn(ruleAppShipsBuildDeps, "APP --from should ship a build's outputs, not its build dependencies", detail, pf.App.Location())
 	}
 	if _, overridden := opt.BuildArgs[convert.KeyPatchArg]; len(pf.Patch) == 0 && !overridden {
 		warn(rulePatchWithoutCandidate, "without PATCH every deploy is a full build",
@@ -80,7 +96,11 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	if err != nil {
 		return nil, err
 	}
-	for _, inst := range pf.DepsSteps() {
+	var depsSteps []patchfile.Instruction
+	for _, s := range stages {
+		depsSteps = append(depsSteps, s.DepsSteps()...)
+	}
+	for _, inst := range depsSteps {
 		deps, ok := inst.(*patchfile.DepsInstruction)
 		if !ok {
 			continue
@@ -100,10 +120,15 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 			}
 		}
 	}
-	if shipped := appShipsDependencies(pf, files); len(shipped) > 0 {
-		warn(ruleAppShipsDependencies, "APP should ship the application, not its dependencies",
-			fmt.Sprintf("APP ships %s from the build context: the dependency stage provides them, and the context's copy would replace or mix with it; add them to .dockerignore or APP --exclude", strings.Join(shipped, ", ")),
-			pf.App.Location())
+	for _, s := range stages {
+		if s.App == nil || s.App.From != "" {
+			continue
+		}
+		if shipped := appShipsDependencies(s.App, files); len(shipped) > 0 {
+			warn(ruleAppShipsDependencies, "APP should ship the application, not its dependencies",
+				fmt.Sprintf("APP ships %s from the build context: the dependency stage provides them, and the context's copy would replace or mix with it; add them to .dockerignore or APP --exclude", strings.Join(shipped, ", ")),
+				s.App.Location())
+		}
 	}
 	if detail := ignoreExcludesNothing(ctx, cs); detail != "" && !skipped(ruleIgnoreExcludesNothing) {
 		results.AddWarning(ruleIgnoreExcludesNothing, ".dockerignore should exclude something", "", detail, -1, nil)
@@ -175,11 +200,11 @@ func metaArgEnv(pf *patchfile.File, buildArgs map[string]string) shell.EnvGetter
 // and the like) the APP sources would copy from the context. DEPS
 // manifests are not among them: many apps read theirs at run time
 // (package.json), and shipping one is not wrong.
-func appShipsDependencies(pf *patchfile.File, files []buildcontext.File) []string {
+func appShipsDependencies(app *patchfile.AppInstruction, files []buildcontext.File) []string {
 	inApp := func(p string) bool {
-		for _, src := range pf.App.Sources {
+		for _, src := range app.Sources {
 			if src == "." || p == src || strings.HasPrefix(p, strings.TrimSuffix(src, "/")+"/") {
-				return !excludedByApp(pf.App.Excludes, p, src)
+				return !excludedByApp(app.Excludes, p, src)
 			}
 		}
 		return false
@@ -194,6 +219,60 @@ func appShipsDependencies(pf *patchfile.File, files []buildcontext.File) []strin
 		}
 	}
 	return out
+}
+
+// appShipsBuildDependencies says, or returns "", when the final APP
+// --from ships a directory where the build stage's DEPS put its
+// manifests: its dependency steps install there (npm ci writes
+// node_modules next to package.json), so the image would carry the
+// build's dependencies, dev dependencies included, unless --exclude
+// leaves every dependency folder out. Read from the Patchfile alone.
+func appShipsBuildDependencies(pf *patchfile.File, lex *shell.Lex, env shell.EnvGetter) string {
+	stage := pf.BuildStage(pf.App.From)
+	if stage == nil {
+		return ""
+	}
+	workdir := "/"
+	var manifests []string
+	for _, inst := range stage.DepsSteps() {
+		switch inst := inst.(type) {
+		case *instructions.WorkdirCommand:
+			if dir, err := lex.ProcessWordWithMatches(inst.Path, env); err == nil {
+				workdir = path.Join(workdir, dir.Result)
+				if path.IsAbs(dir.Result) {
+					workdir = path.Clean(dir.Result)
+				}
+			}
+		case *patchfile.DepsInstruction:
+			for _, src := range inst.Sources {
+				if p, err := lex.ProcessWordWithMatches(src, env); err == nil {
+					manifests = append(manifests, path.Join(workdir, path.Dir(path.Clean("/"+p.Result))))
+				}
+			}
+		}
+	}
+	excluded := func(name string) bool {
+		ok, _ := patternmatcher.Matches(name, pf.App.Excludes)
+		return ok
+	}
+	for _, src := range pf.App.Sources {
+		src := path.Clean("/" + src)
+		for _, dir := range manifests {
+			if dir != src && !strings.HasPrefix(dir, strings.TrimSuffix(src, "/")+"/") {
+				continue
+			}
+			var kept []string
+			for _, f := range dependencyFolders {
+				if rel := strings.TrimPrefix(path.Join(strings.TrimPrefix(dir, src), f), "/"); !excluded(rel) && !excluded(f) {
+					kept = append(kept, f)
+				}
+			}
+			if len(kept) == len(dependencyFolders) {
+				return fmt.Sprintf("APP --from=%s ships %s, where the build stage's DEPS put its manifests (%s) and its dependency steps install: the image would carry the build's dependencies (%s); ship the build's outputs (e.g. %s) or add --exclude=%s", stage.Name, src, dir, strings.Join(dependencyFolders[:2], ", "), path.Join(dir, "dist"), dependencyFolders[0])
+			}
+		}
+	}
+	return ""
 }
 
 func excludedByApp(excludes []string, p, src string) bool {

@@ -127,3 +127,42 @@ PATCH registry.example.com/web:release
 	require.NoError(t, run("# check=error=true;skip=AppShipsDependencies\n"+body, nil))
 	require.Error(t, run(body, map[string]string{keyCheckArg: "error=true"}), "the build arg too")
 }
+
+// TestCheckBuildStages: the checks read build stages too: their FROM and
+// DEPS, a stage nothing ships from, and an APP --from that would ship the
+// build's dependencies.
+func TestCheckBuildStages(t *testing.T) {
+	files := fake.Context{"package.json": "{}", "package-lock.json": "{}", "src/index.ts": "x", "node_modules/typescript/x.js": "x"}
+	found := checkPatchfile(t, `FROM node:20 AS build
+WORKDIR /src
+DEPS package.json package-lock.json tsconfig.json
+APP . /src
+FROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef AS unused
+FROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+APP --from=build /src /app/
+PATCH r/a:release
+`, files, nil)
+	require.Contains(t, found[ruleUnpinnedFrom], "FROM node:20 is not pinned")
+	require.Contains(t, found[ruleUnpinnedFrom], "@1")
+	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS tsconfig.json matches no file")
+	require.Contains(t, found[ruleDepsMatchNoFile], "@3")
+	require.Contains(t, found[ruleAppShipsDependencies], "APP ships node_modules/ from the build context")
+	require.Contains(t, found[ruleAppShipsDependencies], "@4", "the build stage's APP")
+	require.Contains(t, found[ruleUnusedBuildStage], "build stage unused is not built")
+	require.Contains(t, found[ruleUnusedBuildStage], "@5")
+	require.Contains(t, found[ruleAppShipsBuildDeps], "APP --from=build ships /src, where the build stage's DEPS put its manifests (/src)")
+	require.Contains(t, found[ruleAppShipsBuildDeps], "@7")
+
+	// Shipping the outputs, or leaving the dependencies out, is clean.
+	for _, app := range []string{"APP --from=build /src/dist /app/", "APP --from=build --exclude=node_modules /src /app/"} {
+		found = checkPatchfile(t, `FROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef AS build
+WORKDIR /src
+DEPS package.json package-lock.json
+APP --exclude=node_modules . /src
+FROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+`+app+`
+PATCH r/a:release
+`, files, nil)
+		require.Empty(t, found, app)
+	}
+}

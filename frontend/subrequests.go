@@ -72,7 +72,11 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline
 	o.Args = append(o.Args,
 		outline.Arg{Name: convert.KeyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
 		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
-	for _, inst := range pf.Steps {
+	var steps []patchfile.Instruction
+	for _, s := range pf.Stages() {
+		steps = append(steps, s.Steps...)
+	}
+	for _, inst := range steps {
 		switch inst := inst.(type) {
 		case *instructions.ArgCommand:
 			addArgs(inst)

@@ -64,6 +64,11 @@ type File struct {
 // ConfigSteps returns the instructions after APP, which only change the config.
 func (pf *File) ConfigSteps() []Instruction { return pf.AfterApp() }
 
+// Stages returns every stage in order: the build stages, then the final one.
+func (pf *File) Stages() []*Stage {
+	return append(slices.Clone(pf.BuildStages), &pf.Stage)
+}
+
 // BuildStage returns the build stage named name, or nil.
 func (pf *File) BuildStage(name string) *Stage {
 	for _, s := range pf.BuildStages {
