@@ -55,6 +55,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	for _, w := range pf.Warnings {
 		src.Warn(ctx, w, client.WarnOpts{})
 	}
+	if err := checkTarget(pf, bc.Target); err != nil {
+		return nil, err
+	}
 	epoch, err := sourceDateEpoch(bc.BuildArgs)
 	if err != nil {
 		return nil, err
@@ -179,6 +182,20 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		return nil, err
 	}
 	return rb.Finalize()
+}
+
+// checkTarget refuses --target, except for the final stage (by its name,
+// or "default", the one target --call=targets lists): a build stage is
+// never exported on its own, and building the final stage instead would
+// export an image the user did not ask for.
+func checkTarget(pf *patchfile.File, target string) error {
+	if target == "" || target == "default" || target == pf.Name {
+		return nil
+	}
+	if stage := pf.BuildStage(target); stage != nil {
+		return parser.WithLocationOnce(errors.Errorf("--target=%s: a build stage is never exported on its own, a Patchfile builds its final stage (the last FROM); leave --target out", target), stage.From.Location())
+	}
+	return errors.Errorf("--target=%s: a Patchfile has one target, its final stage; leave --target out", target)
 }
 
 // namedContexts returns the build's named contexts by name, from the

@@ -83,3 +83,17 @@ func TestWithSource(t *testing.T) {
 	require.Equal(t, plain, withSource(plain, nil))
 	require.NoError(t, withSource(nil, sm))
 }
+
+// TestCheckTarget: --target names the final stage or nothing; a build
+// stage is refused at its FROM line.
+func TestCheckTarget(t *testing.T) {
+	pf, err := patchfile.Parse([]byte("FROM a@" + fake.TestDigest + " AS build\nFROM b@" + fake.TestDigest + " AS run\nAPP --from=build /out /app/\n"))
+	require.NoError(t, err)
+	for _, ok := range []string{"", "default", "run"} {
+		require.NoError(t, checkTarget(pf, ok))
+	}
+	err = checkTarget(pf, "build")
+	require.ErrorContains(t, err, "--target=build: a build stage is never exported on its own")
+	require.Equal(t, 1, fake.FirstLine(t, err))
+	require.ErrorContains(t, checkTarget(pf, "other"), "a Patchfile has one target, its final stage")
+}

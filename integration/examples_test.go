@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,7 +41,16 @@ func TestExamples(t *testing.T) {
 		t.Parallel()
 		testPythonExample(t)
 	})
+	t.Run("typescript", func(t *testing.T) {
+		t.Parallel()
+		testTypeScriptExample(t)
+	})
 }
+
+// nodeBase is the Node.js base of the examples that need one, pushed once.
+var nodeBase = sync.OnceValues(func() (string, error) {
+	return env.stack.PushDebianImage(context.Background(), env.warm, env.stack.Ref("examples/node-base", "test"), stack.NodeBase)
+})
 
 // example is one example's release, built in full from a copy of its
 // directory.
@@ -246,7 +256,8 @@ func pushDebianBase(t *testing.T, name string, spec stack.DebianImage) string {
 }
 
 func testNodeExample(t *testing.T) {
-	base := pushDebianBase(t, "node-base", stack.NodeBase)
+	base, err := nodeBase()
+	require.NoError(t, err)
 	dir := copyExample(t, "node")
 	ex := releaseExample(t, "node", dir, base)
 	require.Contains(t, ex.output, "npm ci --omit=dev")
@@ -315,4 +326,65 @@ func testPythonExample(t *testing.T) {
 	img := ex.patch(t, []string{"app", "app/greeting.py"}, "pip install")
 	require.Contains(t, filesystem(t, img)["app/greeting.py"].Content, "hello, patched")
 	require.Contains(t, filesystem(t, img), "app/deps/wheel/__init__.py")
+}
+
+// testTypeScriptExample builds examples/typescript through `docker buildx
+// build` on the standalone BuildKit: tsc runs in the build stage, the
+// image ships the compiled JavaScript on the runtime dependencies, and a
+// deploy that edits one .ts file is the release plus one layer holding the
+// one .js file tsc wrote for it, equal to a full build.
+func testTypeScriptExample(t *testing.T) {
+	base, err := nodeBase()
+	require.NoError(t, err)
+	dir := copyExample(t, "typescript")
+	release := env.stack.Ref("examples/typescript", "release")
+	args := map[string]string{"BASE": base, "RELEASE": release}
+	out, err := runBuildx(t, build{dir: dir, args: args}, "--call=check")
+	require.NoError(t, err, "docker buildx build --call=check finds nothing: %s", out)
+	require.NotContains(t, string(out), "WARNING")
+
+	res, err := buildWithBuildx(t, build{dir: dir, args: map[string]string{"BASE": base, "PATCH": ""}, output: release})
+	require.NoError(t, err, res.output)
+	require.Contains(t, res.output, decide.FullBuildPrefix+"PATCH disabled by --build-arg PATCH=")
+	require.Contains(t, res.output, "[build 5/5] RUN npx tsc -p .")
+	require.Contains(t, res.output, "npm ci --omit=dev")
+	img := pullImage(t, release+"@"+res.digest)
+	ls := layers(t, img)
+	app := layerEntries(t, ls[len(ls)-1])
+	require.Equal(t, []string{"app", "app/dist", "app/dist/greeting.js", "app/dist/server.js"}, names(app),
+		"the app layer: what tsc wrote, no source, no build dependency")
+	require.Contains(t, app["app/dist/greeting.js"].Content, "exports.greeting = greeting;")
+	fs := filesystem(t, img)
+	require.Contains(t, fs["app/node_modules/ms/package.json"].Content, `"version": "2.1.3"`)
+	require.NotContains(t, fs, "app/node_modules/typescript/package.json", "dev dependencies stay in the build stage")
+	require.NotContains(t, fs, "app/src/greeting.ts")
+	require.NotContains(t, fs, "src", "nothing of the build stage's filesystem")
+	cfg := configOf(t, img).Config
+	require.Equal(t, []string{"node", "dist/server.js"}, cfg.Cmd)
+	require.Equal(t, "typescript example", cfg.Labels["org.opencontainers.image.title"])
+
+	serve := func(ref string) string {
+		return runInImage(t, ref, `node -e "const s = require('./dist/server').server;
+s.listen(0, '127.0.0.1', () => require('http').get('http://127.0.0.1:' + s.address().port + '/hello?name=deploy',
+  (r) => { r.pipe(process.stdout); r.on('end', () => s.close()); }));"`)
+	}
+	require.Equal(t, "hello, deploy\nexit 0\n", serve(release+"@"+res.digest))
+
+	// One source file edited: the deploy ships the one output it changes.
+	writeTree(t, dir, map[string]file{"src/greeting.ts": {content: "export function greeting(name: string): string {\n  return `hi there, ${name}`;\n}\n"}})
+	patchRef := env.stack.Ref("examples/typescript", "patch")
+	pres, err := buildWithBuildx(t, build{dir: dir, args: args, output: patchRef})
+	require.NoError(t, err, pres.output)
+	require.Contains(t, pres.output, decide.PatchPrefix+res.digest+": 1 changed, 0 deleted")
+	require.Contains(t, pres.output, "RUN npx tsc -p .", "the build stage compiles the edit")
+	require.NotContains(t, pres.output, "npm ci --omit=dev", "the runtime dependencies are the release's")
+	patched := pullImage(t, patchRef+"@"+pres.digest)
+	requirePatchOf(t, img, res.digest, patched, []string{"app", "app/dist", "app/dist/greeting.js"})
+	require.Contains(t, filesystem(t, patched)["app/dist/greeting.js"].Content, "hi there, ")
+	require.Equal(t, "hi there, deploy\nexit 0\n", serve(patchRef+"@"+pres.digest))
+
+	// The patched image is what a full build of the same sources makes.
+	full, err := buildInProcess(t, build{dir: dir, args: map[string]string{"BASE": base, "PATCH": ""}, output: env.stack.Ref("examples/typescript", "full")})
+	require.NoError(t, err, full.output)
+	requireSameFilesystem(t, withoutDepsTimes(filesystem(t, pullImage(t, env.stack.Ref("examples/typescript", "full")+"@"+full.digest))), withoutDepsTimes(filesystem(t, patched)))
 }

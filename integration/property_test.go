@@ -4,26 +4,29 @@ import (
 	"archive/tar"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/decide"
 	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/stretchr/testify/require"
 )
 
-// propPatchfile is the Patchfile of TestPatchProperty; %s is its APP line.
-// The dependency stage writes under the APP destination, which patches
-// must leave alone.
+// propPatchfile is the Patchfile of TestPatchProperty; the first %s is
+// its build stage (or nothing), the second its APP line. The dependency
+// stage writes under the APP destination, which patches must leave alone.
 const propPatchfile = `ARG BASE
 ARG RELEASE
-FROM ${BASE}
+%sFROM ${BASE}
 WORKDIR /app
 DEPS deps.txt
 RUN mkdir -p node_modules/dep && cp deps.txt node_modules/dep/deps.txt
@@ -32,13 +35,30 @@ PATCH ${RELEASE}
 CMD ["sh"]
 `
 
-// propVariants are the APP lines, seed N running variant N mod 4: root is
+// propBuildStage is the build stage of the variant that ships a build's
+// outputs. Its "compiler" writes, for the tree it is given, one output per
+// entry (gen/: each file, directory and symlink as it is, cp -a), an
+// aggregate that changes whenever a file does (ALL: a digest of every
+// file's digest), and a build timestamp that changes on every run (stamp):
+// the last must make patches bigger, never wrong.
+const propBuildStage = `FROM ${BASE} AS build
+WORKDIR /src
+APP . /src
+RUN mkdir -p /out && cp -a /src/. /out/gen \
+ && cd /src && find . -type f -exec md5sum {} + | LC_ALL=C sort | md5sum >/out/ALL \
+ && date +%s%N >/out/stamp
+`
+
+// propVariants are the APP lines, seed N running variant N mod 7: root is
 // where the random tree lives in the context, exclude the suffix --exclude
 // drops.
 var propVariants = []struct {
 	app, root, exclude string
 	// chmod is APP --chmod's mode, 0 for none.
 	chmod int64
+	// stage is the build stage APP --from ships from, "" for none; the
+	// tree is then at imageDir in the image ("app" otherwise).
+	stage, imageDir string
 }{
 	{app: "APP . /app"},
 	{app: "APP --chown=1000:1000 . /app"},
@@ -47,7 +67,13 @@ var propVariants = []struct {
 	{app: "APP --chmod=0750 . /app", chmod: 0o750},
 	// Several sources: the tree twice, the second copy over the first.
 	{app: "APP src/ src/ /app/", root: "src"},
+	// A build's outputs: the tree as the build stage copied it, and what
+	// it computed from it.
+	{app: "APP --from=build /out /app/", stage: propBuildStage, imageDir: "app/gen"},
 }
+
+// propBuildOutputs are the outputs of propBuildStage beside the tree.
+var propBuildOutputs = []string{"app/gen", "app/ALL", "app/stamp"}
 
 // propPlans are the layer plans (PATCH_PLAN) the property test builds
 // with: the one with MergeOp and DiffOp, and the one made of file
@@ -60,11 +86,11 @@ func withPlan(args map[string]string, plan string) map[string]string {
 	return args
 }
 
-// The CI run: six seeds (one per APP variant) of ten steps each, about two
-// minutes on a 2-core machine.
+// The CI run: seven seeds (one per APP variant) of ten steps each, about
+// two minutes on a 2-core machine.
 const (
 	defaultPropertySeed  = 1
-	defaultPropertySeeds = 6
+	defaultPropertySeeds = 7
 	defaultPropertySteps = 10
 )
 
@@ -140,11 +166,18 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 	t.Logf("seed %d: %s", seed, variant.app)
 	ctxDir := t.TempDir()
 	writeTree(t, ctxDir, map[string]file{
-		"Patchfile":     {content: fmt.Sprintf(propPatchfile, variant.app)},
+		"Patchfile":     {content: fmt.Sprintf(propPatchfile, variant.stage, variant.app)},
 		".dockerignore": {content: "**/*.log\n"},
 		"deps.txt":      {content: "dep==1.0\n"},
 	})
-	tree := &propTree{t: t, r: r, root: filepath.Join(ctxDir, variant.root), rootInCtx: filepath.Join(".", variant.root), keep: map[string]bool{}}
+	tree := &propTree{t: t, r: r, root: filepath.Join(ctxDir, variant.root), rootInCtx: filepath.Join(".", variant.root), keep: map[string]bool{}, imageDir: "app"}
+	if variant.imageDir != "" {
+		tree.imageDir = variant.imageDir
+	}
+	hashStep := hashStepName
+	if variant.stage != "" {
+		hashStep = "[internal] hash " + convert.OutputsName("build")
+	}
 	require.NoError(t, os.MkdirAll(tree.root, 0o755))
 	if variant.root == "" {
 		tree.keep = map[string]bool{"Patchfile": true, ".dockerignore": true, "deps.txt": true}
@@ -192,7 +225,9 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 		patchRef := env.stack.Ref(repo, fmt.Sprintf("patch%d", step))
 		args := withPlan(patchArgs(candidate), patchPlan)
 		args["PATCH_MAX_SHARE"] = "100"
-		if r.IntN(6) == 0 {
+		if r.IntN(6) == 0 && variant.stage == "" {
+			// (A build stage's outputs are refused by a message of their
+			// own, TestBuildStageRefusesSpecialFiles.)
 			requireSameRefusal(t, tree, ctxDir, build{args: args, hashInBuilder: patchHashStep},
 				build{args: withPlan(fullArgs(), fullPlan), hashInBuilder: fullHashStep}, fmt.Sprintf("seed %d step %d", seed, step))
 		}
@@ -204,12 +239,23 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 			output string
 			step   bool
 		}{{pres.output, patchHashStep}, {fres.output, fullHashStep}} {
-			require.Equal(t, b.step, strings.Contains(b.output, hashStepName), "seed %d step %d: %s", seed, step, hashing(b.step))
+			require.Equal(t, b.step, strings.Contains(b.output, hashStep), "seed %d step %d: %s", seed, step, hashing(b.step))
 		}
 		patched := pullImage(t, patchRef+"@"+pres.digest)
 		patchFS := resolvedFilesystem(t, patched)
 		fullFS := resolvedFilesystem(t, pullImage(t, env.stack.Ref(repo, "full")+"@"+fres.digest))
 
+		newStamp := false
+		if variant.stage != "" {
+			// The build timestamp is the patch's own build's, which may
+			// not be the full build's run (another layer plan is another
+			// cache key; an unseen change, a cached run): the one entry
+			// that may differ, and the patch carries it whenever it is
+			// not the release's.
+			newStamp = patchFS["app/stamp"].Content != rel.fs["app/stamp"].Content
+			patchFS = maps.Clone(patchFS)
+			patchFS["app/stamp"] = fullFS["app/stamp"]
+		}
 		requireSameFilesystem(t, fullFS, patchFS)
 		requireMatchesDisk(t, tree, variant.exclude, chown, variant.chmod, fullFS)
 		got := layerList(t, patched)
@@ -217,7 +263,11 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 		require.Equal(t, rel.digest, configOf(t, patched).Config.Labels[decide.LabelRelease], "a patch of a patch is a patch of its release")
 		lastPatch = patchRef
 		require.Equal(t, rel.layers, got[:min(len(got), len(rel.layers))], "the release's layers come first")
-		if sameApp(rel.fs, fullFS) {
+		unchanged := sameApp(rel.fs, fullFS)
+		if variant.stage != "" {
+			unchanged = sameAppBut(rel.fs, fullFS, "app/stamp") && !newStamp
+		}
+		if unchanged {
 			require.Contains(t, pres.output, "no change, the release itself")
 			require.Len(t, got, len(rel.layers))
 			continue
@@ -226,6 +276,14 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 		top := layerEntries(t, layers(t, patched)[len(got)-1])
 		for n := range top {
 			require.True(t, n == "app" || strings.HasPrefix(n, "app/"), "the patch layer holds %s, outside /app", n)
+		}
+		if newStamp {
+			require.Contains(t, top, "app/stamp", "seed %d step %d: a new timestamp ships", seed, step)
+		}
+		if variant.stage != "" {
+			if rel.fs["app/ALL"].Content != fullFS["app/ALL"].Content {
+				require.Contains(t, top, "app/ALL", "seed %d step %d: a changed aggregate ships", seed, step)
+			}
 		}
 		for _, d := range changedDirs(rel.fs, fullFS) {
 			require.Contains(t, top, "app/"+d, "seed %d step %d: directory %s changed mode or owner: the layer holds it", seed, step, d)
@@ -290,7 +348,7 @@ func layerList(t *testing.T, img v1.Image) []string {
 func releaseDirsOnDisk(p *propTree, fs map[string]entry) []string {
 	var out []string
 	for _, n := range names(fs) {
-		rel, ok := strings.CutPrefix(n, "app/")
+		rel, ok := strings.CutPrefix(n, p.imageDir+"/")
 		if !ok || fs[n].Type != tar.TypeDir || strings.HasPrefix(rel, "node_modules") {
 			continue
 		}
@@ -313,6 +371,14 @@ func changedDirs(old, cur map[string]entry) []string {
 		}
 	}
 	return out
+}
+
+// sameAppBut tells whether two images have the same /app but for one entry.
+func sameAppBut(a, b map[string]entry, but string) bool {
+	a, b = maps.Clone(a), maps.Clone(b)
+	delete(a, but)
+	delete(b, but)
+	return sameApp(a, b)
 }
 
 // sameApp tells whether two images have the same /app.
@@ -351,7 +417,7 @@ func requireMatchesDisk(t *testing.T, p *propTree, exclude string, chown bool, c
 			}
 			return nil
 		}
-		n := "app/" + filepath.ToSlash(rel)
+		n := p.imageDir + "/" + filepath.ToSlash(rel)
 		seen[n] = true
 		info, err := os.Lstat(path)
 		require.NoError(t, err)
@@ -395,7 +461,7 @@ func requireMatchesDisk(t *testing.T, p *propTree, exclude string, chown bool, c
 	require.NoError(t, err)
 	for n := range image {
 		fromDeps := n == "app/deps.txt" || n == "app/node_modules" || strings.HasPrefix(n, "app/node_modules/")
-		if strings.HasPrefix(n, "app/") && !seen[n] && !fromDeps {
+		if strings.HasPrefix(n, "app/") && !seen[n] && !fromDeps && !(p.imageDir != "app" && slices.Contains(propBuildOutputs, n)) {
 			require.Fail(t, "the image holds "+n+", which the context does not")
 		}
 	}

@@ -22,6 +22,7 @@ type propTree struct {
 	root      string          // the tree's root: the context, or a directory of it
 	rootInCtx string          // root relative to the context root
 	keep      map[string]bool // paths (relative to root) the changes leave alone
+	imageDir  string          // where the image holds root ("app", or where a build put it)
 	seq       int             // makes every new name unique
 }
 
