@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +46,14 @@ func TestExamples(t *testing.T) {
 	t.Run("typescript", func(t *testing.T) {
 		t.Parallel()
 		testTypeScriptExample(t)
+	})
+	t.Run("spa", func(t *testing.T) {
+		t.Parallel()
+		testSPAExample(t)
+	})
+	t.Run("go-build", func(t *testing.T) {
+		t.Parallel()
+		testGoBuildExample(t)
 	})
 }
 
@@ -388,3 +398,114 @@ s.listen(0, '127.0.0.1', () => require('http').get('http://127.0.0.1:' + s.addre
 	require.NoError(t, err, full.output)
 	requireSameFilesystem(t, withoutDepsTimes(filesystem(t, pullImage(t, env.stack.Ref("examples/typescript", "full")+"@"+full.digest))), withoutDepsTimes(filesystem(t, patched)))
 }
+
+// testSPAExample builds examples/spa through `docker buildx build`: esbuild
+// bundles the sources into content-hashed chunks in the build stage, and
+// the image is busybox httpd serving them. Editing one module changes its
+// chunk, the entry chunk that imports it and the page: the deploy is the
+// release plus one layer holding the new chunks, the page and whiteouts for
+// the old chunks.
+func testSPAExample(t *testing.T) {
+	node, err := nodeBase()
+	require.NoError(t, err)
+	dir := copyExample(t, "spa")
+	release := env.stack.Ref("examples/spa", "release")
+	args := map[string]string{"NODE": node, "BASE": env.base, "RELEASE": release}
+	res, err := buildWithBuildx(t, build{dir: dir, args: map[string]string{"NODE": node, "BASE": env.base, "PATCH": ""}, output: release})
+	require.NoError(t, err, res.output)
+	require.Contains(t, res.output, "[build 5/5] RUN npm run build")
+	img := pullImage(t, release+"@"+res.digest)
+	ls := layers(t, img)
+	require.Len(t, ls, len(layers(t, pullImage(t, env.base)))+1, "the server's base and the bundle's layer")
+	app := layerEntries(t, ls[len(ls)-1])
+	chunks := func(fs map[string]entry) (main, greeting string) {
+		for n := range fs {
+			switch {
+			case strings.HasPrefix(n, "srv/www/assets/main-"):
+				main = n
+			case strings.HasPrefix(n, "srv/www/assets/greeting-"):
+				greeting = n
+			}
+		}
+		return main, greeting
+	}
+	main, greeting := chunks(app)
+	require.Regexp(t, `^srv/www/assets/main-[A-Z0-9]{8}\.js$`, main)
+	var catalog string
+	for n := range app {
+		if strings.HasPrefix(n, "srv/www/assets/catalog-") {
+			catalog = n
+		}
+	}
+	require.Equal(t, slices.Sorted(slices.Values([]string{"srv", "srv/www", "srv/www/assets", catalog, greeting, main, "srv/www/index.html", "srv/www/logo.svg"})), names(app),
+		"the bundle, the page and the public files, nothing of the build")
+	require.Contains(t, app["srv/www/index.html"].Content, `src="/assets/`+strings.TrimPrefix(main, "srv/www/assets/")+`"`)
+
+	serve := func(ref, chunk string) string {
+		return runInImage(t, ref, "httpd -p 127.0.0.1:18081 -h /srv/www && wget -q -O - http://127.0.0.1:18081/assets/"+chunk)
+	}
+	require.Contains(t, serve(release+"@"+res.digest, strings.TrimPrefix(greeting, "srv/www/assets/")), "hello, ")
+
+	writeTree(t, dir, map[string]file{"src/greeting.js": {content: "export function greeting(name) {\n  return `hi there, ${name}`;\n}\n"}})
+	patchRef := env.stack.Ref("examples/spa", "patch")
+	pres, err := buildWithBuildx(t, build{dir: dir, args: args, output: patchRef})
+	require.NoError(t, err, pres.output)
+	require.Contains(t, pres.output, decide.PatchPrefix+res.digest+": 3 changed, 2 deleted", "the page and two new chunks; the old chunks go")
+	patched := pullImage(t, patchRef+"@"+pres.digest)
+	fs := filesystem(t, patched)
+	newMain, newGreeting := chunks(fs)
+	require.NotEqual(t, main, newMain)
+	require.NotEqual(t, greeting, newGreeting)
+	whiteout := func(p string) string { return path.Join(path.Dir(p), ".wh."+path.Base(p)) }
+	requirePatchOf(t, img, res.digest, patched, slices.Sorted(slices.Values([]string{"srv", "srv/www", "srv/www/assets",
+		newGreeting, newMain, whiteout(greeting), whiteout(main), "srv/www/index.html"})))
+	require.NotContains(t, fs, main, "the old chunks are gone from the image")
+	require.Contains(t, fs, catalog, "the chunk the edit leaves alone is the release's")
+	require.Contains(t, serve(patchRef+"@"+pres.digest, strings.TrimPrefix(newGreeting, "srv/www/assets/")), "hi there, ")
+}
+
+// testGoBuildExample builds examples/go-build through `docker buildx
+// build`: the build stage downloads golang.org/x/text from the module
+// proxy and compiles the server with this machine's Go toolchain; the
+// image is busybox with the binary and its pages. A page edit is a patch
+// of that page alone (the build writes the same binary again); a code edit
+// changes the binary, most of the app's bytes: a new release, unless
+// PATCH_MAX_SHARE allows the patch.
+func testGoBuildExample(t *testing.T) {
+	goImage, err := env.stack.PushGoImage(context.Background(), env.warm, env.stack.Ref("examples/golang", "test"))
+	require.NoError(t, err)
+	dir := copyExample(t, "go-build")
+	release := env.stack.Ref("examples/go-build", "release")
+	args := map[string]string{"GO": goImage, "BASE": env.base, "RELEASE": release}
+	res, err := buildWithBuildx(t, build{dir: dir, args: map[string]string{"GO": goImage, "BASE": env.base, "PATCH": ""}, output: release})
+	require.NoError(t, err, res.output)
+	require.Contains(t, res.output, "[build 3/5] RUN go mod download")
+	img := pullImage(t, release+"@"+res.digest)
+	ls := layers(t, img)
+	app := layerEntries(t, ls[len(ls)-1])
+	require.Equal(t, []string{"app", "app/server", "app/web", "app/web/index.html"}, names(app), "the binary and the pages, no source")
+	require.Equal(t, "hello, Ada Lovelace\nexit 0\n", runInImage(t, release+"@"+res.digest, "/app/server -hello 'ada lovelace'"),
+		"the binary runs, with its dependency from the module proxy")
+
+	// A page edited: the build runs again, writes the same binary, and the
+	// deploy ships the page.
+	writeTree(t, dir, map[string]file{"web/index.html": {content: "<h1>edited</h1>\n"}})
+	patchRef := env.stack.Ref("examples/go-build", "patch")
+	pres, err := buildWithBuildx(t, build{dir: dir, args: args, output: patchRef})
+	require.NoError(t, err, pres.output)
+	require.Contains(t, pres.output, decide.PatchPrefix+res.digest+": 1 changed, 0 deleted")
+	patched := pullImage(t, patchRef+"@"+pres.digest)
+	requirePatchOf(t, img, res.digest, patched, []string{"app", "app/web", "app/web/index.html"})
+
+	// Go code edited: a new binary, most of the app's bytes.
+	writeTree(t, dir, map[string]file{"greeting/greeting.go": {content: strings.Replace(readFile(t, filepath.Join(dir, "greeting/greeting.go")), `"hello, "`, `"hi, "`, 1)}})
+	res2, err := buildWithBuildx(t, build{dir: dir, args: args, output: env.stack.Ref("examples/go-build", "v2")})
+	require.NoError(t, err, res2.output)
+	require.Regexp(t, `full build: the change is \d+% of the app tree's bytes \(more than PATCH_MAX_SHARE=50%\)`, res2.output)
+	args["PATCH_MAX_SHARE"] = "100"
+	res3, err := buildWithBuildx(t, build{dir: dir, args: args, output: env.stack.Ref("examples/go-build", "v2-patch")})
+	require.NoError(t, err, res3.output)
+	require.Contains(t, res3.output, decide.PatchPrefix+res.digest+": 2 changed, 0 deleted", "the binary and the page")
+	require.Equal(t, "hi, Ada\nexit 0\n", runInImage(t, env.stack.Ref("examples/go-build", "v2-patch")+"@"+res3.digest, "/app/server -hello ada"))
+}
+

@@ -1,0 +1,3 @@
+export function render(id, text) {
+  document.getElementById(id).textContent = text;
+}

@@ -1,0 +1,69 @@
+package stack
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+)
+
+// goRootParts are the parts of GOROOT a build needs: the go command and its
+// tools, the standard library's sources, and what they read. The tests,
+// documentation and API lists stay out (a third of the tree).
+var goRootParts = []string{"bin", "pkg/tool", "pkg/include", "src", "lib", "go.env", "VERSION"}
+
+// PushGoImage pushes an image with this machine's Go toolchain (the one
+// that runs the tests: no public registry is reachable for a golang image)
+// at /usr/local/go, on the busybox rootfs of PushBaseImage, with the host's
+// CA bundle so that the go command reaches the module proxy.
+func (s *Stack) PushGoImage(ctx context.Context, d *Daemon, ref string) (string, error) {
+	goroot, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
+	if err != nil {
+		return "", errors.Wrap(err, "go env GOROOT")
+	}
+	src := strings.TrimSpace(string(goroot))
+	sum := sha256.Sum256([]byte(ref))
+	rootfs := filepath.Join(s.Dir, "goimage-"+hex.EncodeToString(sum[:4]))
+	if err := makeBusyboxRootfs(rootfs, "/bin/busybox"); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(rootfs, "usr/local/go")
+	for _, part := range goRootParts {
+		from, to := filepath.Join(src, part), filepath.Join(dst, part)
+		if _, err := os.Stat(from); os.IsNotExist(err) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return "", err
+		}
+		if out, err := exec.CommandContext(ctx, "cp", "-a", from, to).CombinedOutput(); err != nil {
+			return "", errors.Wrapf(err, "copying %s: %s", from, out)
+		}
+	}
+	if err := finishRootfs(rootfs); err != nil {
+		return "", err
+	}
+	version, err := os.ReadFile(filepath.Join(src, "VERSION"))
+	if err != nil {
+		return "", err
+	}
+	img := dockerspec.DockerOCIImage{}
+	img.Created = &baseTime
+	img.Architecture, img.OS = runtime.GOARCH, "linux"
+	img.Config.Env = []string{
+		"PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"GOTOOLCHAIN=local", "HOME=/root",
+	}
+	img.Config.Cmd = []string{"sh"}
+	first, _, _ := strings.Cut(string(version), "\n")
+	img.History = []ocispecs.History{{Created: &baseTime, CreatedBy: first + " from this machine's GOROOT, busybox-static"}}
+	return s.pushRootfs(ctx, d, ref, rootfs, img)
+}
