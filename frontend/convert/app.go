@@ -134,17 +134,17 @@ func appPatterns(sources []string) []string {
 	return sources
 }
 
-// LiteralAppPatterns returns the context patterns APP will load, as
+// LiteralAppPatterns returns the context patterns APP (contextApp) will load, as
 // resolveApp makes them, when its sources are literal paths: no variable,
 // quote or escape, which only the conversion can resolve. A build starts
 // loading and hashing them with them before it converts the rest.
 func LiteralAppPatterns(pf *patchfile.File) ([]string, bool) {
-	if pf.App == nil || pf.App.From != "" {
-		// Outputs of a build stage are not context files.
+	app := contextApp(pf)
+	if app == nil {
 		return nil, false
 	}
 	var sources []string
-	for _, src := range pf.App.Sources {
+	for _, src := range app.Sources {
 		if strings.ContainsAny(src, "$'\"") || strings.ContainsRune(src, pf.Escape) {
 			return nil, false
 		}
@@ -155,6 +155,21 @@ func LiteralAppPatterns(pf *patchfile.File) ([]string, bool) {
 		sources = append(sources, p)
 	}
 	return appPatterns(sources), true
+}
+
+// contextApp is the APP whose sources are the app files of the build
+// context: the final stage's, or, when it ships a build's outputs, the
+// build stage's (nil if it has none).
+func contextApp(pf *patchfile.File) *patchfile.AppInstruction {
+	switch {
+	case pf.App == nil:
+		return nil
+	case pf.App.From == "":
+		return pf.App
+	case pf.BuildStage(pf.App.From) != nil:
+		return pf.BuildStage(pf.App.From).App
+	}
+	return nil
 }
 
 // AppContextName names the app files' context (ContextSource.Files).

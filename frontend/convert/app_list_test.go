@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client/llb"
@@ -105,9 +106,15 @@ func TestLiteralAppPatterns(t *testing.T) {
 		{"APP ${DIR} /app/", false},
 		{"APP $DIR static /app/", false},
 		{"APP 'src' /app/", false},
+		// A build's outputs: the build stage's sources are the app files.
+		{"APP --from=build /out /app/", true},
 	} {
 		t.Run(tc.app, func(t *testing.T) {
-			pf, err := patchfile.Parse([]byte(from + tc.app + "\n"))
+			text := from + tc.app + "\n"
+			if strings.Contains(tc.app, "--from") {
+				text = "FROM alpine@sha256:4f1d3b2a8c9e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a AS build\nAPP src static /src/\nRUN make\n" + text
+			}
+			pf, err := patchfile.Parse([]byte(text))
 			require.NoError(t, err)
 			predicted, ok := LiteralAppPatterns(pf)
 			require.Equal(t, tc.literal, ok)

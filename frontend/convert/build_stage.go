@@ -71,21 +71,20 @@ func convertBuildStage(ctx context.Context, pf *patchfile.File, stage *patchfile
 	return c.state, nil
 }
 
-// sourcesContextName names the context a build stage's APP reads.
-const sourcesContextName = "sources"
-
 // convertSources lands a build stage's APP sources on its state, as a
 // layer of their own (the build's layer plan, as the final stage's app
 // tree): their copy does not depend on the dependency steps, so an edit
-// re-runs only the build commands after it. The files are uploaded, not
-// hashed: nothing is decided from them, and BuildKit's cache keys the
-// steps after them by their contents.
+// re-runs only the build commands after it. The files are read as the
+// final stage's APP reads them (loadApp: the same checks, and the same
+// directory key, without which a warm builder's cache could hand the build
+// a directory with its old mode or owner, moby/buildkit#7176); nothing is
+// decided from their hashes.
 func (c *converter) convertSources(ctx context.Context) error {
 	app, patterns, err := c.resolveApp()
 	if err != nil {
 		return err
 	}
-	st, err := c.opt.Context.Load(ctx, sourcesContextName, patterns)
+	st, _, err := c.loadApp(ctx, &app, patterns)
 	if err != nil {
 		return err
 	}
