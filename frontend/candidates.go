@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"github.com/distribution/reference"
@@ -60,7 +59,7 @@ func (r *candidateReader) lookUp(ctx context.Context, ref string, platform ocisp
 	}
 	rel, err := r.load(ctx, named.String(), platform)
 	switch {
-	case isNotFound(err, named.String()):
+	case decide.IsNotFound(err, named.String()):
 		return nil, decide.Because(decide.NotYetReleased, ref)
 	case decide.IsBadConfig(err):
 		return nil, decide.Because(decide.ConfigNotRead, ref, err)
@@ -83,14 +82,6 @@ func (r *candidateReader) lookUp(ctx context.Context, ref string, platform ocisp
 		}
 	}
 	return rel, nil
-}
-
-// isNotFound tells whether err says the registry has nothing at ref (a
-// tag not pushed yet, a repository not created). The gateway carries the
-// builder's error as text only; containerd's resolver words it
-// "<ref>: not found", on standalone BuildKit and Docker Engine alike.
-func isNotFound(err error, ref string) bool {
-	return err != nil && strings.Contains(err.Error(), ref+": not found")
 }
 
 // load resolves one image config and reads it within bounds

@@ -221,12 +221,16 @@ func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name s
 // not taken for a builder that cannot run the hashing step. Unlike the
 // context's, its directories need no second look: a built tree's cache key
 // covers their metadata (restatDirs).
-func (g *gatewayContext) Outputs(ctx context.Context, st llb.State, name string) ([]buildcontext.File, error) {
+func (g *gatewayContext) Outputs(ctx context.Context, st llb.State, name string, buildCaches []string) ([]buildcontext.File, error) {
 	def, err := st.Marshal(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+	imports := slices.Clone(g.bc.CacheImports)
+	for _, ref := range buildCaches {
+		imports = append(imports, client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{"ref": ref}})
+	}
+	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), Evaluate: true, CacheImports: imports})
 	if err != nil {
 		return nil, errors.Wrapf(err, "building %s", name)
 	}

@@ -61,12 +61,15 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 		}
 		return string(out), nil
 	}
-	build := func(args map[string]string, flags ...string) (string, error) {
+	buildIn := func(dir string, args map[string]string, flags ...string) (string, error) {
 		cmdArgs := append([]string{"buildx", "build", "--builder", "default", "--progress=plain", "-f", filepath.Join(dir, "Patchfile")}, flags...)
 		for k, v := range args {
 			cmdArgs = append(cmdArgs, "--build-arg", k+"="+v)
 		}
 		return docker(append(cmdArgs, dir)...)
+	}
+	build := func(args map[string]string, flags ...string) (string, error) {
+		return buildIn(dir, args, flags...)
 	}
 	digestOf := func(ref string) string {
 		img := pullImage(t, ref)
@@ -136,6 +139,8 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 		require.Contains(t, out, "docker buildx create --driver docker-container --use")
 	}
 
+	engineBuildStage(t, eng, repo, buildIn)
+
 	// A bad Patchfile: the error names its line.
 	bad := t.TempDir()
 	writeTree(t, bad, map[string]file{"Patchfile": {content: "FROM busybox:latest\nAPP . /app\n"}, "a.txt": {content: "a\n"}})
@@ -145,6 +150,30 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	require.Error(t, err)
 	require.Contains(t, string(outB), "Patchfile:2")
 	require.Contains(t, string(outB), "is not pinned")
+}
+
+// engineBuildStage releases and deploys examples/typescript (tsc in a build
+// stage) with build, on the engine's default builder: the deploy is the
+// release plus one layer holding the one file tsc wrote for the edit.
+func engineBuildStage(t *testing.T, eng *stack.Engine, repo string, build func(dir string, args map[string]string, flags ...string) (string, error)) {
+	base, err := nodeBase()
+	require.NoError(t, err)
+	dir := withSyntaxLine(t, copyExample(t, "typescript"), "Patchfile", env.frontendTag)
+	release := env.stack.Ref(repo+"-typescript", "release")
+	out, err := build(dir, map[string]string{"BASE": base, "PATCH": ""}, "--output", "type=image,name="+release+",push=true")
+	require.NoError(t, err)
+	require.Contains(t, out, "RUN npx tsc -p .")
+	releaseDigest := tagDigest(t, release)
+	img := pullImage(t, release+"@"+releaseDigest)
+
+	writeTree(t, dir, map[string]file{"src/greeting.ts": {content: "export function greeting(name: string): string {\n  return `hi, ${name}`;\n}\n"}})
+	patchRef := env.stack.Ref(repo+"-typescript", "patch")
+	out, err = build(dir, map[string]string{"BASE": base, "RELEASE": release}, "--output", "type=image,name="+patchRef+",push=true")
+	require.NoError(t, err)
+	require.Contains(t, out, decide.PatchPrefix+releaseDigest+": 1 changed, 0 deleted", "on %s", eng.Name)
+	patched := pullImage(t, patchRef+"@"+tagDigest(t, patchRef))
+	requirePatchOf(t, img, releaseDigest, patched, []string{"app", "app/dist", "app/dist/greeting.js"})
+	require.Contains(t, filesystem(t, patched)["app/dist/greeting.js"].Content, "hi, ")
 }
 
 // stackBuild is a build on the standalone BuildKit (env.warm).

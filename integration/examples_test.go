@@ -508,4 +508,3 @@ func testGoBuildExample(t *testing.T) {
 	require.Contains(t, res3.output, decide.PatchPrefix+res.digest+": 2 changed, 0 deleted", "the binary and the page")
 	require.Equal(t, "hi, Ada\nexit 0\n", runInImage(t, env.stack.Ref("examples/go-build", "v2-patch")+"@"+res3.digest, "/app/server -hello ada"))
 }
-

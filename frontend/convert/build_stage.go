@@ -3,7 +3,10 @@ package convert
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/distribution/reference"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -109,14 +112,18 @@ func OutputsName(stage string) string { return "the outputs of build stage " + s
 //
 // A destination that is not a directory cannot be patched (unpatchableApp):
 // the full build then copies straight from the stage, and nothing is hashed.
-func (c *converter) loadOutputs(ctx context.Context, spec *AppSpec, build llb.State) (llb.State, []buildcontext.File, error) {
+func (c *converter) loadOutputs(ctx context.Context, spec *AppSpec, build llb.State, patchRefs []string) (llb.State, []buildcontext.File, error) {
 	if unpatchableApp(*spec) != "" {
 		return build, nil, nil
 	}
+	caches, note := buildCaches(patchRefs)
 	collect := AppSpec{Sources: spec.Sources, Dest: "/", Excludes: spec.Excludes, chown: spec.chown, chmod: spec.chmod}
 	name := c.opt.VertexName(c.platform, spec.From, fmt.Sprintf("collect %s for APP", strings.Join(spec.Sources, " ")))
+	if note != "" {
+		name += " (" + note + ")"
+	}
 	tree := collect.Tree(build, llb.WithCustomName(name), c.location(c.stage.App))
-	files, err := c.opt.Context.Outputs(ctx, tree, OutputsName(spec.From))
+	files, err := c.opt.Context.Outputs(ctx, tree, OutputsName(spec.From), caches)
 	if err != nil {
 		return llb.State{}, nil, err
 	}
@@ -130,4 +137,46 @@ func (c *converter) loadOutputs(ctx context.Context, spec *AppSpec, build llb.St
 	shipped.dirsKey = dirsKey(files)
 	*spec = shipped
 	return tree, files, nil
+}
+
+// BuildCacheTag is the tag, in the repository of each PATCH candidate,
+// where releases keep the build cache of their build stages: a registry
+// cache with every step (mode=max), which a release build exports with
+// --cache-to type=registry,ref=<repository>:buildcache,mode=max. A build
+// stage's steps are not in the release image, so its inline cache cannot
+// hold them; this cache lets a cold builder take the build's dependency
+// steps (npm ci with the dev dependencies, go mod download) from the
+// registry instead of running them, with no cache flag on the deploy.
+const BuildCacheTag = "buildcache"
+
+// BuildCacheRefs are the build caches of patchRefs' repositories, once
+// each, in the candidates' order.
+func BuildCacheRefs(patchRefs []string) []string {
+	var out []string
+	for _, ref := range patchRefs {
+		named, err := reference.ParseNormalizedNamed(ref)
+		if err != nil {
+			continue
+		}
+		cache := reference.TrimNamed(named).String() + ":" + BuildCacheTag
+		if !slices.Contains(out, cache) {
+			out = append(out, cache)
+		}
+	}
+	return out
+}
+
+// buildCaches returns the build caches a build stage's steps may come from
+// (BuildCacheRefs) and a note for the progress that names them and how a
+// release pushes one. They are not looked up first: a registry cache is
+// not an image, and resolving one shows as a failed step; BuildKit's own
+// "importing cache manifest" step shows whether it was there, and a build
+// goes on without it. A cache is read with the trust of the release
+// itself: whoever can push the one can push the other.
+func buildCaches(patchRefs []string) ([]string, string) {
+	refs := BuildCacheRefs(patchRefs)
+	if len(refs) == 0 {
+		return nil, ""
+	}
+	return refs, fmt.Sprintf("build cache: %s, which releases push with --cache-to type=registry,ref=%s,mode=max", strings.Join(refs, ", "), refs[0])
 }

@@ -24,5 +24,7 @@ type ContextSource interface {
 	// Outputs solves st, a tree the build makes (the outputs of a build
 	// stage), and lists and hashes every entry of it, sorted by path, as
 	// Files does for context files. An error of the solve is the build's.
-	Outputs(ctx context.Context, st llb.State, name string) ([]buildcontext.File, error)
+	// The solve imports the client's cache imports and the registry
+	// caches at buildCaches (BuildCacheRefs).
+	Outputs(ctx context.Context, st llb.State, name string, buildCaches []string) ([]buildcontext.File, error)
 }

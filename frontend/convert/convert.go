@@ -232,7 +232,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	var appContext llb.State
 	var appFiles []buildcontext.File
 	if app.From != "" {
-		appContext, appFiles, err = c.loadOutputs(ctx, &app, builds[app.From])
+		appContext, appFiles, err = c.loadOutputs(ctx, &app, builds[app.From], before.PatchRefs)
 	} else {
 		appContext, appFiles, err = c.loadApp(ctx, &app, appPatterns)
 	}

@@ -278,3 +278,12 @@ func TestBuildLabels(t *testing.T) {
 	_, err = Convert(context.Background(), pf, opt)
 	require.ErrorContains(t, err, `--label dev.patchfile.deps: labels starting with "dev.patchfile." are written by Patchfile itself`)
 }
+
+// TestBuildCacheRefs: the build cache is the buildcache tag of each
+// candidate's repository, once each, whatever tag or digest the candidate
+// names.
+func TestBuildCacheRefs(t *testing.T) {
+	require.Equal(t, []string{"registry.example.com/shop/web:buildcache", "docker.io/library/web:buildcache"},
+		BuildCacheRefs([]string{"registry.example.com/shop/web:release", "registry.example.com/shop/web@" + fake.TestDigest, "web:v1", "not a ref"}))
+	require.Empty(t, BuildCacheRefs(nil))
+}

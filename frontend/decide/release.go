@@ -3,6 +3,7 @@ package decide
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -186,4 +187,13 @@ type jsonIsSet bool
 func (s *jsonIsSet) UnmarshalJSON(dt []byte) error {
 	*s = string(dt) != "null"
 	return nil
+}
+
+// IsNotFound tells whether err, from resolving ref through the builder,
+// says the registry has nothing at ref (a tag not pushed yet, a repository
+// not created). The gateway carries the builder's error as text only;
+// containerd's resolver words it "<ref>: not found", on standalone BuildKit
+// and Docker Engine alike.
+func IsNotFound(err error, ref string) bool {
+	return err != nil && strings.Contains(err.Error(), ref+": not found")
 }

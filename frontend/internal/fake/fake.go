@@ -104,7 +104,7 @@ const OutputsPrefix = "outputs/"
 
 // Outputs returns the entries under OutputsPrefix, with the prefix cut,
 // as if every build stage had written them: a fake runs no build.
-func (fc Context) Outputs(ctx context.Context, _ llb.State, _ string) ([]buildcontext.File, error) {
+func (fc Context) Outputs(ctx context.Context, _ llb.State, _ string, _ []string) ([]buildcontext.File, error) {
 	_, all, err := fc.Files(ctx, "outputs", []string{OutputsPrefix})
 	if err != nil {
 		return nil, err
