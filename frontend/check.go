@@ -70,18 +70,35 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	metaEnv := metaArgEnv(pf, opt.BuildArgs)
 
 	stages := pf.Stages()
+	used := map[string]bool{} // build stages the build runs: shipped from, or started from
+	bases := map[*patchfile.Stage]string{}
 	for _, s := range stages {
-		// A build stage's base too: it makes what ships.
 		if image, err := lex.ProcessWordWithMatches(s.From.Image, metaEnv); err == nil {
-			if _, err := convert.PinnedImage(image.Result); err != nil {
-				warn(ruleUnpinnedFrom, "FROM must pin its image by digest", err.Error(), s.From.Location())
-			}
+			bases[s] = image.Result
+		}
+	}
+	for name := pf.App.From; name != "" && !used[name]; {
+		used[name] = true
+		stage := pf.BuildStage(name)
+		if stage == nil {
+			break
+		}
+		name = bases[stage]
+	}
+	for i, s := range stages {
+		image, ok := bases[s]
+		if !ok || slices.ContainsFunc(stages[:i], func(e *patchfile.Stage) bool { return e.Name == image }) {
+			continue // FROM <an earlier stage>
+		}
+		// A build stage's base too: it makes what ships.
+		if _, err := convert.PinnedImage(image); err != nil {
+			warn(ruleUnpinnedFrom, "FROM must pin its image by digest", err.Error(), s.From.Location())
 		}
 	}
 	for _, s := range pf.BuildStages {
-		if pf.App.From != s.Name {
+		if !used[s.Name] {
 			warn(ruleUnusedBuildStage, "a build stage should make something the image ships",
-				fmt.Sprintf("build stage %s is not built: no APP --from=%s ships its outputs; ship them from the final stage (APP --from=%s <path>... <dest>) or remove the stage", s.Name, s.Name, s.Name), s.From.Location())
+				fmt.Sprintf("build stage %s is not built: no APP --from=%s ships its outputs, and no stage that is built starts from it; ship them from the final stage (APP --from=%s <path>... <dest>) or remove the stage", s.Name, s.Name, s.Name), s.From.Location())
 		}
 	}
 	if detail := appShipsBuildDependencies(pf, lex, metaEnv); detail != "" {

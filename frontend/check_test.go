@@ -166,3 +166,19 @@ PATCH r/a:release
 		require.Empty(t, found, app)
 	}
 }
+
+// TestCheckStageFromStage: a stage that starts from another is not an
+// unpinned FROM, and the stage it starts from is built.
+func TestCheckStageFromStage(t *testing.T) {
+	files := fake.Context{"package.json": "{}", "src/index.ts": "x"}
+	found := checkPatchfile(t, `FROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef AS base
+RUN apk add git
+FROM base AS build
+APP . /src
+RUN make
+FROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+APP --from=build /src/dist /app/
+PATCH r/a:release
+`, files, nil)
+	require.Empty(t, found)
+}

@@ -154,13 +154,16 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 
 // engineBuildStage releases and deploys examples/typescript (tsc in a build
 // stage) with build, on the engine's default builder: the deploy is the
-// release plus one layer holding the one file tsc wrote for the edit.
+// release plus one layer holding the one file tsc wrote for the edit. The
+// test engines' bridges forward nothing (StartEngine), so the npm installs
+// reach the registry with --network=host, which the engine's builder
+// allows.
 func engineBuildStage(t *testing.T, eng *stack.Engine, repo string, build func(dir string, args map[string]string, flags ...string) (string, error)) {
 	base, err := nodeBase()
 	require.NoError(t, err)
 	dir := withSyntaxLine(t, copyExample(t, "typescript"), "Patchfile", env.frontendTag)
 	release := env.stack.Ref(repo+"-typescript", "release")
-	out, err := build(dir, map[string]string{"BASE": base, "PATCH": ""}, "--output", "type=image,name="+release+",push=true")
+	out, err := build(dir, map[string]string{"BASE": base, "PATCH": ""}, "--network=host", "--output", "type=image,name="+release+",push=true")
 	require.NoError(t, err)
 	require.Contains(t, out, "RUN npx tsc -p .")
 	releaseDigest := tagDigest(t, release)
@@ -168,7 +171,7 @@ func engineBuildStage(t *testing.T, eng *stack.Engine, repo string, build func(d
 
 	writeTree(t, dir, map[string]file{"src/greeting.ts": {content: "export function greeting(name: string): string {\n  return `hi, ${name}`;\n}\n"}})
 	patchRef := env.stack.Ref(repo+"-typescript", "patch")
-	out, err = build(dir, map[string]string{"BASE": base, "RELEASE": release}, "--output", "type=image,name="+patchRef+",push=true")
+	out, err = build(dir, map[string]string{"BASE": base, "RELEASE": release}, "--network=host", "--output", "type=image,name="+patchRef+",push=true")
 	require.NoError(t, err)
 	require.Contains(t, out, decide.PatchPrefix+releaseDigest+": 1 changed, 0 deleted", "on %s", eng.Name)
 	patched := pullImage(t, patchRef+"@"+tagDigest(t, patchRef))

@@ -19,9 +19,10 @@ import (
 )
 
 // convertBuildStages converts the build stages the final APP ships from
-// (APP --from=<name>), by name: each is the state after its last step. A
-// build stage is never part of the image: only the outputs APP --from
-// takes from it are, so a stage no APP names is not built at all.
+// (APP --from=<name>), and those they start from (FROM <stage>), by name:
+// each is the state after its last step. A build stage is never part of
+// the image: only the outputs APP --from takes from it are, so a stage
+// nothing ships from is not built at all.
 func convertBuildStages(ctx context.Context, pf *patchfile.File, opt Opt, platform ocispecs.Platform) (map[string]llb.State, error) {
 	out := map[string]llb.State{}
 	if pf.App == nil || pf.App.From == "" {
@@ -32,26 +33,58 @@ func convertBuildStages(ctx context.Context, pf *patchfile.File, opt Opt, platfo
 		// Parse checks it; a File made otherwise gets a located error too.
 		return nil, parser.WithLocationOnce(errors.Errorf("APP --from=%s names no build stage", pf.App.From), pf.App.Location())
 	}
-	st, err := convertBuildStage(ctx, pf, stage, opt, platform)
+	b := &stageBuilder{pf: pf, opt: opt, platform: platform, done: map[string]*converter{}}
+	c, err := b.convert(ctx, stage, nil)
 	if err != nil {
 		return nil, err
 	}
-	out[stage.Name] = st
+	out[stage.Name] = c.state
 	return out, nil
 }
 
-// convertBuildStage converts one build stage: its base, its dependency
-// steps (DEPS and RUN, as in the final stage: only the DEPS files are
-// there), its sources (APP, merged on as a layer of their own, like COPY
-// --link) and the build commands after them. Every step changes the
-// stage's filesystem; none changes the image's config.
-func convertBuildStage(ctx context.Context, pf *patchfile.File, stage *patchfile.Stage, opt Opt, platform ocispecs.Platform) (llb.State, error) {
-	c := &converter{opt: opt, pf: pf, stage: stage, stepTag: stage.Name, platform: platform, target: platform, lex: shell.NewLex(pf.Escape), args: map[string]string{}}
-	if err := c.scopeFrom(); err != nil {
-		return llb.State{}, err
+// stageBuilder converts build stages once each, a stage that starts from
+// another after it.
+type stageBuilder struct {
+	pf       *patchfile.File
+	opt      Opt
+	platform ocispecs.Platform
+	done     map[string]*converter // by stage name
+}
+
+// convert converts one build stage: its base (a pinned image, or an
+// earlier build stage: FROM <stage>), its dependency steps (DEPS and RUN,
+// as in the final stage: only the DEPS files are there), its sources (APP,
+// merged on as a layer of their own, like COPY --link) and the build
+// commands after them. Every step changes the stage's filesystem; none
+// changes the image's config. seen are the stages being converted, which a
+// FROM may not name.
+func (b *stageBuilder) convert(ctx context.Context, stage *patchfile.Stage, seen []string) (*converter, error) {
+	if c, ok := b.done[stage.Name]; ok {
+		return c, nil
 	}
-	if _, err := c.convertFrom(ctx); err != nil {
-		return llb.State{}, err
+	c := &converter{opt: b.opt, pf: b.pf, stage: stage, stepTag: stage.Name, platform: b.platform, target: b.platform, lex: shell.NewLex(b.pf.Escape), args: map[string]string{}}
+	if err := c.scopeFrom(); err != nil {
+		return nil, err
+	}
+	base, err := c.expand(stage.From.Image)
+	if err != nil {
+		return nil, parser.WithLocationOnce(err, stage.From.Location())
+	}
+	if parent := b.earlierStage(stage, base); parent != nil {
+		if slices.Contains(seen, parent.Name) {
+			return nil, parser.WithLocationOnce(errors.Errorf("FROM %s: stage %s starts from itself through %s", base, stage.Name, strings.Join(seen, ", ")), stage.From.Location())
+		}
+		from, err := b.convert(ctx, parent, append(seen, stage.Name))
+		if err != nil {
+			return nil, err
+		}
+		// The stage goes on from where the other ended: its files, its
+		// environment, working directory and user.
+		img := *from.image
+		img.Config.Env = slices.Clone(from.image.Config.Env)
+		c.image, c.state, c.platform = &img, from.state, from.platform
+	} else if _, err := c.convertFrom(ctx); err != nil {
+		return nil, err
 	}
 	c.args, c.argOrder = map[string]string{}, nil
 	for _, inst := range stage.Steps {
@@ -68,10 +101,24 @@ func convertBuildStage(ctx context.Context, pf *patchfile.File, stage *patchfile
 			err = c.convertStep(ctx, inst, true)
 		}
 		if err != nil {
-			return llb.State{}, parser.WithLocationOnce(err, inst.Location())
+			return nil, parser.WithLocationOnce(err, inst.Location())
 		}
 	}
-	return c.state, nil
+	b.done[stage.Name] = c
+	return c, nil
+}
+
+// earlierStage is the build stage before stage that name names, or nil.
+func (b *stageBuilder) earlierStage(stage *patchfile.Stage, name string) *patchfile.Stage {
+	for _, s := range b.pf.BuildStages {
+		if s == stage {
+			return nil
+		}
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // convertSources lands a build stage's APP sources on its state, as a

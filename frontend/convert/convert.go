@@ -342,6 +342,9 @@ func (c *converter) convertFrom(ctx context.Context) (*dockerspec.DockerOCIImage
 	if err != nil {
 		return fail(err)
 	}
+	if c.stage == &c.pf.Stage && c.pf.BuildStage(name) != nil {
+		return fail(errors.Errorf("FROM %s names a build stage: the final stage starts from an image pinned by digest (the digest is part of what a patch checks); ship the stage's outputs with APP --from=%s <path>... <dest> instead", name, name))
+	}
 	if from.Platform != "" {
 		p, err := c.expand(from.Platform)
 		if err != nil {

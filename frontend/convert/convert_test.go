@@ -287,3 +287,40 @@ func TestBuildCacheRefs(t *testing.T) {
 		BuildCacheRefs([]string{"registry.example.com/shop/web:release", "registry.example.com/shop/web@" + fake.TestDigest, "web:v1", "not a ref"}))
 	require.Empty(t, BuildCacheRefs(nil))
 }
+
+// TestStageFromStage: a build stage may start from an earlier one, with
+// its files, environment and working directory; the final stage may not.
+func TestStageFromStage(t *testing.T) {
+	files := withOutputs(fake.Shop(), "server")
+	res, _, err := convert(t, `FROM golang@`+fake.TestDigest+` AS base
+ENV CGO_ENABLED=0
+WORKDIR /src
+FROM base AS build
+APP . /src
+RUN go build -o /out/server .
+FROM busybox@`+fake.TestDigest+`
+APP --from=build /out /app/
+`, files, nil)
+	require.NoError(t, err)
+	def, err := res.Full("").Marshal(context.Background())
+	require.NoError(t, err)
+	var run *pb.ExecOp
+	for _, dt := range def.Def {
+		var op pb.Op
+		require.NoError(t, op.UnmarshalVT(dt))
+		if e := op.GetExec(); e != nil {
+			run = e
+		}
+	}
+	require.NotNil(t, run, "the build step")
+	require.Equal(t, "/src", run.Meta.Cwd, "the working directory of the stage it starts from")
+	require.Contains(t, run.Meta.Env, "CGO_ENABLED=0", "and its environment")
+
+	_, _, err = convert(t, `FROM golang@`+fake.TestDigest+` AS build
+RUN make
+FROM build
+APP --from=build /out /app/
+`, files, nil)
+	require.ErrorContains(t, err, "FROM build names a build stage: the final stage starts from an image pinned by digest")
+	require.Equal(t, 3, fake.FirstLine(t, err))
+}

@@ -136,6 +136,9 @@ func (c *converter) runMounts(run *instructions.RunCommand) ([]llb.RunOption, er
 			}
 			opts = append(opts, llb.AddSSHSocket(sshOpts...))
 		default:
+			if c.stage != &c.pf.Stage {
+				return nil, errors.Errorf("RUN --mount=type=%s is not supported in a Patchfile: a build stage's steps see its DEPS files and, after APP, its sources: bring what a step needs with DEPS or APP; use type=cache, secret, ssh or tmpfs", m.Type)
+			}
 			return nil, errors.Errorf("RUN --mount=type=%s is not supported in a Patchfile: a dependency step sees only its DEPS files, so list the files it needs with DEPS; use type=cache, secret, ssh or tmpfs", m.Type)
 		}
 	}

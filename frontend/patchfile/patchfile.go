@@ -133,7 +133,7 @@ func Parse(data []byte) (*File, error) {
 			continue
 		case *AppInstruction:
 			if cur.App != nil {
-				located(errors.Errorf("a second APP: list every source in one instruction, APP <src>... <dest> (the first is on line %d)", cur.App.Location()[0].Start.Line))
+				located(errors.Errorf("a second APP: list every source in one instruction, APP <src>... <dest> (the first is on line %d); to ship files from several places or to several directories, lay them out in a build stage (RUN mkdir -p /out/... && cp -R ... /out/...) and ship that with APP --from=<stage> /out <dest>", cur.App.Location()[0].Start.Line))
 				continue
 			}
 			cur.App, cur.AppIndex = inst, len(cur.Steps)
