@@ -34,7 +34,13 @@ type buildSpec struct {
 	args        map[string]string
 	output      string // image reference to push
 	exportCache string // registry reference for --export-cache mode=max, or inlineCache
-	importCache string // registry reference for --import-cache
+	// exportBuildCache is a second --export-cache, of the registry kind
+	// (mode=max): a Patchfile release's build cache (convert.BuildCacheTag).
+	exportBuildCache string
+	importCache      string // registry reference for --import-cache
+	// runtimeLayers are layers whose pulls measure counts apart
+	// (measurement.PulledRuntime).
+	runtimeLayers map[string]bool
 }
 
 // buildRun is what one buildctl run did.
@@ -78,6 +84,9 @@ func (e *env) runBuildctl(ctx context.Context, b buildSpec) (*buildRun, error) {
 		args = append(args, "--export-cache", "type=inline")
 	default:
 		args = append(args, "--export-cache", "type=registry,ref="+b.exportCache+",mode=max")
+	}
+	if b.exportBuildCache != "" {
+		args = append(args, "--export-cache", "type=registry,ref="+b.exportBuildCache+",mode=max")
 	}
 	if b.importCache != "" {
 		args = append(args, "--import-cache", "type=registry,ref="+b.importCache)

@@ -76,6 +76,12 @@ func (r *report) markdown() string {
 		b.WriteString("\n" + r.scaleBytesGrowth() + "\n")
 	}
 
+	if len(r.Builds) > 0 {
+		fmt.Fprintf(&b, "\n## Apps that build\n\n")
+		fmt.Fprintf(&b, "The examples with a build stage, as they are in examples/ (bench/builds.go): **typescript** (`npm ci` with the dev dependencies and `tsc` in a build stage on the Node.js image of the test stack, the runtime dependencies and `dist/` in the image, on the same Node.js image) and **spa** (esbuild bundles content-hashed chunks in a build stage on the Node.js image; the image is busybox httpd with the bundle). The anchor is the multi-stage Dockerfile its users would write, with `COPY --link` (bench/builds.go shows it), released with `--export-cache type=registry,mode=max`. The Patchfile release is built as the README says, with `--export-cache type=inline` and `--export-cache type=registry,ref=<repository>:buildcache,mode=max`. Each round edits one source file (its greeting, so the outputs change) and deploys it on a fresh builder each: the Patchfile with no cache flag, the anchor with `--import-cache` and without, the order turning from round to round; %d round(s). *Release runtime layers* are the layers of the Patchfile release a deploy needs not read: all but the base (the build runs on it) for typescript, all for spa. Both need the npm registry, as these examples do.\n\n", r.Config.Runs)
+		r.writeBuilds(&b)
+	}
+
 	fmt.Fprintf(&b, "\n## Frontend overhead\n\n")
 	b.WriteString("The frontend image is what every cold builder pulls before a Patchfile build can start; the Go benchmarks (frontend/bench_test.go) time the frontend's own work on a 3,000-file app without a daemon: parsing and converting a Patchfile to LLB (BenchmarkParseConvert), and deciding and planning the patch against a release's file list (BenchmarkPlanPatch).\n\n")
 	r.writeFrontend(&b)

@@ -50,6 +50,9 @@ type measurement struct {
 	// ConfigBytes and ManifestBytes are the pushed image's config and
 	// manifest sizes (part of what a patch pushes besides its layer).
 	ConfigBytes, ManifestBytes int64
+	// PulledRuntime is the bytes pulled of the build's runtimeLayers (the
+	// apps that build: a release's layers a deploy needs not read).
+	PulledRuntime int64
 }
 
 // PulledLayers is every layer byte pulled.
@@ -83,6 +86,9 @@ func (e *env) measure(ctx context.Context, b buildSpec) (measurement, error) {
 	for _, t := range served {
 		if t.Method != "GET" {
 			continue
+		}
+		if b.runtimeLayers[t.Digest] {
+			m.PulledRuntime += t.Bytes
 		}
 		switch {
 		case e.frontendBlobs[t.Digest]:

@@ -18,6 +18,7 @@ type report struct {
 	Main       *mainResult
 	ScaleFiles []scaleFilesPoint
 	ScaleBytes []scaleBytesPoint
+	Builds     []buildsResult
 	GoBench    goBench
 }
 
@@ -81,6 +82,8 @@ func (r *report) targets() []target {
 			share(at+"release vs the anchor's release, cold", summarize(p.AnchorColdReleases).Wall, summarize(p.ColdReleases).Wall, 1.0))
 	}
 
+	out = append(out, r.buildsTargets(share)...)
+
 	// Every cold builder pulls the frontend image first.
 	const imageLimit = 67 * (1 << 20) / 10 // 6.7 MiB
 	img := target{Name: "frontend image, compressed", Required: "≤ 6.7 MiB", Measured: human(r.Frontend.ImageBytes), Met: r.Frontend.ImageBytes <= imageLimit}
@@ -140,6 +143,10 @@ func (r *report) table() string {
 	if len(r.ScaleBytes) > 0 {
 		b.WriteString("\n")
 		r.writeScaleBytes(&b)
+	}
+	if len(r.Builds) > 0 {
+		b.WriteString("\n")
+		r.writeBuilds(&b)
 	}
 	b.WriteString("\n")
 	r.writeFrontend(&b)
@@ -267,5 +274,73 @@ func (r *report) writeFrontend(b *strings.Builder) {
 	}
 	for _, g := range r.GoBench.Results {
 		fmt.Fprintf(b, "| %s | %.2f ms/op, %s/op, %d allocs/op |\n", g.Name, g.NsPerOp/1e6, human(g.BytesPerOp), g.AllocsPerOp)
+	}
+}
+
+// buildsTargets are the outcomes asked of the apps that build: a cold
+// deploy with no cache flag no slower than the multi-stage Dockerfile with
+// its registry cache, faster than it without one, pushing the changed
+// outputs and little else, and reading none of the release's runtime
+// layers.
+func (r *report) buildsTargets(share func(name string, anchor, build time.Duration, most float64) target) []target {
+	var out []target
+	for _, a := range r.Builds {
+		pf, anchor, nocache := summarize(a.Runs[buildsPF]), summarize(a.Runs[buildsAnchor]), summarize(a.Runs[buildsNoCache])
+		if pf.N == 0 {
+			continue
+		}
+		out = append(out,
+			share(a.Name+": cold deploy vs the multi-stage Dockerfile, COPY --link, cold, --import-cache", anchor.Wall, pf.Wall, 1.0),
+			share(a.Name+": cold deploy vs the same Dockerfile with no cache", nocache.Wall, pf.Wall, 1.0))
+		worst, worstBudget, allMet, runtime := int64(0), int64(0), true, int64(0)
+		for i, x := range a.Runs[buildsPF] {
+			budget := x.ChangedCompressed + 4096
+			if x.Pushed > budget {
+				allMet = false
+			}
+			if x.Pushed-budget > worst-worstBudget || i == 0 {
+				worst, worstBudget = x.Pushed, budget
+			}
+			runtime = max(runtime, x.PulledRuntime)
+		}
+		t := target{Name: a.Name + ": cold deploy, bytes pushed", Required: "≤ compressed changed outputs + 4 KiB",
+			Measured: fmt.Sprintf("%s vs budget %s, worst run", human(worst), human(worstBudget)), Met: allMet}
+		if allMet {
+			t.Margin = fmt.Sprintf("met with %s to spare", human(worstBudget-worst))
+		} else {
+			t.Margin = fmt.Sprintf("missed by %s", human(worst-worstBudget))
+		}
+		out = append(out, t)
+		t = target{Name: a.Name + ": cold deploy, runtime layers of the release pulled", Required: "0 B",
+			Measured: human(runtime) + " (worst run)", Met: runtime == 0}
+		t.Margin = "met"
+		if !t.Met {
+			t.Margin = "missed by " + human(runtime)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// writeBuilds is the table of the apps that build.
+func (r *report) writeBuilds(b *strings.Builder) {
+	fmt.Fprintf(b, "| app that builds | build | runs | wall s, median (min–max) | pulled: layers | of them, release runtime layers | configs | frontend image | pushed (blobs) | top layer | vs the Patchfile deploy |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, a := range r.Builds {
+		pf := summarize(a.Runs[buildsPF])
+		row := func(title string, s summarized, ratio bool) {
+			vs := "—"
+			if ratio && pf.Wall > 0 {
+				vs = fmt.Sprintf("%.1f×", s.Wall.Seconds()/pf.Wall.Seconds())
+			}
+			fmt.Fprintf(b, "| %s | %s | %d | %.1f (%.1f–%.1f) | %s | %s | %s | %s | %s (%d) | %s | %s |\n", a.Name, title, s.N,
+				s.Wall.Seconds(), s.MinWall.Seconds(), s.MaxWall.Seconds(), human(s.PulledLayers()), human(s.PulledRuntime),
+				human(s.PulledConfigs), human(s.PulledFrontend), human(s.Pushed), s.PushedBlobs, human(s.TopLayer), vs)
+		}
+		row("release: Patchfile (+ inline and build cache), warm", summarize([]measurement{a.Releases["pf"]}), false)
+		row("release: Dockerfile COPY --link (+ --export-cache mode=max), warm", summarize([]measurement{a.Releases["dfl"]}), false)
+		row("**deploy: Patchfile, cold, no cache flag**", pf, false)
+		row("deploy: Dockerfile COPY --link, cold, --import-cache", summarize(a.Runs[buildsAnchor]), true)
+		row("deploy: Dockerfile COPY --link, cold, no cache", summarize(a.Runs[buildsNoCache]), true)
 	}
 }

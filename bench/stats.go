@@ -54,6 +54,7 @@ func summarize(ms []measurement) summarized {
 	s.Pushed = pick(func(m measurement) int64 { return m.Pushed })
 	s.PushedBlobs = int(pick(func(m measurement) int64 { return int64(m.PushedBlobs) }))
 	s.TopLayer = pick(func(m measurement) int64 { return m.TopLayer })
+	s.PulledRuntime = pick(func(m measurement) int64 { return m.PulledRuntime })
 	s.ChangedCompressed = pick(func(m measurement) int64 { return m.ChangedCompressed })
 	s.ContextLoad = time.Duration(pick(func(m measurement) int64 { return int64(m.ContextLoad) }))
 	s.FrontendRead = time.Duration(pick(func(m measurement) int64 { return int64(m.FrontendRead) }))
