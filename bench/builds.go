@@ -13,7 +13,6 @@ import (
 
 	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/internal/stack"
-	pllb "github.com/patchfile/patchfile/llb"
 	"github.com/pkg/errors"
 )
 
@@ -178,13 +177,7 @@ func (e *env) runBuildsApp(ctx context.Context, a buildsApp, node string) (build
 				b.file = "Dockerfile.link"
 			}
 			logf("apps that build, %s, round %d/%d: %s", a.name, n, e.cfg.Runs, sc)
-			var m measurement
-			err := e.withCold(ctx, func(d *stack.Daemon) error {
-				b.daemon = d
-				var err error
-				m, err = e.measure(ctx, b)
-				return err
-			})
+			m, err := e.measureCold(ctx, b)
 			if err != nil {
 				return res, err
 			}
@@ -236,34 +229,26 @@ func (e *env) layerFilesCompressed(image string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
 	tr := tar.NewReader(zr)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
+	return gzipTarSize(func(add func(name string, dt []byte) error) error {
+		for {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if hdr.Typeflag != tar.TypeReg || strings.HasPrefix(filepath.Base(hdr.Name), ".wh.") {
+				continue
+			}
+			dt, err := io.ReadAll(tr)
+			if err != nil {
+				return err
+			}
+			if err := add(hdr.Name, dt); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return 0, err
-		}
-		if hdr.Typeflag != tar.TypeReg || strings.HasPrefix(filepath.Base(hdr.Name), ".wh.") {
-			continue
-		}
-		out := &tar.Header{Name: hdr.Name, Mode: 0o644, Size: hdr.Size, ModTime: pllb.PinnedTime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
-		if err := tw.WriteHeader(out); err != nil {
-			return 0, err
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			return 0, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return 0, err
-	}
-	if err := zw.Close(); err != nil {
-		return 0, err
-	}
-	return int64(buf.Len()), nil
+	})
 }

@@ -169,6 +169,11 @@ func (e *env) runScenario(ctx context.Context, app *mainApp, sc scenario, args m
 		b.daemon = e.warm
 		return e.measure(ctx, b)
 	}
+	return e.measureCold(ctx, b)
+}
+
+// measureCold measures b on a fresh daemon (withCold).
+func (e *env) measureCold(ctx context.Context, b buildSpec) (measurement, error) {
 	var m measurement
 	err := e.withCold(ctx, func(d *stack.Daemon) error {
 		b.daemon = d

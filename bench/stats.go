@@ -86,22 +86,37 @@ func (s summarized) allPath(path string) bool {
 // directories), at the default compression level, as BuildKit compresses.
 // It is the "compressed changed files" of the push target.
 func compressedFiles(appDir, dest string, files ...string) (int64, error) {
+	return gzipTarSize(func(add func(name string, dt []byte) error) error {
+		for _, f := range files {
+			dt, err := os.ReadFile(filepath.Join(appDir, filepath.FromSlash(f)))
+			if err != nil {
+				return err
+			}
+			if err := add(path.Join(dest, f)[1:], dt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// gzipTarSize is the size of a gzip'd tar of the regular files fill adds
+// (name, contents), each at the pinned time, mode 0644: the least a layer
+// carrying them could weigh.
+func gzipTarSize(fill func(add func(name string, dt []byte) error) error) (int64, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
-	for _, f := range files {
-		dt, err := os.ReadFile(filepath.Join(appDir, filepath.FromSlash(f)))
-		if err != nil {
-			return 0, err
-		}
-		hdr := &tar.Header{Name: path.Join(dest, f)[1:], Mode: 0o644, Size: int64(len(dt)),
-			ModTime: pllb.PinnedTime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+	err := fill(func(name string, dt []byte) error {
+		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(dt)), ModTime: pllb.PinnedTime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return 0, err
+			return err
 		}
-		if _, err := tw.Write(dt); err != nil {
-			return 0, err
-		}
+		_, err := tw.Write(dt)
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
 	if err := tw.Close(); err != nil {
 		return 0, err
