@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"path"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerui"
@@ -85,9 +86,12 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline
 			for _, m := range instructions.GetMounts(inst) {
 				switch m.Type {
 				case instructions.MountTypeSecret:
-					id := m.CacheID
+					id := convert.SecretID(m)
 					if id == "" && m.Env != nil {
 						id = *m.Env
+					}
+					if id == "" && m.Target != "" {
+						id = path.Base(m.Target)
 					}
 					o.Secrets = append(o.Secrets, outline.Secret{Name: id, Required: m.Required, Location: loc})
 				case instructions.MountTypeSSH:

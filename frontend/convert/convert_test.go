@@ -324,3 +324,24 @@ APP --from=build /out /app/
 	require.ErrorContains(t, err, "FROM build names a build stage: the final stage starts from an image pinned by digest")
 	require.Equal(t, 3, fake.FirstLine(t, err))
 }
+
+// TestSecretSource: RUN --mount=type=secret,source=<id> asks for that
+// secret, as the Dockerfile frontend reads it, not the target's base name
+// (which made the mount silently empty: secrets are optional by default).
+func TestSecretSource(t *testing.T) {
+	res, _, err := convert(t, fake.PinnedFrom+"RUN --mount=type=secret,source=npmrc,target=/root/.npmrc npm ci\nAPP . /app\n", fake.Shop(), nil)
+	require.NoError(t, err)
+	def, err := res.Deps.Marshal(context.Background())
+	require.NoError(t, err)
+	var ids []string
+	for _, dt := range def.Def {
+		var op pb.Op
+		require.NoError(t, op.UnmarshalVT(dt))
+		for _, m := range op.GetExec().GetMounts() {
+			if m.SecretOpt != nil {
+				ids = append(ids, m.SecretOpt.ID+" at "+m.Dest)
+			}
+		}
+	}
+	require.Equal(t, []string{"npmrc at /root/.npmrc"}, ids)
+}

@@ -92,7 +92,7 @@ func (c *converter) runMounts(run *instructions.RunCommand) ([]llb.RunOption, er
 		case instructions.MountTypeTmpfs:
 			opts = append(opts, llb.AddMount(m.Target, llb.Scratch(), llb.Tmpfs(llb.TmpfsSize(m.SizeLimit))))
 		case instructions.MountTypeSecret:
-			id := m.CacheID
+			id := SecretID(m)
 			secretOpts := []llb.SecretOption{}
 			if !m.Required {
 				secretOpts = append(secretOpts, llb.SecretOptional)
@@ -150,4 +150,15 @@ func valueOr(p *uint64, def uint64) uint64 {
 		return def
 	}
 	return *p
+}
+
+// SecretID is the id of the secret a secret mount asks for, as the
+// Dockerfile frontend reads it (dockerfile2llb/convert_secrets.go): source=
+// wins over id=; with neither, the base name of target (then env= names the
+// variable only).
+func SecretID(m *instructions.Mount) string {
+	if m.Source != "" {
+		return m.Source
+	}
+	return m.CacheID
 }
