@@ -55,6 +55,8 @@ func (r *report) writeWhy(b *strings.Builder) {
 		missed++
 		fmt.Fprintf(b, "- **%s** (%s): %s. ", t.Name, t.Required, t.Margin)
 		switch {
+		case t.App != "":
+			b.WriteString(r.buildsMissed(t))
 		case strings.Contains(t.Name, " files: "):
 			b.WriteString(r.scaleMissed(t.Name))
 		case strings.Contains(t.Name, "no cache"), strings.Contains(t.Name, "import-cache"):

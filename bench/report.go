@@ -27,6 +27,8 @@ type report struct {
 type target struct {
 	Name, Required, Measured, Margin string
 	Met                              bool
+	// App is the app that builds the target is about, "" for the main app.
+	App string
 }
 
 // targets checks the outcomes docs/design.md asks of the cold and warm
@@ -289,6 +291,7 @@ func (r *report) buildsTargets(share func(name string, anchor, build time.Durati
 		if pf.N == 0 {
 			continue
 		}
+		first := len(out)
 		out = append(out,
 			share(a.Name+": cold deploy vs the multi-stage Dockerfile, COPY --link, cold, --import-cache", anchor.Wall, pf.Wall, 1.0),
 			share(a.Name+": cold deploy vs the same Dockerfile with no cache", nocache.Wall, pf.Wall, 1.0))
@@ -318,8 +321,29 @@ func (r *report) buildsTargets(share func(name string, anchor, build time.Durati
 			t.Margin = "missed by " + human(runtime)
 		}
 		out = append(out, t)
+		for i := first; i < len(out); i++ {
+			out[i].App = a.Name
+		}
 	}
 	return out
+}
+
+// buildsMissed says why a target of an app that builds was missed: where
+// the cold deploy's time went beside the anchor's, and what it pushed.
+func (r *report) buildsMissed(t target) string {
+	for _, a := range r.Builds {
+		if a.Name != t.App {
+			continue
+		}
+		pf, anchor := medianRun(a.Runs[buildsPF]), medianRun(a.Runs[buildsAnchor])
+		if strings.Contains(t.Name, "pushed") {
+			return fmt.Sprintf("The median deploy pushed %s in %d blobs: top layer %s, config %s, manifest %s; the changed outputs alone compress to %s.\n",
+				human(pf.Pushed), pf.PushedBlobs, human(pf.TopLayer), human(pf.ConfigBytes), human(pf.ManifestBytes), human(pf.ChangedCompressed))
+		}
+		return fmt.Sprintf("The anchor (--import-cache) took %s: %s. The deploy took %s: %s.\n",
+			secs(anchor.Wall), anchor.Phases.describe(), secs(pf.Wall), pf.Phases.describe())
+	}
+	return "\n"
 }
 
 // writeBuilds is the table of the apps that build.
