@@ -345,3 +345,26 @@ func TestSecretSource(t *testing.T) {
 	}
 	require.Equal(t, []string{"npmrc at /root/.npmrc"}, ids)
 }
+
+// TestBuildNetwork: the build's network (`docker buildx build
+// --network=host`) applies to every RUN that does not set its own, in build
+// stages too, as with the Dockerfile frontend; RUN --network wins.
+func TestBuildNetwork(t *testing.T) {
+	pf, err := patchfile.Parse([]byte("FROM a@" + fake.TestDigest + " AS b\nRUN x\nFROM b@" + fake.TestDigest + "\nRUN y\nRUN --network=none z\nAPP --from=b /out /app/\n"))
+	require.NoError(t, err)
+	opt := Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: withOutputs(fake.Shop(), "x")}
+	opt.NetworkMode = llb.NetModeHost
+	res, err := Convert(context.Background(), pf, opt)
+	require.NoError(t, err)
+	def, err := res.Full("").Marshal(context.Background())
+	require.NoError(t, err)
+	got := map[string]pb.NetMode{}
+	for _, dt := range def.Def {
+		var op pb.Op
+		require.NoError(t, op.UnmarshalVT(dt))
+		if e := op.GetExec(); e != nil {
+			got[e.Meta.Args[2]] = e.Network
+		}
+	}
+	require.Equal(t, map[string]pb.NetMode{"x": pb.NetMode_HOST, "y": pb.NetMode_HOST, "z": pb.NetMode_NONE}, got)
+}

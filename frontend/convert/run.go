@@ -36,14 +36,18 @@ func (c *converter) convertRun(run *instructions.RunCommand) error {
 		return err
 	}
 	opts = append(opts, mounts...)
-	switch network := instructions.GetNetwork(run); network {
-	case "none":
+	switch instructions.GetNetwork(run) {
+	case instructions.NetworkNone:
 		opts = append(opts, llb.Network(llb.NetModeNone))
-	case "host":
+	case instructions.NetworkHost:
 		opts = append(opts, llb.Network(llb.NetModeHost))
-	}
-	if c.opt.NetworkMode != llb.NetModeSandbox && instructions.GetNetwork(run) == "" {
-		opts = append(opts, llb.Network(c.opt.NetworkMode))
+	case instructions.NetworkDefault:
+		// The build's own network (`docker buildx build --network=host`,
+		// force-network-mode), as the Dockerfile frontend sets it on every
+		// step; the flag reads "default" when RUN does not set it.
+		if c.opt.NetworkMode != llb.NetModeSandbox {
+			opts = append(opts, llb.Network(c.opt.NetworkMode))
+		}
 	}
 	c.deps.add("RUN", run.String())
 	c.state = c.state.Run(opts...).Root()
