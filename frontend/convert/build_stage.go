@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
-
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
