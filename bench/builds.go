@@ -30,6 +30,21 @@ type buildsApp struct {
 	// runtimeOnly says whether the image's base is not the build's: then
 	// no layer of the release may be pulled by a deploy.
 	runtimeOnly bool
+	// images are the build args naming the images the Patchfile and the
+	// anchor build on (pinned): node is the Node.js base, golang the Go
+	// toolchain, base the busybox base.
+	images func(node, golang, base string) map[string]string
+	// compiles marks an app whose edit changes a compiled binary, most of
+	// its bytes: the deploy is a new release, which must be fast because
+	// it compiles incrementally (CARRY), not because it ships little.
+	compiles bool
+}
+
+// nodeImages and spaImages are the images of the Node.js examples.
+func nodeImages(node, _, _ string) map[string]string { return map[string]string{"BASE": node} }
+
+func spaImages(node, _, base string) map[string]string {
+	return map[string]string{"NODE": node, "BASE": base}
 }
 
 var buildsApps = []buildsApp{
@@ -54,6 +69,7 @@ COPY --link --from=build /src/dist ./dist
 ENV NODE_ENV=production
 CMD ["node", "dist/server.js"]
 `,
+		images: nodeImages,
 	},
 	{
 		name: "spa", title: "bundled front end (esbuild) on busybox httpd", edit: "src/greeting.js", runtimeOnly: true,
@@ -73,8 +89,54 @@ FROM ${BASE}
 COPY --link --from=build /src/dist /srv/www/
 CMD ["httpd", "-f", "-p", "8080", "-h", "/srv/www"]
 `,
+		images: spaImages,
+	},
+	{
+		name: "go-build", title: "Go server (go build, golang.org/x/text) on busybox", edit: "greeting/greeting.go", runtimeOnly: true, compiles: true,
+		editText: func(n int) string {
+			return fmt.Sprintf(goGreeting, n)
+		},
+		anchor: `ARG GO
+ARG BASE
+FROM --platform=$BUILDPLATFORM ${GO} AS build
+WORKDIR /src
+COPY --link go.mod go.sum ./
+RUN go mod download
+COPY --link . .
+ARG TARGETOS TARGETARCH
+RUN --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -v -o /out/server . \
+ && cp -r web /out/web
+
+FROM ${BASE}
+WORKDIR /app
+COPY --link --from=build /out /app/
+USER 1000:1000
+CMD ["/app/server", "-addr", ":8080", "-web", "/app/web"]
+`,
+		images: func(_, golang, base string) map[string]string { return map[string]string{"GO": golang, "BASE": base} },
 	},
 }
+
+// goGreeting is examples/go-build's greeting package, its greeting
+// numbered by the round.
+const goGreeting = `// Package greeting says hello, with the name in title case
+// (golang.org/x/text).
+package greeting
+
+import (
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
+)
+
+// For returns the greeting for a name.
+func For(name string) string {
+	if name == "" {
+		name = "world"
+	}
+	return "hello #%d, " + cases.Title(language.English).String(name)
+}
+`
 
 // Scenario keys of the apps that build.
 const (
@@ -86,8 +148,10 @@ const (
 // buildsResult is one app's releases and deploys.
 type buildsResult struct {
 	Name, Title string
-	Releases    map[string]measurement   // "pf", "dfl": on the warm builder
-	Runs        map[string][]measurement // by scenario, one per round
+	// Compiles: its deploys are new releases (buildsApp.compiles).
+	Compiles bool
+	Releases map[string]measurement   // "pf", "dfl": on the warm builder
+	Runs     map[string][]measurement // by scenario, one per round
 }
 
 // runBuilds releases each app that builds on the warm builder (the
@@ -96,14 +160,18 @@ type buildsResult struct {
 // deploys it on cold builders: the Patchfile with no cache flag, the
 // anchor with --import-cache and without, in turns.
 func (e *env) runBuilds(ctx context.Context) ([]buildsResult, error) {
-	logf("apps that build: pushing the node image")
+	logf("apps that build: pushing the node and Go images")
 	node, err := e.stack.PushDebianImage(ctx, e.warm, e.stack.Ref("bench/node", "base"), stack.NodeBase)
+	if err != nil {
+		return nil, err
+	}
+	golang, err := e.stack.PushGoImage(ctx, e.warm, e.stack.Ref("bench/golang", "base"))
 	if err != nil {
 		return nil, err
 	}
 	var out []buildsResult
 	for _, a := range buildsApps {
-		r, err := e.runBuildsApp(ctx, a, node)
+		r, err := e.runBuildsApp(ctx, a, a.images(node, golang, e.base))
 		if err != nil {
 			return nil, errors.Wrap(err, a.name)
 		}
@@ -112,8 +180,8 @@ func (e *env) runBuilds(ctx context.Context) ([]buildsResult, error) {
 	return out, nil
 }
 
-func (e *env) runBuildsApp(ctx context.Context, a buildsApp, node string) (buildsResult, error) {
-	res := buildsResult{Name: a.name, Title: a.title, Releases: map[string]measurement{}, Runs: map[string][]measurement{}}
+func (e *env) runBuildsApp(ctx context.Context, a buildsApp, images map[string]string) (buildsResult, error) {
+	res := buildsResult{Name: a.name, Title: a.title, Compiles: a.compiles, Releases: map[string]measurement{}, Runs: map[string][]measurement{}}
 	dir := filepath.Join(e.runDir, "builds", a.name)
 	appDir, defs := filepath.Join(dir, "src"), filepath.Join(dir, "defs")
 	if err := os.CopyFS(appDir, os.DirFS(filepath.Join(e.repoRoot, "examples", a.name))); err != nil {
@@ -133,10 +201,7 @@ func (e *env) runBuildsApp(ctx context.Context, a buildsApp, node string) (build
 	}
 	repo := "bench/builds-" + a.name
 	release := e.stack.Ref(repo, "release")
-	args := map[string]string{"BASE": node, "RELEASE": release}
-	if a.runtimeOnly {
-		args = map[string]string{"NODE": node, "BASE": e.base, "RELEASE": release}
-	}
+	args := withArgs(images, map[string]string{"RELEASE": release})
 	anchorCache := e.stack.Ref("bench/builds-cache", a.name)
 
 	logf("apps that build, %s: releases", a.name)

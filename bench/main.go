@@ -64,7 +64,7 @@ func parseFlags() config {
 	flag.IntVar(&c.Runs, "n", 3, "runs per measured build; the table shows medians (every cold run gets a fresh daemon)")
 	flag.BoolVar(&c.Quick, "quick", false, "small app, one run, small scale series (-scale-files and -scale-n still apply): a smoke test of the benchmark itself (results go to the run dir, not BENCHMARKS.md)")
 	flag.BoolVar(&c.Scale, "scale", true, "run the scale series (app of 1k/10k/100k files; 1 KB/1 MB/10 MB changed)")
-	flag.BoolVar(&c.Builds, "builds", true, "measure the apps that build (examples/typescript, examples/spa) against their multi-stage Dockerfiles")
+	flag.BoolVar(&c.Builds, "builds", true, "measure the apps that build (examples/typescript, examples/spa, examples/go-build) against their multi-stage Dockerfiles")
 	flag.IntVar(&c.ScaleRuns, "scale-n", 3, "rounds per point of the scale series (the table shows medians)")
 	flag.Int64Var(&c.Seed, "seed", 1, "seed of the generated app")
 	flag.StringVar(&c.Out, "out", "", "where to write the report (default BENCHMARKS.md at the repository root; the run dir with -quick)")

@@ -8,6 +8,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/solver/pb"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/decide"
@@ -121,4 +122,25 @@ func (r *candidateReader) load(ctx context.Context, ref string, platform ocispec
 // sourceMetaResolver is the gateway client's source metadata resolver.
 type sourceMetaResolver interface {
 	ResolveSourceMetadata(ctx context.Context, op *pb.SourceOp, opt sourceresolver.Opt) (*sourceresolver.MetaResponse, error)
+}
+
+// carrySource is convert.CarrySource for a build: the frontend's own
+// image, and the candidates as the decision reads them.
+type carrySource struct {
+	g     *gatewayContext
+	cands *candidateReader
+}
+
+func (s carrySource) Tool(ctx context.Context) (*llb.State, error) {
+	return s.g.selfImage(ctx)
+}
+
+func (s carrySource) Carried(ctx context.Context, patchRefs []string, platform ocispecs.Platform) (string, map[string]digest.Digest) {
+	resolve := s.cands.resolve(ctx, platform)
+	for _, ref := range patchRefs {
+		if rel, _ := resolve(ref); rel != nil {
+			return rel.Ref, rel.Carried()
+		}
+	}
+	return "", nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/pkg/errors"
 	fstypes "github.com/tonistiigi/fsutil/types"
 	"golang.org/x/sync/errgroup"
@@ -174,8 +175,8 @@ func (g *gatewayContext) readFiles(ctx context.Context, name string, patterns []
 // client's process (client.Build).
 const keySource = "source"
 
-// hasherBinary is the frontend's binary in its image (see the Dockerfile).
-const hasherBinary = "/bin/patchfile-frontend"
+// hasherBinary is the frontend's binary in its image.
+const hasherBinary = convert.ToolBinary
 
 // hashInBuilder lists and hashes the files of st in one build step that
 // runs the frontend's own binary (WalkTree) over st, mounted read-only,
@@ -339,7 +340,7 @@ func (g *gatewayContext) selfImage(ctx context.Context) (*llb.State, error) {
 		st, _, err := nc.Load(ctx)
 		return st, err
 	}
-	st := llb.Image(source, llb.Platform(platform), dockerui.WithInternalName("load the frontend's image to hash files"))
+	st := llb.Image(source, llb.Platform(platform), dockerui.WithInternalName("load the frontend's image"))
 	return &st, nil
 }
 

@@ -11,6 +11,7 @@ layers=(
   llb                    # LLB helpers that know nothing of Patchfiles
   frontend/parser        # Patchfile text to located nodes
   frontend/buildcontext  # the build context as a list of entries, and the in-builder walk that makes it (pure Go)
+  frontend/carry         # the in-builder copy that carries a compiler's cache (CARRY) between builds (pure Go)
   frontend/internal/fake # a context in memory and a fixed resolver, for unit tests
   frontend/patchfile     # located nodes to typed, validated instructions
   frontend/filelist      # the app file list: encoding, bounded decoding, change sets (pure Go)

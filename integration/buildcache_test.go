@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,4 +80,99 @@ func stepRan(t *testing.T, progress, prefix string) bool {
 	m := regexp.MustCompile(`(?m)^#(\d+) ` + regexp.QuoteMeta(prefix)).FindStringSubmatch(progress)
 	require.NotNil(t, m, "no step %q in the progress", prefix)
 	return regexp.MustCompile(`(?m)^#` + m[1] + ` \d+\.\d+ `).MatchString(progress)
+}
+
+// compiled are the packages `go build -v` printed in a build step's
+// output: those it compiled, not those it took from its build cache.
+func compiled(t *testing.T, progress, prefix string) []string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^#(\d+) ` + regexp.QuoteMeta(prefix)).FindStringSubmatch(progress)
+	require.NotNil(t, m, "no step %q in the progress", prefix)
+	var pkgs []string
+	for _, l := range regexp.MustCompile(`(?m)^#`+m[1]+` \d+\.\d+ (\S+)$`).FindAllStringSubmatch(progress, -1) {
+		pkgs = append(pkgs, l[1])
+	}
+	return pkgs
+}
+
+// TestColdDeployCarriesTheCompilerCache: examples/go-build carries Go's
+// build cache (CARRY /root/.cache/go-build). A release on a fresh builder
+// compiles every package and keeps the cache in its build cache; a change
+// to Go code, deployed on another fresh builder with no cache flag, starts
+// its cache mount from the release's and compiles only the packages that
+// changed, and the image runs the change. A page edit after it, a patch,
+// does not carry anything.
+func TestColdDeployCarriesTheCompilerCache(t *testing.T) {
+	goImg, err := goImage()
+	require.NoError(t, err)
+	dir := copyExample(t, "go-build")
+	release := env.stack.Ref("carry/go-build", "release")
+	cache := env.stack.Ref("carry/go-build", "buildcache")
+	args := map[string]string{"GO": goImg, "BASE": env.base, "RELEASE": release}
+	const buildStep = "[build 5/5] RUN --mount=type=cache,target=/root/.cache/go-build"
+
+	first, err := env.stack.NewDaemon(context.Background(), "carry-release")
+	require.NoError(t, err)
+	defer first.Stop()
+	res, err := buildWithBuildx(t, build{dir: dir, args: map[string]string{"GO": goImg, "BASE": env.base, "RELEASE": release, "PATCH": ""},
+		output: release, daemon: first, flags: []string{"--cache-to", "type=registry,ref=" + cache + ",mode=max"}})
+	require.NoError(t, err, res.output)
+	all := compiled(t, res.output, buildStep)
+	require.Contains(t, all, "golang.org/x/text/cases", "a fresh builder compiles the dependencies")
+	require.Contains(t, all, "net/http", "and the standard library")
+	require.Contains(t, res.output, "CARRY /root/.cache/go-build: keep the cache for the builds that patch this release")
+	img := pullImage(t, release+"@"+res.digest)
+	cfg, err := img.ConfigFile()
+	require.NoError(t, err)
+	require.Contains(t, cfg.Config.Labels[decide.LabelCarry], `"build /root/.cache/go-build":"sha256:`)
+
+	// Go code edited, deployed on a builder that has never built it.
+	greeting := readFile(t, filepath.Join(dir, "greeting/greeting.go"))
+	writeTree(t, dir, map[string]file{"greeting/greeting.go": {content: strings.Replace(greeting, `"hello, "`, `"hi, "`, 1)}})
+	cold, err := env.stack.NewDaemon(context.Background(), "carry-deploy")
+	require.NoError(t, err)
+	defer cold.Stop()
+	logAt := env.stack.LogSize()
+	v2 := env.stack.Ref("carry/go-build", "v2")
+	start := time.Now()
+	dres, err := buildWithBuildx(t, build{dir: dir, args: args, output: v2, daemon: cold})
+	wall := time.Since(start)
+	require.NoError(t, err, dres.output)
+	served, err := env.stack.RegistryRequests(logAt)
+	require.NoError(t, err)
+	require.Contains(t, dres.output, "CARRY /root/.cache/go-build: the cache release "+shortDigestRef(release, res.digest)+" carried")
+	require.False(t, stepRan(t, dres.output, "[build] CARRY /root/.cache/go-build: the cache release"), "the release's cache comes from its build cache")
+	require.Regexp(t, `CARRY /root/.cache/go-build: copied \d{3,} files, \d+\.\d MB`, dres.output, "the build step fills its cache mount first")
+	require.Equal(t, []string{"example.com/patchfile-go-build-example/greeting", "example.com/patchfile-go-build-example"}, compiled(t, dres.output, buildStep),
+		"only the edited package and the one that imports it compile: %s", dres.output)
+	require.Regexp(t, `full build: the change is \d+% of the app tree's bytes`, dres.output, "the binary is most of the app: a new release")
+	require.Equal(t, "hi, Ada\nexit 0\n", runInImage(t, v2+"@"+dres.digest, "/app/server -hello ada"))
+	var cacheBytes int64
+	for _, r := range served {
+		if r.Method == "GET" && r.Repo == "carry/go-build" {
+			cacheBytes += r.Bytes
+		}
+	}
+	t.Logf("cold deploy of a Go change with the carried cache: %s, %d bytes of blobs pulled from the repository (the carried cache, the build's dependencies, configs)", wall.Round(time.Millisecond), cacheBytes)
+
+	// The page edited instead: a patch, which carries nothing. (The binary
+	// is the release's again: Go builds are reproducible.)
+	writeTree(t, dir, map[string]file{"greeting/greeting.go": {content: greeting}, "web/index.html": {content: "<h1>edited</h1>\n"}})
+	pres, err := buildWithBuildx(t, build{dir: dir, args: args, output: env.stack.Ref("carry/go-build", "patch"), daemon: cold})
+	require.NoError(t, err, pres.output)
+	require.Contains(t, pres.output, decide.PatchPrefix)
+	require.NotContains(t, pres.output, "keep the cache for the builds that patch this release", "a patch is not a release: nothing to carry")
+	patched := pullImage(t, env.stack.Ref("carry/go-build", "patch")+"@"+pres.digest)
+	pcfg, err := patched.ConfigFile()
+	require.NoError(t, err)
+	require.NotContains(t, pcfg.Config.Labels, decide.LabelCarry)
+}
+
+// shortDigestRef is ref pinned by dgst as the progress shortens it.
+func shortDigestRef(ref, dgst string) string {
+	name := ref
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		name = ref[:i]
+	}
+	return name + "@sha256:" + strings.TrimPrefix(dgst, "sha256:")[:12] + "…"
 }

@@ -140,6 +140,7 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	}
 
 	engineBuildStage(t, eng, repo, buildIn)
+	engineCarry(t, eng, repo, buildIn)
 
 	// A bad Patchfile: the error names its line.
 	bad := t.TempDir()
@@ -177,6 +178,33 @@ func engineBuildStage(t *testing.T, eng *stack.Engine, repo string, build func(d
 	patched := pullImage(t, patchRef+"@"+tagDigest(t, patchRef))
 	requirePatchOf(t, img, releaseDigest, patched, []string{"app", "app/dist", "app/dist/greeting.js"})
 	require.Contains(t, filesystem(t, patched)["app/dist/greeting.js"].Content, "hi, ")
+}
+
+// engineCarry releases examples/go-build on the engine's default builder
+// and builds a change to its Go code (a new release): the build starts
+// its cache mount from the cache the release carried (CARRY), found in
+// the engine's own cache, and compiles only the edited package and its
+// importer.
+func engineCarry(t *testing.T, eng *stack.Engine, repo string, build func(dir string, args map[string]string, flags ...string) (string, error)) {
+	goImg, err := goImage()
+	require.NoError(t, err)
+	dir := withSyntaxLine(t, copyExample(t, "go-build"), "Patchfile", env.frontendTag)
+	release := env.stack.Ref(repo+"-go-build", "release")
+	args := map[string]string{"GO": goImg, "BASE": env.base, "RELEASE": release}
+	relArgs := maps.Clone(args)
+	relArgs["PATCH"] = ""
+	out, err := build(dir, relArgs, "--network=host", "--output", "type=image,name="+release+",push=true")
+	require.NoError(t, err)
+	require.Contains(t, out, "CARRY /root/.cache/go-build: keep the cache for the builds that patch this release")
+
+	writeTree(t, dir, map[string]file{"greeting/greeting.go": {content: strings.Replace(readFile(t, filepath.Join(dir, "greeting/greeting.go")), `"hello, "`, `"hi, "`, 1)}})
+	v2 := env.stack.Ref(repo+"-go-build", "v2")
+	out, err = build(dir, args, "--network=host", "--output", "type=image,name="+v2+",push=true")
+	require.NoError(t, err)
+	require.Regexp(t, `CARRY /root/.cache/go-build: copied \d+ files, [\d.]+ MB`, out, "on %s", eng.Name)
+	require.Equal(t, []string{"example.com/patchfile-go-build-example/greeting", "example.com/patchfile-go-build-example"},
+		compiled(t, out, "[build 5/5] RUN --mount=type=cache,target=/root/.cache/go-build"))
+	require.Equal(t, "hi, Ada\nexit 0\n", runInImage(t, v2+"@"+tagDigest(t, v2), "/app/server -hello ada"))
 }
 
 // stackBuild is a build on the standalone BuildKit (env.warm).

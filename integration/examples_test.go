@@ -62,6 +62,12 @@ var nodeBase = sync.OnceValues(func() (string, error) {
 	return env.stack.PushDebianImage(context.Background(), env.warm, env.stack.Ref("examples/node-base", "test"), stack.NodeBase)
 })
 
+// goImage is the Go toolchain image of the examples that compile Go,
+// pushed once.
+var goImage = sync.OnceValues(func() (string, error) {
+	return env.stack.PushGoImage(context.Background(), env.warm, env.stack.Ref("examples/golang", "test"))
+})
+
 // example is one example's release, built in full from a copy of its
 // directory.
 type example struct {
@@ -472,7 +478,7 @@ func testSPAExample(t *testing.T) {
 // changes the binary, most of the app's bytes: a new release, unless
 // PATCH_MAX_SHARE allows the patch.
 func testGoBuildExample(t *testing.T) {
-	goImage, err := env.stack.PushGoImage(context.Background(), env.warm, env.stack.Ref("examples/golang", "test"))
+	goImage, err := goImage()
 	require.NoError(t, err)
 	dir := copyExample(t, "go-build")
 	release := env.stack.Ref("examples/go-build", "release")

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"syscall"
 
 	"github.com/moby/buildkit/frontend/gateway/client"
@@ -15,6 +16,7 @@ import (
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/patchfile/patchfile/frontend"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
+	"github.com/patchfile/patchfile/frontend/carry"
 	"github.com/patchfile/patchfile/version"
 )
 
@@ -28,6 +30,29 @@ func main() {
 		// A build step the frontend runs over the context (see
 		// buildcontext.WriteList): list and hash it, in one step.
 		if err := buildcontext.WriteList(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) == 4 && os.Args[1] == carry.CopyCommand {
+		// A release's step that keeps a build stage's cache (CARRY).
+		stats, err := carry.Copy(os.Args[2], os.Args[3], false)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(stats)
+		return
+	}
+	if len(os.Args) > 2 && os.Args[1] == carry.RunCommand {
+		// A build step that starts from the caches its release carried.
+		args := os.Args[2:]
+		fills, command := args, []string(nil)
+		if i := slices.Index(args, "--"); i >= 0 {
+			fills, command = args[:i], args[i+1:]
+		}
+		if err := carry.Run(fills, command); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

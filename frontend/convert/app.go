@@ -38,6 +38,9 @@ type AppSpec struct {
 	// dirsKey is added to the exclude patterns of every copy that lands
 	// directories: see dirsKey.
 	dirsKey string
+	// waits are states the tree's copy waits for, copying nothing of them
+	// (pllb.AddWait): a full build's carry steps.
+	waits []llb.State
 }
 
 // Hash identifies how app files land: where, with which owner and mode.
@@ -62,6 +65,9 @@ func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.Stat
 		info.ExcludePatterns = a.withDirsKey(a.Excludes)
 		info.ChownOpt, info.Mode = a.chown, a.chmod
 		action = action.Copy(appContext, "/"+src, a.Dest, info) // a nil action starts the chain
+	}
+	for _, st := range a.waits {
+		action = pllb.AddWait(action, st)
 	}
 	if len(a.Sources) > 1 {
 		// Each copy after the first adds entries to the destination,

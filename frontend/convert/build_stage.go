@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/parser"
@@ -18,27 +19,52 @@ import (
 )
 
 // convertBuildStages converts the build stages the final APP ships from
-// (APP --from=<name>), and those they start from (FROM <stage>), by name:
-// each is the state after its last step. A build stage is never part of
-// the image: only the outputs APP --from takes from it are, so a stage
-// nothing ships from is not built at all.
-func convertBuildStages(ctx context.Context, pf *patchfile.File, opt Opt, platform ocispecs.Platform) (map[string]llb.State, error) {
-	out := map[string]llb.State{}
+// (APP --from=<name>), and those they start from (FROM <stage>): each is
+// the state after its last step, in the builder's done. A build stage is
+// never part of the image: only the outputs APP --from takes from it are,
+// so a stage nothing ships from is not built at all. patchRefs are the
+// PATCH candidates, whose release may have carried the stages' caches.
+func convertBuildStages(ctx context.Context, pf *patchfile.File, opt Opt, platform ocispecs.Platform, patchRefs []string) (*stageBuilder, error) {
+	b := &stageBuilder{pf: pf, opt: opt, platform: platform, done: map[string]*converter{}}
 	if pf.App == nil || pf.App.From == "" {
-		return out, nil
+		return b, nil
 	}
 	stage := pf.BuildStage(pf.App.From)
 	if stage == nil {
 		// Parse checks it; a File made otherwise gets a located error too.
 		return nil, parser.WithLocationOnce(errors.Errorf("APP --from=%s names no build stage", pf.App.From), pf.App.Location())
 	}
-	b := &stageBuilder{pf: pf, opt: opt, platform: platform, done: map[string]*converter{}}
-	c, err := b.convert(ctx, stage, nil)
-	if err != nil {
+	if err := b.readCarried(ctx, patchRefs); err != nil {
 		return nil, err
 	}
-	out[stage.Name] = c.state
-	return out, nil
+	if _, err := b.convert(ctx, stage, nil); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readCarried reads what carrying the stages' caches needs, when a stage
+// carries one: the tool's image and the caches the release carried.
+func (b *stageBuilder) readCarried(ctx context.Context, patchRefs []string) error {
+	carries := false
+	for _, s := range b.pf.BuildStages {
+		carries = carries || len(s.Carry) > 0
+	}
+	if !carries || b.opt.Carry == nil {
+		return nil
+	}
+	tool, err := b.opt.Carry.Tool(ctx)
+	if err != nil || tool == nil {
+		return err
+	}
+	b.tool = tool
+	b.release, b.seeds = b.opt.Carry.Carried(ctx, patchRefs, b.platform)
+	return nil
+}
+
+// state is the named build stage's state after its last step.
+func (b *stageBuilder) state(name string) llb.State {
+	return b.done[name].state
 }
 
 // stageBuilder converts build stages once each, a stage that starts from
@@ -48,6 +74,10 @@ type stageBuilder struct {
 	opt      Opt
 	platform ocispecs.Platform
 	done     map[string]*converter // by stage name
+	// tool, release and seeds are the stages' carrying (newCarrying).
+	tool    *llb.State
+	release string
+	seeds   map[string]digest.Digest
 }
 
 // convert converts one build stage: its base (a pinned image, or an
@@ -86,6 +116,7 @@ func (b *stageBuilder) convert(ctx context.Context, stage *patchfile.Stage, seen
 		return nil, err
 	}
 	c.args, c.argOrder = map[string]string{}, nil
+	c.carry = newCarrying(stage.CarriedPaths(), b.tool, b.release, b.seeds)
 	for _, inst := range stage.Steps {
 		switch inst.(type) {
 		case *instructions.RunCommand, *patchfile.DepsInstruction, *instructions.WorkdirCommand, *patchfile.AppInstruction:
@@ -96,12 +127,16 @@ func (b *stageBuilder) convert(ctx context.Context, stage *patchfile.Stage, seen
 		var err error
 		if _, ok := inst.(*patchfile.AppInstruction); ok {
 			err = c.convertSources(ctx)
+			c.sourcesIn = true
 		} else {
 			err = c.convertStep(ctx, inst, true)
 		}
 		if err != nil {
 			return nil, parser.WithLocationOnce(err, inst.Location())
 		}
+	}
+	if err := c.checkCarried(); err != nil {
+		return nil, err
 	}
 	b.done[stage.Name] = c
 	return c, nil

@@ -57,6 +57,9 @@ type Opt struct {
 	// (startDeps). It must not block for long.
 	DepsReady func(ctx context.Context, e *BeforeApp)
 
+	// Carry, when set, lets build stages carry their caches (CARRY).
+	Carry CarrySource
+
 	// Layers is how the app files become layers (ChoosePlan); nil means
 	// the Merge/Diff plan.
 	Layers LayerPlan
@@ -155,9 +158,14 @@ type converter struct {
 	args     map[string]string // ARGs in scope and their values
 	argOrder []string
 	deps     *depsHasher
-	step     int // dependency stage step, for progress names
-	nsteps   int
-	cmdSet   bool // CMD was set by the Patchfile (ENTRYPOINT keeps it)
+	// carry is a build stage's carrying of caches (CARRY), nil for the
+	// final stage; sourcesIn is set once its APP sources are in, after
+	// which its RUNs are build commands.
+	carry     *carrying
+	sourcesIn bool
+	step      int // dependency stage step, for progress names
+	nsteps    int
+	cmdSet    bool // CMD was set by the Patchfile (ENTRYPOINT keeps it)
 }
 
 // Convert turns a Patchfile into the LLB and image config of a full build.
@@ -168,10 +176,6 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	}
 	if opt.TargetPlatform != nil {
 		platform = platforms.Normalize(*opt.TargetPlatform)
-	}
-	builds, err := convertBuildStages(ctx, pf, opt, platform)
-	if err != nil {
-		return nil, err
 	}
 	c := &converter{opt: opt, pf: pf, stage: &pf.Stage, stepTag: "deps", platform: platform, target: platform, lex: shell.NewLex(pf.Escape), args: map[string]string{}}
 	if err := c.scopeFrom(); err != nil {
@@ -229,10 +233,16 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if opt.DepsReady != nil {
 		opt.DepsReady(ctx, &before)
 	}
+	// The build stages are converted once the candidates are known: a
+	// stage may start from the caches the release carried.
+	builds, err := convertBuildStages(ctx, pf, opt, platform, before.PatchRefs)
+	if err != nil {
+		return nil, err
+	}
 	var appContext llb.State
 	var appFiles []buildcontext.File
 	if app.From != "" {
-		appContext, appFiles, err = c.loadOutputs(ctx, &app, builds[app.From], before.PatchRefs)
+		appContext, appFiles, err = c.loadOutputs(ctx, &app, builds.state(app.From), before.PatchRefs)
 	} else {
 		appContext, appFiles, err = c.loadApp(ctx, &app, appPatterns)
 	}
@@ -253,7 +263,17 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if appFiles == nil && app.From != "" {
 		copied = OutputsName(app.From) // straight from the stage: not listed
 	}
-	keyed := app.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s to %s", copied, app.Dest))), c.location(pf.App))
+	// A full build's tree waits for the steps that carry the build
+	// stages' caches: they run in a release, and never in a patch.
+	keyedApp := app
+	if appFiles != nil {
+		var carryLabel string
+		keyedApp.waits, carryLabel = builds.carrySteps(appFiles)
+		if carryLabel != "" {
+			c.image.Config.Labels[decide.LabelCarry] = carryLabel
+		}
+	}
+	keyed := keyedApp.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s to %s", copied, app.Dest))), c.location(pf.App))
 	tree, early := keyed, before.AppTreeStarted && appList != nil
 	if early {
 		tree = *before.AppTree

@@ -202,6 +202,8 @@ func PatchImage(img *dockerspec.DockerOCIImage, rel *decide.Release, cs *filelis
 	out := *img
 	out.Config.Labels = maps.Clone(img.Config.Labels)
 	out.Config.Labels[decide.LabelRelease] = rel.Digest.String()
+	// A patch carries no cache: its release did (decide.LabelCarry).
+	delete(out.Config.Labels, decide.LabelCarry)
 	out.RootFS = ocispecs.RootFS{Type: "layers", DiffIDs: slices.Clone(rel.Image.RootFS.DiffIDs)}
 	out.History = slices.Clone(rel.Image.History)
 	if !cs.Empty() {

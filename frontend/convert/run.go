@@ -31,11 +31,15 @@ func (c *converter) convertRun(run *instructions.RunCommand) error {
 			opts = append(opts, llb.AddEnv(k, c.args[k]))
 		}
 	}
-	mounts, err := c.runMounts(run)
+	mounts, seeds, err := c.runMounts(run)
 	if err != nil {
 		return err
 	}
 	opts = append(opts, mounts...)
+	if len(seeds) > 0 {
+		wrapped, carryOpts := c.withCarried(args, seeds)
+		opts = append(append(opts, llb.Args(wrapped)), carryOpts...)
+	}
 	switch instructions.GetNetwork(run) {
 	case instructions.NetworkNone:
 		opts = append(opts, llb.Network(llb.NetModeNone))
@@ -66,33 +70,26 @@ func hasEnv(env []string, key string) bool {
 
 // runMounts converts RUN --mount flags. Bind mounts are refused: a
 // dependency step must see only its DEPS files, or its hash would lie.
-func (c *converter) runMounts(run *instructions.RunCommand) ([]llb.RunOption, error) {
+// The caches the step fills from what its release carried (CARRY) are
+// returned by target.
+func (c *converter) runMounts(run *instructions.RunCommand) ([]llb.RunOption, map[string]llb.State, error) {
 	var opts []llb.RunOption
+	var seeds map[string]llb.State
 	for i, m := range instructions.GetMounts(run) {
 		switch m.Type {
 		case instructions.MountTypeCache:
-			id := m.CacheID
-			if id == "" {
-				id = m.Target
+			cm := c.cacheMount(m)
+			seed, err := c.carryMount(cm, run)
+			if err != nil {
+				return nil, nil, err
 			}
-			if c.opt.CacheIDNamespace != "" {
-				id = c.opt.CacheIDNamespace + "/" + id
+			if seed != nil {
+				if seeds == nil {
+					seeds = map[string]llb.State{}
+				}
+				seeds[m.Target] = *seed
 			}
-			sharing := llb.CacheMountShared
-			switch m.CacheSharing {
-			case instructions.MountSharingPrivate:
-				sharing = llb.CacheMountPrivate
-			case instructions.MountSharingLocked:
-				sharing = llb.CacheMountLocked
-			}
-			src := llb.Scratch()
-			mountOpts := []llb.MountOption{llb.AsPersistentCacheDir(id, sharing)}
-			if m.UID != nil || m.GID != nil || m.Mode != nil {
-				uid, gid, mode := valueOr(m.UID, 0), valueOr(m.GID, 0), valueOr(m.Mode, 0o755)
-				src = src.File(llb.Mkdir("/cache", os.FileMode(mode), llb.WithUIDGID(int(uid), int(gid))), llb.WithCustomName("[internal] cache mount permissions"))
-				mountOpts = append(mountOpts, llb.SourcePath("/cache"))
-			}
-			opts = append(opts, llb.AddMount(m.Target, src, mountOpts...))
+			opts = append(opts, cm.at(m.Target))
 		case instructions.MountTypeTmpfs:
 			opts = append(opts, llb.AddMount(m.Target, llb.Scratch(), llb.Tmpfs(llb.TmpfsSize(m.SizeLimit))))
 		case instructions.MountTypeSecret:
@@ -118,7 +115,7 @@ func (c *converter) runMounts(run *instructions.RunCommand) ([]llb.RunOption, er
 				id = target[strings.LastIndex(target, "/")+1:]
 			}
 			if id == "" {
-				return nil, errors.New("RUN --mount=type=secret needs an id or a target: --mount=type=secret,id=npmrc,target=/root/.npmrc")
+				return nil, nil, errors.New("RUN --mount=type=secret needs an id or a target: --mount=type=secret,id=npmrc,target=/root/.npmrc")
 			}
 			if target == "" {
 				target = "/run/secrets/" + id
@@ -141,12 +138,57 @@ func (c *converter) runMounts(run *instructions.RunCommand) ([]llb.RunOption, er
 			opts = append(opts, llb.AddSSHSocket(sshOpts...))
 		default:
 			if c.stage != &c.pf.Stage {
-				return nil, errors.Errorf("RUN --mount=type=%s is not supported in a Patchfile: a build stage's steps see its DEPS files and, after APP, its sources: bring what a step needs with DEPS or APP; use type=cache, secret, ssh or tmpfs", m.Type)
+				return nil, nil, errors.Errorf("RUN --mount=type=%s is not supported in a Patchfile: a build stage's steps see its DEPS files and, after APP, its sources: bring what a step needs with DEPS or APP; use type=cache, secret, ssh or tmpfs", m.Type)
 			}
-			return nil, errors.Errorf("RUN --mount=type=%s is not supported in a Patchfile: a dependency step sees only its DEPS files, so list the files it needs with DEPS; use type=cache, secret, ssh or tmpfs", m.Type)
+			return nil, nil, errors.Errorf("RUN --mount=type=%s is not supported in a Patchfile: a dependency step sees only its DEPS files, so list the files it needs with DEPS; use type=cache, secret, ssh or tmpfs", m.Type)
 		}
 	}
-	return opts, nil
+	return opts, seeds, nil
+}
+
+// cacheMount is one RUN --mount=type=cache: the cache it mounts and how.
+// Every step that mounts the same cacheMount sees the same directory.
+type cacheMount struct {
+	target string
+	// id is the cache's id, namespaced (BUILDKIT_CACHE_MOUNT_NS), and
+	// sharing how steps share it.
+	id      string
+	sharing llb.CacheMountSharingMode
+	// src is what the cache starts from: nothing, or a directory with the
+	// mount's owner and mode (which BuildKit also keys the cache by).
+	src  llb.State
+	opts []llb.MountOption
+}
+
+// cacheMount converts a cache mount, as the Dockerfile frontend does
+// (dockerfile2llb/convert_runmount.go).
+func (c *converter) cacheMount(m *instructions.Mount) cacheMount {
+	id := m.CacheID
+	if id == "" {
+		id = m.Target
+	}
+	if c.opt.CacheIDNamespace != "" {
+		id = c.opt.CacheIDNamespace + "/" + id
+	}
+	sharing := llb.CacheMountShared
+	switch m.CacheSharing {
+	case instructions.MountSharingPrivate:
+		sharing = llb.CacheMountPrivate
+	case instructions.MountSharingLocked:
+		sharing = llb.CacheMountLocked
+	}
+	cm := cacheMount{target: m.Target, id: id, sharing: sharing, src: llb.Scratch(), opts: []llb.MountOption{llb.AsPersistentCacheDir(id, sharing)}}
+	if m.UID != nil || m.GID != nil || m.Mode != nil {
+		uid, gid, mode := valueOr(m.UID, 0), valueOr(m.GID, 0), valueOr(m.Mode, 0o755)
+		cm.src = cm.src.File(llb.Mkdir("/cache", os.FileMode(mode), llb.WithUIDGID(int(uid), int(gid))), llb.WithCustomName("[internal] cache mount permissions"))
+		cm.opts = append(cm.opts, llb.SourcePath("/cache"))
+	}
+	return cm
+}
+
+// at mounts the cache at dest.
+func (cm cacheMount) at(dest string) llb.RunOption {
+	return llb.AddMount(dest, cm.src, cm.opts...)
 }
 
 func valueOr(p *uint64, def uint64) uint64 {

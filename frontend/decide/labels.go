@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"encoding/json"
 	"maps"
 	"strings"
 
@@ -27,7 +28,43 @@ const (
 	// (a release or a patch). It is not part of the identity: a release
 	// built by 1.x is patched by any later 1.y.
 	LabelFrontend = LabelPrefix + "frontend"
+	// LabelCarry is set on releases whose build stages carry caches
+	// (CARRY): a JSON object from CarryKey to the id the release's carry
+	// step is keyed by, which a later build asks the build cache for.
+	LabelCarry = LabelPrefix + "carry"
 )
+
+// CarryKey names a carried cache in LabelCarry: the build stage and the
+// cache mount's target.
+func CarryKey(stage, target string) string { return stage + " " + target }
+
+// maxCarryLabel bounds the carry label read from a candidate: a few
+// entries of about 100 bytes each.
+const maxCarryLabel = 4096
+
+// Carried returns the caches the release carried (LabelCarry), by
+// CarryKey, or nil. A label that is too long or malformed carries
+// nothing: a candidate anyone could push only makes a build look for a
+// cache that is not there.
+func (r *Release) Carried() map[string]digest.Digest {
+	if r == nil || r.Image == nil {
+		return nil
+	}
+	v := r.Image.Config.Labels[LabelCarry]
+	if v == "" || len(v) > maxCarryLabel {
+		return nil
+	}
+	var ids map[string]digest.Digest
+	if err := json.Unmarshal([]byte(v), &ids); err != nil {
+		return nil
+	}
+	for k, id := range ids {
+		if id.Validate() != nil {
+			delete(ids, k)
+		}
+	}
+	return ids
+}
 
 // Identity is what decides whether a release can be patched: equal
 // identities mean equal base and dependency layers and equal APP handling.

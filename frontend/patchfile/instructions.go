@@ -1,6 +1,7 @@
 package patchfile
 
 import (
+	"path"
 	"regexp"
 	"strings"
 
@@ -84,9 +85,21 @@ type PatchInstruction struct {
 	Refs []string
 }
 
+// CarryInstruction names cache mounts of a build stage's build commands
+// whose contents a release carries to the builds that patch it, so that
+// a cold builder compiles incrementally (Go's build cache, tsc's
+// .tsbuildinfo, Next's .next/cache): each path is the target of a
+// --mount=type=cache of a RUN after the stage's APP.
+//
+//	CARRY <path>...
+type CarryInstruction struct {
+	located
+	Paths []string
+}
+
 // patchfileInstructions are the keywords a Patchfile accepts, for "did you mean".
 var patchfileInstructions = []string{
-	"FROM", "ARG", "ENV", "WORKDIR", "USER", "DEPS", "RUN", "APP", "PATCH",
+	"FROM", "ARG", "ENV", "WORKDIR", "USER", "DEPS", "RUN", "APP", "CARRY", "PATCH",
 	"EXPOSE", "LABEL", "CMD", "ENTRYPOINT", "STOPSIGNAL", "HEALTHCHECK",
 }
 
@@ -117,6 +130,8 @@ func parseInstruction(node *parser.Node, escape rune) (inst Instruction, err err
 		return parseApp(node, escape)
 	case "PATCH":
 		return parsePatch(node, escape)
+	case "CARRY":
+		return parseCarry(node, escape)
 	case "ARG", "ENV", "WORKDIR", "USER", "RUN", "EXPOSE", "LABEL", "CMD", "ENTRYPOINT", "STOPSIGNAL", "HEALTHCHECK":
 		cmd, err := instructions.ParseCommand(node.Dockerfile)
 		if err != nil {
@@ -206,6 +221,23 @@ func parseApp(node *parser.Node, escape rune) (*AppInstruction, error) {
 		Chmod:    chmod.Value,
 		Excludes: exclude.StringValues,
 	}, nil
+}
+
+func parseCarry(node *parser.Node, escape rune) (*CarryInstruction, error) {
+	fl := instructions.NewBFlagsWithArgs(node.Flags)
+	if err := fl.Parse(); err != nil {
+		return nil, err
+	}
+	words := parser.Words(node.Rest, escape)
+	if len(words) == 0 {
+		return nil, errors.New("CARRY needs the target of a cache mount: CARRY /root/.cache/go-build, with RUN --mount=type=cache,target=/root/.cache/go-build <build command> after APP")
+	}
+	for _, w := range words {
+		if !path.IsAbs(w) || path.Clean(w) != w || w == "/" {
+			return nil, errors.Errorf("CARRY %s: name the cache mount by its target, an absolute path written as RUN --mount=type=cache,target= writes it (e.g. CARRY /root/.cache/go-build)", w)
+		}
+	}
+	return &CarryInstruction{located: newLocated(node), Paths: words}, nil
 }
 
 func parsePatch(node *parser.Node, escape rune) (*PatchInstruction, error) {

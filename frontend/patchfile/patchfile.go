@@ -22,6 +22,23 @@ type Stage struct {
 	// AppIndex is the index of App in Steps, -1 when the stage has none.
 	AppIndex int
 	App      *AppInstruction
+	// Carry are the stage's CARRY instructions, in order; they are not
+	// steps.
+	Carry []*CarryInstruction
+}
+
+// CarriedPaths returns the paths the stage's CARRY instructions name, once
+// each, in order.
+func (s *Stage) CarriedPaths() []string {
+	var out []string
+	for _, c := range s.Carry {
+		for _, p := range c.Paths {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // DepsSteps returns the instructions of the stage's dependency part: those
@@ -131,6 +148,9 @@ func Parse(data []byte) (*File, error) {
 			pf.Patch = append(pf.Patch, inst)
 			patches = append(patches, len(stages)-1)
 			continue
+		case *CarryInstruction:
+			cur.Carry = append(cur.Carry, inst)
+			continue
 		case *AppInstruction:
 			if cur.App != nil {
 				located(errors.Errorf("a second APP: list every source in one instruction, APP <src>... <dest> (the first is on line %d); to ship files from several places or to several directories, lay them out in a build stage (RUN mkdir -p /out/... && cp -R ... /out/...) and ship that with APP --from=<stage> /out <dest>", cur.App.Location()[0].Start.Line))
@@ -181,6 +201,14 @@ func checkStage(s *Stage, earlier []*Stage, final bool) []error {
 	appLine := 0
 	if s.App != nil {
 		appLine = s.App.Location()[0].Start.Line
+	}
+	for _, inst := range s.Carry {
+		switch {
+		case final:
+			fail(inst, errors.Errorf("CARRY in the final stage: it carries the cache of a build stage's build commands; move it to the build stage whose RUN --mount=type=cache,target=%s runs after its APP", inst.Paths[0]))
+		case s.App == nil:
+			fail(inst, errors.Errorf("CARRY in build stage %s, which has no APP: a cache is carried for the build commands that run over the sources (APP <src>... <dest>, then RUN --mount=type=cache,target=%s <build>); the dependency steps come from the build cache already", s.Name, inst.Paths[0]))
+		}
 	}
 	for i, inst := range s.Steps {
 		afterApp := s.AppIndex >= 0 && i > s.AppIndex
