@@ -300,7 +300,13 @@ func excludedByApp(excludes []string, p, src string) bool {
 	if src != "." {
 		rel = strings.TrimPrefix(p, strings.TrimSuffix(src, "/")+"/")
 	}
-	ok, _ := patternmatcher.Matches(rel, excludes)
+	// As the build's copy reads --exclude (fsutil): a path is left out
+	// when it or a parent matches.
+	pm, err := patternmatcher.New(excludes)
+	if err != nil {
+		return false
+	}
+	ok, _ := pm.MatchesOrParentMatches(rel)
 	return ok
 }
 

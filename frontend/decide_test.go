@@ -115,7 +115,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 				"docker.io/shop/web:release": releaseConfig(t, released, true, otherApp),
 				"docker.io/shop/web:older":   releaseConfig(t, released, false, otherDeps),
 			},
-			files: changed, depsFrom: "docker.io/shop/web:release", cache: true, summary: "APP destination or --chown changed"},
+			files: changed, depsFrom: "docker.io/shop/web:release", cache: true, summary: "APP destination, --chown or --chmod changed"},
 		{name: "dependencies changed: nothing to reuse, no warning",
 			releases: map[string][]byte{
 				"docker.io/shop/web:release": releaseConfig(t, released, true, otherDeps),
@@ -130,7 +130,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 				"docker.io/shop/web:release": releaseConfig(t, released, true, otherDeps),
 				"docker.io/shop/web:older":   releaseConfig(t, released, true, otherApp),
 			},
-			files: changed, depsFrom: "docker.io/shop/web:older", cache: true, summary: "APP destination or --chown changed"},
+			files: changed, depsFrom: "docker.io/shop/web:older", cache: true, summary: "APP destination, --chown or --chmod changed"},
 		{name: "no release yet: a full build, no warning", releases: map[string][]byte{}, files: changed,
 			summary: "full build: no release at shop/web:release yet; no release at shop/web:older yet"},
 		{name: "no release yet with PATCH_MAX_SHARE=0: no warning", releases: map[string][]byte{}, files: changed,

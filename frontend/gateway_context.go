@@ -16,6 +16,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/solver/pb"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/pkg/errors"
@@ -75,11 +76,43 @@ func (g *gatewayContext) Load(ctx context.Context, name string, patterns []strin
 	if err != nil {
 		return llb.State{}, err
 	}
+	local, err := isLocal(ctx, *st)
+	if err != nil {
+		return llb.State{}, err
+	}
+	if !local {
+		// A Git or HTTP build context comes from dockerui whole: its
+		// include patterns apply to a local context only. Without this
+		// copy, DEPS would see (and hash) the whole repository, and every
+		// commit would rebuild the dependency stage.
+		narrowed := llb.Scratch().File(llb.Copy(*st, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, IncludePatterns: patterns, AllowEmptyWildcard: true}),
+			dockerui.WithInternalName("select "+name+" from the build context"))
+		st = &narrowed
+	}
 	if g.loaded == nil {
 		g.loaded = map[string]llb.State{}
 	}
 	g.loaded[key] = *st
 	return *st, nil
+}
+
+// isLocal tells whether st is a local build context (the client's files),
+// not a Git repository or an HTTP download.
+func isLocal(ctx context.Context, st llb.State) (bool, error) {
+	def, err := st.Marshal(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			return false, err
+		}
+		if src := op.GetSource(); src != nil && strings.HasPrefix(src.Identifier, "local://") {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Prefetch starts reading the context files matching patterns, in the

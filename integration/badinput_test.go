@@ -237,7 +237,7 @@ func TestForgedReleases(t *testing.T) {
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelDeps] = zero })},
 		{name: "base label of another base", outcome: "full", output: "base image changed since release",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelBase] = zero })},
-		{name: "APP label of another spec", outcome: "full", output: "APP destination or --chown changed since release",
+		{name: "APP label of another spec", outcome: "full", output: "APP destination, --chown or --chmod changed since release",
 			forge: edited(release, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelApp] = zero })},
 		{name: "release label not a digest", outcome: "full", output: "has a malformed dev.patchfile.release label",
 			forge: edited(patch, func(t *testing.T, c forgedConfig) { c.labels()[decide.LabelRelease] = "latest" })},

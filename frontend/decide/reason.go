@@ -71,7 +71,7 @@ var reasons = map[Kind]struct {
 	OtherPlatform:  {"release %s is for %s, not %s", false},
 	BaseChanged:    {"base image changed since release %s (it has %s, FROM pins %s)", false},
 	DepsChanged:    {"dependencies changed since release %s (a DEPS file or a step before APP differs)", false},
-	AppSpecChanged: {"APP destination or --chown changed since release %s", false},
+	AppSpecChanged: {"APP destination, --chown or --chmod changed since release %s", false},
 	NoFileList:     {"release %s has no usable file list (%s)", false},
 
 	NewReleaseAsked: {KeyPatchMaxShare + "=0: a new release instead of patching release %s", false},
