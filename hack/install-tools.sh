@@ -126,7 +126,7 @@ fetch_arm64_busybox() {
   rm -rf "$tmp"
 }
 
-apt_install runc iproute2 ca-certificates busybox-static qemu-user-static binfmt-support shellcheck
+apt_install runc iproute2 ca-certificates busybox-static qemu-user-static binfmt-support shellcheck git
 enable_arm64_emulation
 fetch_arm64_busybox
 if ! [ -f "$TOOLS_DIR/go.mod" ]; then
