@@ -68,7 +68,11 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		// The plan is how APP's layer is made.
 		return nil, parser.WithLocationOnce(err, pf.App.Location())
 	}
-	gctx := &gatewayContext{bc: bc, c: c}
+	hashStep, err := hashStepOf(bc.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	gctx := &gatewayContext{bc: bc, c: c, hashStep: hashStep}
 	// convertOpt is called once per platform: each gets its own build args
 	// map, as dockerui.Client.Build runs the platforms concurrently.
 	convertOpt := func() convert.Opt {

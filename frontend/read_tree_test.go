@@ -165,3 +165,36 @@ func TestStatPathsListsParents(t *testing.T) {
 	_, err = statPaths(context.Background(), ref, []string{"a", "a/nothing-here"})
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
+
+// TestReadTreeWithin: a tree within the bound is read whole, as ReadTree
+// reads it; one over it, in entries or in bytes, stops the read.
+func TestReadTreeWithin(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 5 {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, "d"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "d", "f"+string(rune('a'+i))), bytes.Repeat([]byte{'x'}, 100), 0o644))
+	}
+	ref := &dirRef{root: dir}
+	ctx := context.Background()
+	want, err := ReadTree(ctx, ref, "/", true)
+	require.NoError(t, err)
+	got, err := readTreeWithin(ctx, ref, "/", treeLimit{entries: 6, bytes: 500})
+	require.NoError(t, err)
+	require.Equal(t, want, got, "6 entries (d and its 5 files), 500 bytes: within")
+	_, err = readTreeWithin(ctx, ref, "/", treeLimit{entries: 5})
+	require.ErrorIs(t, err, errTreeTooBig)
+	_, err = readTreeWithin(ctx, ref, "/", treeLimit{bytes: 499})
+	require.ErrorIs(t, err, errTreeTooBig)
+}
+
+// TestHashStepArg: PATCH_HASH_STEP takes auto (the default) or always.
+func TestHashStepArg(t *testing.T) {
+	v, err := hashStepOf(nil)
+	require.NoError(t, err)
+	require.Equal(t, hashStepAuto, v)
+	v, err = hashStepOf(map[string]string{keyHashStepArg: "always"})
+	require.NoError(t, err)
+	require.Equal(t, hashStepAlways, v)
+	_, err = hashStepOf(map[string]string{keyHashStepArg: "never"})
+	require.ErrorContains(t, err, "PATCH_HASH_STEP=never: write PATCH_HASH_STEP=auto")
+}

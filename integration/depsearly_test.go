@@ -51,8 +51,9 @@ func TestFullBuildStartsDependenciesEarly(t *testing.T) {
 	}()
 	_, err = c.Build(context.Background(), client.SolveOpt{
 		FrontendAttrs: map[string]string{"filename": "Patchfile", "build-arg:BASE": env.base, "build-arg:PATCH": "",
-			// The frontend's image, so that it hashes in a step of its own.
-			"source": env.frontendImage},
+			// The frontend's image, so that it hashes in a step of its own,
+			// whatever the size of the tree.
+			"source": env.frontendImage, "build-arg:PATCH_HASH_STEP": "always"},
 		LocalMounts: map[string]fsutil.FS{"context": fs, "dockerfile": fs},
 		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{
 			"name": env.stack.Ref("early/web", "release"), "push": "true"}}},

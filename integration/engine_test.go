@@ -191,9 +191,7 @@ func engineCarry(t *testing.T, eng *stack.Engine, repo string, build func(dir st
 	dir := withSyntaxLine(t, copyExample(t, "go-build"), "Patchfile", env.frontendTag)
 	release := env.stack.Ref(repo+"-go-build", "release")
 	args := map[string]string{"GO": goImg, "BASE": env.base, "RELEASE": release}
-	relArgs := maps.Clone(args)
-	relArgs["PATCH"] = ""
-	out, err := build(dir, relArgs, "--network=host", "--output", "type=image,name="+release+",push=true")
+	out, err := build(dir, withArgs(args, map[string]string{"PATCH": ""}), "--network=host", "--output", "type=image,name="+release+",push=true")
 	require.NoError(t, err)
 	require.Contains(t, out, "CARRY /root/.cache/go-build: keep the cache for the builds that patch this release")
 

@@ -46,9 +46,10 @@ type build struct {
 	// frontendImage is the frontend buildctl runs; env.frontendImage if "".
 	frontendImage string
 	// hashInBuilder gives an in-process build the frontend image (as the
-	// gateway gives it to the frontend it runs), so that it hashes the
-	// context in a build step, as buildctl and buildx builds do, instead
-	// of through the gateway.
+	// gateway gives it to the frontend it runs) and PATCH_HASH_STEP=always,
+	// so that it hashes the context in a build step, as buildctl and buildx
+	// builds do for trees over the small-tree bound, instead of through the
+	// gateway.
 	hashInBuilder bool
 	// flags are extra flags of the CLI entry points, as that CLI spells
 	// them (buildctl --export-cache, buildx --cache-to).
@@ -117,6 +118,7 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 	attrs := map[string]string{"filename": b.file}
 	if b.hashInBuilder {
 		attrs["source"] = env.frontendImage
+		attrs["build-arg:PATCH_HASH_STEP"] = "always"
 	}
 	if b.platforms != "" {
 		attrs["platform"] = b.platforms

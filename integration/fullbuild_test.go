@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,11 +32,9 @@ func TestExampleFullBuild(t *testing.T) {
 			require.NoError(t, err)
 			img := pullImage(t, ref+"@"+res.digest)
 			digests = append(digests, res.digest)
-			if ep.name == "client" {
-				require.NotContains(t, res.output, hashStepName, "in the client's process the frontend has no image: it reads through the gateway")
-			} else {
-				require.Contains(t, res.output, hashStepName, "the frontend image hashes the app files in a build step")
-			}
+			// In the client's process the frontend has no image; elsewhere
+			// the example is under the small-tree bound (TestHashStepBound).
+			require.NotContains(t, res.output, hashStepName, "a small app is read through the gateway")
 
 			ls := layers(t, img)
 			// base + WORKDIR + DEPS + RUN + the app layer
@@ -136,4 +135,37 @@ func shipsNodeModules(t *testing.T, directive string) string {
 		"x.log":               {content: "x\n"},
 	})
 	return ctx
+}
+
+// TestHashStepBound: the frontend hashes a tree in a build step of its own
+// image when it is over the small-tree bound (256 entries), and reads a
+// smaller one through the gateway, unless PATCH_HASH_STEP=always; the
+// image is the same either way.
+func TestHashStepBound(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(env.repoRoot, "examples"))))
+	small, err := buildWithBuildx(t, build{dir: dir, args: exampleArgs(), output: env.stack.Ref("hash-bound/small", "auto")})
+	require.NoError(t, err)
+	require.NotContains(t, small.output, hashStepName)
+	always, err := buildWithBuildx(t, build{dir: dir, args: withArgs(exampleArgs(), map[string]string{"PATCH_HASH_STEP": "always"}), output: env.stack.Ref("hash-bound/small", "always")})
+	require.NoError(t, err)
+	require.Contains(t, always.output, hashStepName)
+	require.Equal(t, small.digest, always.digest, "the same image, whichever way the files were read")
+
+	files := map[string]file{}
+	for i := range 300 {
+		files[fmt.Sprintf("public/pages/p%03d.html", i)] = file{content: fmt.Sprintf("<p>%d</p>\n", i)}
+	}
+	writeTree(t, dir, files)
+	large, err := buildWithBuildx(t, build{dir: dir, args: exampleArgs(), output: env.stack.Ref("hash-bound/large", "auto")})
+	require.NoError(t, err)
+	require.Contains(t, large.output, hashStepName, "over 256 entries: hashed in a build step")
+	require.Equal(t, "<p>299</p>\n", filesystem(t, pullImage(t, env.stack.Ref("hash-bound/large", "auto")+"@"+large.digest))["app/public/pages/p299.html"].Content)
+}
+
+// withArgs is args plus extra, in a new map.
+func withArgs(args, extra map[string]string) map[string]string {
+	out := maps.Clone(args)
+	maps.Copy(out, extra)
+	return out
 }
