@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/stretchr/testify/require"
 )
 
@@ -36,19 +37,10 @@ func TestColdDeployOfABuild(t *testing.T) {
 	img := pullImage(t, release+"@"+res.digest)
 
 	writeTree(t, dir, map[string]file{"src/greeting.ts": {content: "export function greeting(name: string): string {\n  return `hi from a cold builder, ${name}`;\n}\n"}})
-	cold, err := env.stack.NewDaemon(context.Background(), "cold-build")
-	require.NoError(t, err)
-	defer cold.Stop()
 	blobsBefore, err := env.stack.Blobs()
 	require.NoError(t, err)
-	logAt := env.stack.LogSize()
 	patchRef := env.stack.Ref("cold-build/typescript", "patch")
-	start := time.Now()
-	pres, err := buildWithBuildx(t, build{dir: dir, args: args, output: patchRef, daemon: cold})
-	wall := time.Since(start)
-	require.NoError(t, err, pres.output)
-	served, err := env.stack.RegistryRequests(logAt)
-	require.NoError(t, err)
+	pres, wall, served := coldBuild(t, "cold-build", build{dir: dir, args: args, output: patchRef})
 	blobsAfter, err := env.stack.Blobs()
 	require.NoError(t, err)
 
@@ -69,6 +61,32 @@ func TestColdDeployOfABuild(t *testing.T) {
 	require.Len(t, pushed, 3, "the patch layer, its config and its manifest: %v", keys(pushed))
 	t.Logf("cold deploy of a build: %s; pulled %d bytes of release layers (the base), %d of frontend image, %d other (build cache layers, configs); pushed %d bytes",
 		wall.Round(time.Millisecond), pulled.releaseLayers, pulled.frontend, pulled.other, sumSizes(pushed))
+}
+
+// coldResult is a build on a fresh daemon, which later builds of the test
+// may use.
+type coldResult struct {
+	result
+	daemon *stack.Daemon
+}
+
+// coldBuild builds b on a fresh daemon named name (stopped when the test
+// ends), and returns its result, its wall time and the blobs the registry
+// served meanwhile.
+func coldBuild(t *testing.T, name string, b build) (coldResult, time.Duration, []stack.BlobTransfer) {
+	t.Helper()
+	d, err := env.stack.NewDaemon(context.Background(), name)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Stop() })
+	b.daemon = d
+	logAt := env.stack.LogSize()
+	start := time.Now()
+	res, err := buildWithBuildx(t, b)
+	wall := time.Since(start)
+	require.NoError(t, err, res.output)
+	served, err := env.stack.RegistryRequests(logAt)
+	require.NoError(t, err)
+	return coldResult{res, d}, wall, served
 }
 
 // stepRan tells whether a step of buildx's plain progress ran its command:
@@ -129,17 +147,8 @@ func TestColdDeployCarriesTheCompilerCache(t *testing.T) {
 	// Go code edited, deployed on a builder that has never built it.
 	greeting := readFile(t, filepath.Join(dir, "greeting/greeting.go"))
 	writeTree(t, dir, map[string]file{"greeting/greeting.go": {content: strings.Replace(greeting, `"hello, "`, `"hi, "`, 1)}})
-	cold, err := env.stack.NewDaemon(context.Background(), "carry-deploy")
-	require.NoError(t, err)
-	defer cold.Stop()
-	logAt := env.stack.LogSize()
 	v2 := env.stack.Ref("carry/go-build", "v2")
-	start := time.Now()
-	dres, err := buildWithBuildx(t, build{dir: dir, args: args, output: v2, daemon: cold})
-	wall := time.Since(start)
-	require.NoError(t, err, dres.output)
-	served, err := env.stack.RegistryRequests(logAt)
-	require.NoError(t, err)
+	dres, wall, served := coldBuild(t, "carry-deploy", build{dir: dir, args: args, output: v2})
 	require.Contains(t, dres.output, "CARRY /root/.cache/go-build: the cache release "+shortDigestRef(release, res.digest)+" carried")
 	require.False(t, stepRan(t, dres.output, "[build] CARRY /root/.cache/go-build: the cache release"), "the release's cache comes from its build cache")
 	require.Regexp(t, `CARRY /root/.cache/go-build: copied \d{3,} files, \d+\.\d MB`, dres.output, "the build step fills its cache mount first")
@@ -158,7 +167,7 @@ func TestColdDeployCarriesTheCompilerCache(t *testing.T) {
 	// The page edited instead: a patch, which carries nothing. (The binary
 	// is the release's again: Go builds are reproducible.)
 	writeTree(t, dir, map[string]file{"greeting/greeting.go": {content: greeting}, "web/index.html": {content: "<h1>edited</h1>\n"}})
-	pres, err := buildWithBuildx(t, build{dir: dir, args: args, output: env.stack.Ref("carry/go-build", "patch"), daemon: cold})
+	pres, err := buildWithBuildx(t, build{dir: dir, args: args, output: env.stack.Ref("carry/go-build", "patch"), daemon: dres.daemon})
 	require.NoError(t, err, pres.output)
 	require.Contains(t, pres.output, decide.PatchPrefix)
 	require.NotContains(t, pres.output, "keep the cache for the builds that patch this release", "a patch is not a release: nothing to carry")
