@@ -100,6 +100,9 @@ func outputOf(ctx context.Context, res *convert.Result, opt convert.Opt, cands *
 		}
 		return &buildOutput{state: st, image: convert.PatchImage(res.Image, rel, d.Changes, opt.Epoch), baseImage: rel.Image}, nil
 	}
+	if d.IsRelease() {
+		res.Carry()
+	}
 	out := &buildOutput{
 		state:     res.Full(opt.VertexName(res.Platform, "app", d.Summary())),
 		image:     res.Image,

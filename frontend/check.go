@@ -41,6 +41,7 @@ const (
 	ruleIgnoreExcludesNothing = "DockerignoreExcludesNothing"
 	ruleUnusedBuildStage      = "UnusedBuildStage"
 	ruleAppShipsBuildDeps     = "AppShipsBuildDependencies"
+	ruleCarryWithoutCache     = "CarryWithoutCacheMount"
 )
 
 // dependencyFolders are what package managers install into an app tree; a
@@ -99,6 +100,14 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 		if !used[s.Name] {
 			warn(ruleUnusedBuildStage, "a build stage should make something the image ships",
 				fmt.Sprintf("build stage %s is not built: no APP --from=%s ships its outputs, and no stage that is built starts from it; ship them from the final stage (APP --from=%s <path>... <dest>) or remove the stage", s.Name, s.Name, s.Name), s.From.Location())
+		}
+	}
+	for _, s := range pf.BuildStages {
+		for _, inst := range s.Carry {
+			for _, p := range carriedWithoutCache(s, inst, lex, metaEnv) {
+				warn(ruleCarryWithoutCache, "CARRY should name a cache mount of a build command",
+					fmt.Sprintf("CARRY %s: no build command of stage %s mounts a cache there, so the build fails; mount it in the RUN that builds, after APP: RUN --mount=type=cache,target=%s <build command>", p, s.Name, p), inst.Location())
+			}
 		}
 	}
 	if detail := appShipsBuildDependencies(pf, lex, metaEnv); detail != "" {
@@ -211,6 +220,40 @@ func metaArgEnv(pf *patchfile.File, buildArgs map[string]string) shell.EnvGetter
 		}
 	}
 	return shell.EnvsFromSlice(env)
+}
+
+// carriedWithoutCache returns the paths of a CARRY instruction that no
+// RUN after the stage's APP mounts a cache at (their targets expanded with
+// env, as far as it knows them).
+func carriedWithoutCache(s *patchfile.Stage, inst *patchfile.CarryInstruction, lex *shell.Lex, env shell.EnvGetter) []string {
+	targets := map[string]bool{}
+	for _, step := range s.AfterApp() {
+		run, ok := step.(*instructions.RunCommand)
+		if !ok {
+			continue
+		}
+		// The mounts are parsed when expanded (the conversion expands
+		// them again, from the text).
+		err := run.Expand(func(word string) (string, error) {
+			res, err := lex.ProcessWordWithMatches(word, env)
+			return res.Result, err
+		})
+		if err != nil {
+			continue
+		}
+		for _, m := range instructions.GetMounts(run) {
+			if m.Type == instructions.MountTypeCache {
+				targets[path.Clean(m.Target)] = true
+			}
+		}
+	}
+	var out []string
+	for _, p := range inst.Paths {
+		if !targets[p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // appShipsDependencies returns the dependency folders (node_modules, .venv

@@ -182,3 +182,27 @@ PATCH r/a:release
 `, files, nil)
 	require.Empty(t, found)
 }
+
+// TestCheckCarry: --call=check finds a CARRY that names no cache mount of
+// a build command (a typo fails the build), and none where it does, the
+// target written with an ARG declared before FROM and brought into the
+// stage by a bare ARG.
+func TestCheckCarry(t *testing.T) {
+	files := fake.Context{"go.mod": "module x", "main.go": "package main"}
+	text := func(carry string) string {
+		return `ARG CACHE=/root/.cache/go-build
+FROM golang@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef AS build
+ARG CACHE
+APP . /src
+RUN --mount=type=cache,target=${CACHE} go build -o /out/server .
+` + carry + `
+FROM busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+APP --from=build /out /app/
+PATCH r/a:release
+`
+	}
+	found := checkPatchfile(t, text("CARRY /root/.cache/go-buld"), files, nil)
+	require.Contains(t, found[ruleCarryWithoutCache], "CARRY /root/.cache/go-buld: no build command of stage build mounts a cache there")
+	require.Contains(t, found[ruleCarryWithoutCache], "@6")
+	require.Empty(t, checkPatchfile(t, text("CARRY /root/.cache/go-build"), files, nil))
+}

@@ -155,7 +155,11 @@ func TestColdDeployCarriesTheCompilerCache(t *testing.T) {
 	require.Equal(t, []string{"example.com/patchfile-go-build-example/greeting", "example.com/patchfile-go-build-example"}, compiled(t, dres.output, buildStep),
 		"only the edited package and the one that imports it compile: %s", dres.output)
 	require.Regexp(t, `full build: the change is \d+% of the app tree's bytes`, dres.output, "the binary is most of the app: a new release")
+	require.NotContains(t, dres.output, "keep the cache for the builds that patch this release", "a deploy that is a full build is no release: later deploys patch the release, not it")
 	require.Equal(t, "hi, Ada\nexit 0\n", runInImage(t, v2+"@"+dres.digest, "/app/server -hello ada"))
+	v2cfg, err := pullImage(t, v2+"@"+dres.digest).ConfigFile()
+	require.NoError(t, err)
+	require.NotContains(t, v2cfg.Config.Labels, decide.LabelCarry, "it carries nothing, and says so")
 	var cacheBytes int64
 	for _, r := range served {
 		if r.Method == "GET" && r.Repo == "carry/go-build" {

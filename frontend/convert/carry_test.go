@@ -84,6 +84,9 @@ func execsOf(t *testing.T, res *Result) map[string][]toolOp {
 func TestCarry(t *testing.T) {
 	res, err := convertCarry(t, carryPatchfile, fakeCarry{})
 	require.NoError(t, err)
+	require.Empty(t, execsOf(t, res), "a full build that is not a release carries nothing")
+	require.NotContains(t, res.Image.Config.Labels, decide.LabelCarry)
+	res.Carry()
 	execs := execsOf(t, res)
 	require.Len(t, execs[carry.CopyCommand], 1, "the release's carry step")
 	require.Empty(t, execs[carry.RunCommand], "nothing to start from")
@@ -97,6 +100,7 @@ func TestCarry(t *testing.T) {
 	// The next build starts from what the release carried.
 	res2, err := convertCarry(t, carryPatchfile, fakeCarry{seeds: map[string]digest.Digest{"build /root/.cache/go-build": id}})
 	require.NoError(t, err)
+	res2.Carry()
 	execs = execsOf(t, res2)
 	require.Len(t, execs[carry.RunCommand], 1, "the build command, which fills the mount first")
 	build := execs[carry.RunCommand][0].GetExec()
@@ -125,6 +129,7 @@ func TestCarry(t *testing.T) {
 	// otherwise.
 	res3, err := convertCarry(t, carryPatchfile, nil)
 	require.NoError(t, err)
+	res3.Carry()
 	require.Empty(t, execsOf(t, res3))
 	require.NotContains(t, res3.Image.Config.Labels, decide.LabelCarry)
 }

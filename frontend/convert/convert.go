@@ -118,6 +118,11 @@ type Result struct {
 	// holds with TreeDirs and calls UseKeyedTree if any differs.
 	EarlyTree bool
 	keyedTree llb.State
+	// carryTree is the app tree that waits for the build stages' carry
+	// steps, and carryLabel the release's decide.LabelCarry; nil and ""
+	// when nothing is carried. See Carry.
+	carryTree  *llb.State
+	carryLabel string
 	// plan and fullName make the full build's final state (Full).
 	plan     LayerPlan
 	fullName string
@@ -157,6 +162,9 @@ type converter struct {
 	image    *dockerspec.DockerOCIImage
 	args     map[string]string // ARGs in scope and their values
 	argOrder []string
+	// metaArgs are the values of the ARGs declared before the first FROM,
+	// which a bare ARG <name> in a stage brings into scope.
+	metaArgs map[string]string
 	deps     *depsHasher
 	// carry is a build stage's carrying of caches (CARRY), nil for the
 	// final stage; sourcesIn is set once its APP sources are in, after
@@ -263,23 +271,25 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if appFiles == nil && app.From != "" {
 		copied = OutputsName(app.From) // straight from the stage: not listed
 	}
-	// A full build's tree waits for the steps that carry the build
-	// stages' caches: they run in a release, and never in a patch.
-	keyedApp := app
+	treeName := llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s to %s", copied, app.Dest)))
+	keyed := app.Tree(appContext, treeName, c.location(pf.App))
+	// A release's tree waits for the steps that carry the build stages'
+	// caches (Carry): they run in a release, never in a patch or a deploy.
+	var carrying *llb.State
+	var carryLabel string
 	if appFiles != nil {
-		var carryLabel string
-		keyedApp.waits, carryLabel = builds.carrySteps(appFiles)
-		if carryLabel != "" {
-			c.image.Config.Labels[decide.LabelCarry] = carryLabel
+		withCarry := app
+		if withCarry.waits, carryLabel = builds.carrySteps(appFiles); carryLabel != "" {
+			tree := withCarry.Tree(appContext, treeName, c.location(pf.App))
+			carrying = &tree
 		}
 	}
-	keyed := keyedApp.Tree(appContext, llb.WithCustomName(c.opt.VertexName(c.platform, "app", fmt.Sprintf("copy %s to %s", copied, app.Dest))), c.location(pf.App))
 	tree, early := keyed, before.AppTreeStarted && appList != nil
 	if early {
 		tree = *before.AppTree
 	}
 	return &Result{
-		BeforeApp: before, AppTree: tree, EarlyTree: early, keyedTree: keyed, Image: c.image, BaseImage: baseImg,
+		BeforeApp: before, AppTree: tree, EarlyTree: early, keyedTree: keyed, carryTree: carrying, carryLabel: carryLabel, Image: c.image, BaseImage: baseImg,
 		App: app, AppContext: appContext, AppFiles: appFiles,
 		AppList: appList, AppUnpatchable: appUnpatchable,
 		AppLocation: c.location(pf.App),
@@ -296,6 +306,19 @@ func (r *Result) Full(name string) llb.State {
 		name = r.fullName
 	}
 	return r.plan.Full(r.Deps, r.AppTree, llb.WithCustomName(name), r.AppLocation)
+}
+
+// Carry makes the full build a release that keeps its build stages'
+// caches for the builds that patch it (CARRY): its app tree waits for the
+// carry steps, and its config records them (decide.LabelCarry). Only a
+// release by intent does (decide.Decision.IsRelease): a deploy that is a
+// full build would copy the caches for no build to take.
+func (r *Result) Carry() {
+	if r.carryTree == nil {
+		return
+	}
+	r.AppTree, r.EarlyTree = *r.carryTree, false
+	r.Image.Config.Labels[decide.LabelCarry] = r.carryLabel
 }
 
 // UseKeyedTree makes the full build copy the app files again, with the
@@ -526,6 +549,11 @@ func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) 
 			value, ok = v, true
 		}
 		if !ok {
+			// A bare ARG in a stage takes the value of the ARG of that
+			// name declared before FROM, as in a Dockerfile.
+			value, ok = c.metaArgs[kv.Key]
+		}
+		if !ok {
 			// ARG TARGETARCH and the like, as in a Dockerfile.
 			value, ok = c.platformArgs()[kv.Key]
 		}
@@ -572,6 +600,14 @@ func (c *converter) scopeFrom() error {
 	for _, a := range c.pf.MetaArgs {
 		if err := c.declareArgs(a, nil); err != nil {
 			return err
+		}
+	}
+	c.metaArgs = map[string]string{}
+	for _, a := range c.pf.MetaArgs {
+		for _, kv := range a.Args {
+			if v, ok := c.args[kv.Key]; ok {
+				c.metaArgs[kv.Key] = v
+			}
 		}
 	}
 	return nil

@@ -368,3 +368,27 @@ func TestBuildNetwork(t *testing.T) {
 	}
 	require.Equal(t, map[string]pb.NetMode{"x": pb.NetMode_HOST, "y": pb.NetMode_HOST, "z": pb.NetMode_NONE}, got)
 }
+
+// TestBareArgTakesMetaDefault: a bare ARG in a stage takes the value of the
+// ARG of that name declared before FROM, as in a Dockerfile; a build arg
+// wins over both.
+func TestBareArgTakesMetaDefault(t *testing.T) {
+	text := "ARG VERSION=1.2.3\n" + fake.PinnedFrom + "ARG VERSION\nRUN echo $VERSION\nAPP . /app\n"
+	envOf := func(args map[string]string) []string {
+		res, _, err := convert(t, text, fake.Shop(), args)
+		require.NoError(t, err)
+		def, err := res.Full("").Marshal(context.Background())
+		require.NoError(t, err)
+		for _, dt := range def.Def {
+			var op pb.Op
+			require.NoError(t, op.UnmarshalVT(dt))
+			if e := op.GetExec(); e != nil {
+				return e.Meta.Env
+			}
+		}
+		t.Fatal("no RUN")
+		return nil
+	}
+	require.Contains(t, envOf(nil), "VERSION=1.2.3")
+	require.Contains(t, envOf(map[string]string{"VERSION": "2.0.0"}), "VERSION=2.0.0")
+}

@@ -135,6 +135,22 @@ func MightPatch(b Build, resolve Resolve) (maybe bool, depsFrom *Release) {
 	return false, depsFrom
 }
 
+// IsRelease tells whether a full build is a release by intent: the first
+// one, or one asked for (PATCH_MAX_SHARE=0, PATCH= or no PATCH), which later
+// deploys patch. What is kept for them (a build stage's carried caches) is
+// made for such builds only.
+func (d *Decision) IsRelease() bool {
+	if d.Release != nil {
+		return false
+	}
+	for _, r := range d.Reasons {
+		if reasons[r.Kind].releases {
+			return true
+		}
+	}
+	return false
+}
+
 // Warns tells whether the user should be warned: a candidate was there
 // but could not be used (not an expected full build).
 func (d *Decision) Warns() bool {

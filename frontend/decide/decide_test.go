@@ -244,3 +244,25 @@ func TestMaxShare(t *testing.T) {
 		require.ErrorContains(t, err, "is not a percentage from 0 to 100", v)
 	}
 }
+
+// TestIsRelease: a full build is a release by intent when it is the first
+// (nothing at the candidate yet), asked for (PATCH_MAX_SHARE=0, PATCH=, no
+// PATCH), and a deploy otherwise (a change too large, changed
+// dependencies); a patch is never one.
+func TestIsRelease(t *testing.T) {
+	full := func(kinds ...Kind) *Decision {
+		d := &Decision{}
+		for _, k := range kinds {
+			d.Reasons = append(d.Reasons, &Reason{Kind: k})
+		}
+		return d
+	}
+	for _, k := range []Kind{PatchDisabled, NoCandidate, NotYetReleased, NewReleaseAsked} {
+		require.True(t, full(k).IsRelease(), "kind %d", k)
+	}
+	for _, k := range []Kind{ChangeTooLarge, DepsChanged, BaseChanged, AppSpecChanged, Unreachable, NotBuiltByPatchfile, AppUnpatchable} {
+		require.False(t, full(k).IsRelease(), "kind %d", k)
+	}
+	require.True(t, full(DepsChanged, NotYetReleased).IsRelease(), "a candidate with nothing there yet")
+	require.False(t, (&Decision{Release: &Release{}}).IsRelease(), "a patch")
+}

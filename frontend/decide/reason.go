@@ -51,31 +51,38 @@ const (
 // is given) and whether the build warns about them: a candidate that is
 // there but cannot be used is a problem the user should see; a first
 // release, a changed dependency stage or a too big change are not.
+//
+// releases marks the reasons of a full build that is a release by intent
+// (IsRelease): the first one, PATCH_MAX_SHARE=0, patching turned off. A
+// full build for any other reason (a changed dependency stage, a change too
+// large to patch) is a deploy that later deploys will not patch: they
+// patch the release.
 var reasons = map[Kind]struct {
-	format string
-	warns  bool
+	format   string
+	warns    bool
+	releases bool
 }{
-	PatchDisabled:  {"PATCH disabled by --build-arg PATCH=", false},
-	NoCandidate:    {"no PATCH candidate (add PATCH <release image> to patch deploys)", false},
-	AppUnpatchable: {"%s", false},
+	PatchDisabled:  {"PATCH disabled by --build-arg PATCH=", false, true},
+	NoCandidate:    {"no PATCH candidate (add PATCH <release image> to patch deploys)", false, true},
+	AppUnpatchable: {"%s", false, false},
 
-	NotYetReleased:        {"no release at %s yet", false},
-	NotAReference:         {"PATCH %s is not an image reference", true},
-	ConfigNotRead:         {"candidate %s has an image config that is not read (%v)", true},
-	Unreachable:           {"candidate %s unreachable (%v)", true},
-	NotBuiltByPatchfile:   {"candidate %s was not built by Patchfile", true},
-	MalformedReleaseLabel: {"candidate %s has a malformed " + LabelRelease + " label", true},
-	ReleaseUnreachable:    {"release %s of candidate %s unreachable (%v)", true},
-	ReleaseNotPatchfile:   {"release %s of candidate %s is not a Patchfile release", true},
+	NotYetReleased:        {"no release at %s yet", false, true},
+	NotAReference:         {"PATCH %s is not an image reference", true, false},
+	ConfigNotRead:         {"candidate %s has an image config that is not read (%v)", true, false},
+	Unreachable:           {"candidate %s unreachable (%v)", true, false},
+	NotBuiltByPatchfile:   {"candidate %s was not built by Patchfile", true, false},
+	MalformedReleaseLabel: {"candidate %s has a malformed " + LabelRelease + " label", true, false},
+	ReleaseUnreachable:    {"release %s of candidate %s unreachable (%v)", true, false},
+	ReleaseNotPatchfile:   {"release %s of candidate %s is not a Patchfile release", true, false},
 
-	OtherPlatform:  {"release %s is for %s, not %s", false},
-	BaseChanged:    {"base image changed since release %s (it has %s, FROM pins %s)", false},
-	DepsChanged:    {"dependencies changed since release %s (a DEPS file or a step before APP differs)", false},
-	AppSpecChanged: {"APP destination, --chown or --chmod changed since release %s", false},
-	NoFileList:     {"release %s has no usable file list (%s)", false},
+	OtherPlatform:  {"release %s is for %s, not %s", false, false},
+	BaseChanged:    {"base image changed since release %s (it has %s, FROM pins %s)", false, false},
+	DepsChanged:    {"dependencies changed since release %s (a DEPS file or a step before APP differs)", false, false},
+	AppSpecChanged: {"APP destination, --chown or --chmod changed since release %s", false, false},
+	NoFileList:     {"release %s has no usable file list (%s)", false, false},
 
-	NewReleaseAsked: {KeyPatchMaxShare + "=0: a new release instead of patching release %s", false},
-	ChangeTooLarge:  {"the change is %d%% of the app tree's bytes (more than " + KeyPatchMaxShare + "=%d%%): a new release is smaller to ship than patching release %s", false},
+	NewReleaseAsked: {KeyPatchMaxShare + "=0: a new release instead of patching release %s", false, true},
+	ChangeTooLarge:  {"the change is %d%% of the app tree's bytes (more than " + KeyPatchMaxShare + "=%d%%): a new release is smaller to ship than patching release %s", false, false},
 }
 
 // Reason is one reason a build is not a patch, with its message.
