@@ -222,6 +222,14 @@ func metaArgEnv(pf *patchfile.File, buildArgs map[string]string) shell.EnvGetter
 	return shell.EnvsFromSlice(env)
 }
 
+// expander expands words with env, as FROM and the checks read them.
+func expander(lex *shell.Lex, env shell.EnvGetter) instructions.SingleWordExpander {
+	return func(word string) (string, error) {
+		res, err := lex.ProcessWordWithMatches(word, env)
+		return res.Result, err
+	}
+}
+
 // carriedWithoutCache returns the paths of a CARRY instruction that no
 // RUN after the stage's APP mounts a cache at (their targets expanded with
 // env, as far as it knows them).
@@ -232,16 +240,11 @@ func carriedWithoutCache(s *patchfile.Stage, inst *patchfile.CarryInstruction, l
 		if !ok {
 			continue
 		}
-		// The mounts are parsed when expanded (the conversion expands
-		// them again, from the text).
-		err := run.Expand(func(word string) (string, error) {
-			res, err := lex.ProcessWordWithMatches(word, env)
-			return res.Result, err
-		})
+		mounts, err := convert.RunMounts(run, expander(lex, env))
 		if err != nil {
 			continue
 		}
-		for _, m := range instructions.GetMounts(run) {
+		for _, m := range mounts {
 			if m.Type == instructions.MountTypeCache {
 				targets[path.Clean(m.Target)] = true
 			}

@@ -5,6 +5,7 @@ import (
 	"path"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/subrequests/convertllb"
 	"github.com/moby/buildkit/frontend/subrequests/lint"
@@ -26,7 +27,7 @@ import (
 func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() convert.Opt, gctx CheckContext) dockerui.RequestHandler {
 	return dockerui.RequestHandler{
 		Outline: func(ctx context.Context) (*outline.Outline, error) {
-			return patchfileOutline(src, pf), nil
+			return patchfileOutline(src, pf, opt().BuildArgs), nil
 		},
 		ListTargets: func(ctx context.Context) (*targets.List, error) {
 			return &targets.List{
@@ -56,7 +57,7 @@ func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() conv
 
 // patchfileOutline lists the build args, secrets, ssh sockets and cache
 // mounts a Patchfile uses.
-func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline {
+func patchfileOutline(src *dockerui.Source, pf *patchfile.File, buildArgs map[string]string) *outline.Outline {
 	o := &outline.Outline{Name: "default", Description: "built by " + version.String(), Sources: [][]byte{src.Data}}
 	addArgs := func(cmd *instructions.ArgCommand) {
 		for _, kv := range cmd.Args {
@@ -83,7 +84,11 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File) *outline.Outline
 			addArgs(inst)
 		case *instructions.RunCommand:
 			loc := toPBLocation(0, inst.Location())
-			for _, m := range instructions.GetMounts(inst) {
+			mounts, err := convert.RunMounts(inst, expander(shell.NewLex(pf.Escape), metaArgEnv(pf, buildArgs)))
+			if err != nil {
+				continue // the build says what is wrong with it
+			}
+			for _, m := range mounts {
 				switch m.Type {
 				case instructions.MountTypeSecret:
 					id := convert.SecretID(m)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -13,7 +14,8 @@ import (
 // convertRun adds a RUN step to the dependency stage. It sees the stage's
 // files (base and DEPS), ENV, and the ARGs in scope as environment.
 func (c *converter) convertRun(run *instructions.RunCommand) error {
-	if err := run.Expand(c.expand); err != nil {
+	mountFlags, err := RunMounts(run, c.expand)
+	if err != nil {
 		return err
 	}
 	args := run.CmdLine
@@ -31,7 +33,7 @@ func (c *converter) convertRun(run *instructions.RunCommand) error {
 			opts = append(opts, llb.AddEnv(k, c.args[k]))
 		}
 	}
-	mounts, seeds, err := c.runMounts(run)
+	mounts, seeds, err := c.runMounts(run, mountFlags)
 	if err != nil {
 		return err
 	}
@@ -59,6 +61,30 @@ func (c *converter) convertRun(run *instructions.RunCommand) error {
 	return nil
 }
 
+// expandMu guards the mounts a parsed RUN holds: RunCommand.Expand parses
+// its --mount flags into the instruction itself, which the conversions of
+// every platform of a build (concurrent), the checks and the outline share.
+var expandMu sync.Mutex
+
+// RunMounts parses a RUN's --mount flags with expand, as the Dockerfile
+// frontend does, and returns copies of them: a mount whose target or id
+// names $TARGETARCH must not change under another platform's conversion.
+// Before it, the instruction holds no parsed mount (BuildKit parses them
+// when they are expanded).
+func RunMounts(run *instructions.RunCommand, expand instructions.SingleWordExpander) ([]*instructions.Mount, error) {
+	expandMu.Lock()
+	defer expandMu.Unlock()
+	if err := run.Expand(expand); err != nil {
+		return nil, err
+	}
+	var out []*instructions.Mount
+	for _, m := range instructions.GetMounts(run) {
+		cp := *m
+		out = append(out, &cp)
+	}
+	return out, nil
+}
+
 func hasEnv(env []string, key string) bool {
 	for _, e := range env {
 		if strings.HasPrefix(e, key+"=") {
@@ -72,10 +98,10 @@ func hasEnv(env []string, key string) bool {
 // dependency step must see only its DEPS files, or its hash would lie.
 // The caches the step fills from what its release carried (CARRY) are
 // returned by target.
-func (c *converter) runMounts(run *instructions.RunCommand) ([]llb.RunOption, map[string]llb.State, error) {
+func (c *converter) runMounts(run *instructions.RunCommand, flags []*instructions.Mount) ([]llb.RunOption, map[string]llb.State, error) {
 	var opts []llb.RunOption
 	var seeds map[string]llb.State
-	for i, m := range instructions.GetMounts(run) {
+	for i, m := range flags {
 		switch m.Type {
 		case instructions.MountTypeCache:
 			cm := c.cacheMount(m)
