@@ -125,7 +125,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		opt := convertOpt()
 		opt.TargetPlatform = platform
 		cands := newCandidateReader(opt)
-		opt.Carry = carrySource{g: gctx, cands: cands}
+		opt.Releases = releaseSource{g: gctx, cands: cands}
 		opt.DepsReady = func(ctx context.Context, e *convert.BeforeApp) {
 			depsDone = startDeps(ctx, c, e, cands, bc.CacheImports)
 		}

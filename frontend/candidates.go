@@ -124,18 +124,29 @@ type sourceMetaResolver interface {
 	ResolveSourceMetadata(ctx context.Context, op *pb.SourceOp, opt sourceresolver.Opt) (*sourceresolver.MetaResponse, error)
 }
 
-// carrySource is convert.CarrySource for a build: the frontend's own
-// image, and the candidates as the decision reads them.
-type carrySource struct {
+// releaseSource is convert.ReleaseSource for a build: the candidates as
+// the decision reads them, and the frontend's own image.
+type releaseSource struct {
 	g     *gatewayContext
 	cands *candidateReader
 }
 
-func (s carrySource) Tool(ctx context.Context) (*llb.State, error) {
+func (s releaseSource) Tool(ctx context.Context) (*llb.State, error) {
 	return s.g.selfImage(ctx)
 }
 
-func (s carrySource) Carried(ctx context.Context, patchRefs []string, platform ocispecs.Platform) (string, map[string]digest.Digest) {
+func (s releaseSource) Released(ctx context.Context, patchRefs []string, platform ocispecs.Platform) []string {
+	resolve := s.cands.resolve(ctx, platform)
+	var out []string
+	for _, ref := range patchRefs {
+		if rel, _ := resolve(ref); rel != nil {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+func (s releaseSource) Carried(ctx context.Context, patchRefs []string, platform ocispecs.Platform) (string, map[string]digest.Digest) {
 	resolve := s.cands.resolve(ctx, platform)
 	for _, ref := range patchRefs {
 		if rel, _ := resolve(ref); rel != nil {

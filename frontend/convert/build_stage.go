@@ -50,15 +50,15 @@ func (b *stageBuilder) readCarried(ctx context.Context, patchRefs []string) erro
 	for _, s := range b.pf.BuildStages {
 		carries = carries || len(s.Carry) > 0
 	}
-	if !carries || b.opt.Carry == nil {
+	if !carries || b.opt.Releases == nil {
 		return nil
 	}
-	tool, err := b.opt.Carry.Tool(ctx)
+	tool, err := b.opt.Releases.Tool(ctx)
 	if err != nil || tool == nil {
 		return err
 	}
 	b.tool = tool
-	b.release, b.seeds = b.opt.Carry.Carried(ctx, patchRefs, b.platform)
+	b.release, b.seeds = b.opt.Releases.Carried(ctx, patchRefs, b.platform)
 	return nil
 }
 
@@ -196,6 +196,11 @@ func OutputsName(stage string) string { return "the outputs of build stage " + s
 func (c *converter) loadOutputs(ctx context.Context, spec *AppSpec, build llb.State, patchRefs []string) (llb.State, []buildcontext.File, error) {
 	if unpatchableApp(*spec) != "" {
 		return build, nil, nil
+	}
+	if c.opt.Releases != nil {
+		// A first release has no build cache to import yet: importing
+		// one that is not there shows as a failed step.
+		patchRefs = c.opt.Releases.Released(ctx, patchRefs, c.platform)
 	}
 	caches, note := buildCaches(patchRefs)
 	collect := AppSpec{Sources: spec.Sources, Dest: "/", Excludes: spec.Excludes, chown: spec.chown, chmod: spec.chmod}

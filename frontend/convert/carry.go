@@ -26,9 +26,12 @@ import (
 // caches) run it.
 const ToolBinary = "/bin/patchfile-frontend"
 
-// CarrySource gives a conversion what carrying a build stage's caches
-// (CARRY) needs from the build.
-type CarrySource interface {
+// ReleaseSource gives a conversion what a build stage needs of the
+// releases its PATCH candidates stand for, as the decision reads them.
+type ReleaseSource interface {
+	// Released returns those of patchRefs that stand for a Patchfile
+	// release, in order: the repositories whose build cache to import.
+	Released(ctx context.Context, patchRefs []string, platform ocispecs.Platform) []string
 	// Tool is the image whose ToolBinary copies a cache (the frontend's
 	// own), or nil when the frontend does not know its image (it runs in
 	// the client's process): nothing is carried then.

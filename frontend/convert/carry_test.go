@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeCarry is a CarrySource with a tool image and a release that carried
+// fakeCarry is a ReleaseSource with a tool image and a release that carried
 // seeds.
 type fakeCarry struct {
 	seeds map[string]digest.Digest
@@ -25,6 +25,10 @@ type fakeCarry struct {
 func (f fakeCarry) Tool(context.Context) (*llb.State, error) {
 	st := llb.Image("registry.example.com/patchfile@" + fake.TestDigest)
 	return &st, nil
+}
+
+func (f fakeCarry) Released(_ context.Context, refs []string, _ ocispecs.Platform) []string {
+	return refs
 }
 
 func (f fakeCarry) Carried(context.Context, []string, ocispecs.Platform) (string, map[string]digest.Digest) {
@@ -44,11 +48,11 @@ APP --from=build /out /app/
 PATCH registry.example.com/shop/api:release
 `
 
-func convertCarry(t *testing.T, text string, src CarrySource) (*Result, error) {
+func convertCarry(t *testing.T, text string, src ReleaseSource) (*Result, error) {
 	t.Helper()
 	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
-	opt := Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: withOutputs(fake.Shop(), "server"), Carry: src}
+	opt := Opt{TargetPlatform: &amd64, MetaResolver: &fake.Resolver{}, Context: withOutputs(fake.Shop(), "server"), Releases: src}
 	return Convert(context.Background(), pf, opt)
 }
 

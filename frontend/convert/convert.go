@@ -57,8 +57,10 @@ type Opt struct {
 	// (startDeps). It must not block for long.
 	DepsReady func(ctx context.Context, e *BeforeApp)
 
-	// Carry, when set, lets build stages carry their caches (CARRY).
-	Carry CarrySource
+	// Releases, when set, reads what the releases of the PATCH candidates
+	// hold for a build stage: the build caches to import, the compiler
+	// caches they carried (CARRY).
+	Releases ReleaseSource
 
 	// Layers is how the app files become layers (ChoosePlan); nil means
 	// the Merge/Diff plan.
