@@ -133,7 +133,10 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 		}
 		for _, s := range deps.Sources {
 			p, err := lex.ProcessWordWithMatches(s, metaEnv)
-			if err != nil {
+			if err != nil || len(p.Unmatched) > 0 {
+				// A variable the ARGs before FROM do not set (an ARG or
+				// ENV of the stage, the base image's ENV) is known to the
+				// conversion only: no finding rather than a false one.
 				continue
 			}
 			clean, err := convert.ContextPath(p.Result)

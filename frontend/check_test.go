@@ -206,3 +206,15 @@ PATCH r/a:release
 	require.Contains(t, found[ruleCarryWithoutCache], "@6")
 	require.Empty(t, checkPatchfile(t, text("CARRY /root/.cache/go-build"), files, nil))
 }
+
+// TestCheckDepsVariables: a DEPS path written with a variable of the stage
+// (an ARG after FROM) is not a finding, which check=error=true would turn
+// into a failed build that builds fine; one with an ARG before FROM
+// (brought into the stage by a bare ARG) is checked.
+func TestCheckDepsVariables(t *testing.T) {
+	files := fake.Context{"web/package.json": "{}", "main.go": "package main"}
+	found := checkPatchfile(t, fake.PinnedFrom+"ARG DIR=web\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
+	require.Empty(t, found)
+	found = checkPatchfile(t, "ARG DIR=api\n"+fake.PinnedFrom+"ARG DIR\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
+	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS api/package.json matches no file")
+}
