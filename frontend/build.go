@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	stderrors "errors"
+	"github.com/containerd/platforms"
 	"maps"
 	"strconv"
 	"strings"
@@ -140,11 +141,14 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		if err != nil {
 			return nil, err
 		}
+		// The exporter keys each platform's config by the platform asked
+		// for, which FROM --platform does not change.
+		exportID := exportPlatformID(platform)
 		if out.warn != "" {
 			// Each platform decides on its own (a release may lack one).
 			msg := out.warn
 			if bc.MultiPlatformRequested {
-				msg = decide.PlatformID(res.Platform) + ": " + msg
+				msg = exportID + ": " + msg
 			}
 			var detail [][]byte
 			for _, d := range out.warnDetail {
@@ -153,7 +157,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 			src.Warn(ctx, msg, client.WarnOpts{Range: convert.ToPBRanges(patchLocation(pf)), Detail: detail})
 		}
 		if out.extraConfig != nil {
-			extraConfigs.Store(decide.PlatformID(res.Platform), out.extraConfig)
+			extraConfigs.Store(exportID, out.extraConfig)
 		}
 		def, err := out.state.Marshal(ctx)
 		if err != nil {
@@ -187,6 +191,15 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		return nil, err
 	}
 	return rb.Finalize()
+}
+
+// exportPlatformID is the platform a build was asked for as dockerui's
+// result keys it (the builder's own when none was).
+func exportPlatformID(p *ocispecs.Platform) string {
+	if p == nil {
+		return decide.PlatformID(platforms.DefaultSpec())
+	}
+	return decide.PlatformID(*p)
 }
 
 // checkTarget refuses --target, except for the final stage (by its name,

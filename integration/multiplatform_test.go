@@ -256,3 +256,40 @@ func keysOf[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestMultiPlatformFromPlatform: a final stage that pins its own platform
+// (FROM --platform=linux/amd64) still records a file list in the config of
+// every platform the build was asked for: the exporter keys configs by the
+// platform asked for, not the stage's.
+func TestMultiPlatformFromPlatform(t *testing.T) {
+	base := multiPlatformBase(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]file{
+		"Patchfile":  {content: "ARG BASE\nFROM --platform=linux/amd64 ${BASE}\nAPP . /srv\n"},
+		"index.html": {content: "<h1>v1</h1>\n"},
+	})
+	ref := env.stack.Ref("multi/pinned-platform", "release")
+	rel, err := buildWithBuildx(t, build{dir: dir, args: map[string]string{"BASE": base, "PATCH": ""}, output: ref, platforms: multiPlatforms})
+	require.NoError(t, err)
+	// Each platform's image is an amd64 one, which validate.Index refuses
+	// in the arm64 slot: read the index as it is.
+	r, err := name.ParseReference(ref+"@"+rel.digest, name.Insecure)
+	require.NoError(t, err)
+	idx, err := remote.Index(r)
+	require.NoError(t, err)
+	im, err := idx.IndexManifest()
+	require.NoError(t, err)
+	var seen []string
+	for _, d := range im.Manifests {
+		if d.Platform == nil || d.Platform.OS == "unknown" {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		require.NoError(t, err)
+		raw, err := img.RawConfigFile()
+		require.NoError(t, err)
+		require.Contains(t, string(raw), `"dev.patchfile.files"`, "%s: the release's file list", d.Platform.Architecture)
+		seen = append(seen, d.Platform.OS+"/"+d.Platform.Architecture)
+	}
+	require.ElementsMatch(t, []string{"linux/amd64", "linux/arm64"}, seen)
+}
