@@ -57,6 +57,8 @@ func TestConvertErrors(t *testing.T) {
 			want: []string{"--chown=1000:node"}, line: 2},
 		{name: "RUN bind mount", patchfile: fake.PinnedFrom + "DEPS package.json\nRUN --mount=type=bind,target=/src npm ci\nAPP . /app\n",
 			want: []string{"RUN --mount=type=bind is not supported in a Patchfile", "list the files it needs with DEPS"}, line: 3},
+		{name: "RUN cache mount from a stage", patchfile: fake.PinnedFrom + "RUN --mount=type=cache,target=/root/.npm,from=cache,source=/npm npm ci\nAPP . /app\n",
+			want: []string{"RUN --mount=type=cache,from=cache,source=/npm: a Patchfile's cache mounts start empty", "leave out from= and source="}, line: 2},
 		{name: "RUN bind mount by default", patchfile: fake.PinnedFrom + "RUN --mount=target=/src npm ci\nAPP . /app\n",
 			want: []string{"--mount=type=bind is not supported"}, line: 2},
 		{name: "RUN secret without id", patchfile: fake.PinnedFrom + "RUN --mount=type=secret cat x\nAPP . /app\n",

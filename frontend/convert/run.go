@@ -104,6 +104,9 @@ func (c *converter) runMounts(run *instructions.RunCommand, flags []*instruction
 	for i, m := range flags {
 		switch m.Type {
 		case instructions.MountTypeCache:
+			if m.From != "" || m.Source != "" {
+				return nil, nil, errors.Errorf("RUN --mount=type=cache,from=%s,source=%s: a Patchfile's cache mounts start empty, or from the cache the release carried (CARRY %s in a build stage); leave out from= and source=", m.From, m.Source, m.Target)
+			}
 			cm := c.cacheMount(m)
 			seed, err := c.carryMount(cm, run)
 			if err != nil {
@@ -204,6 +207,9 @@ func (c *converter) cacheMount(m *instructions.Mount) cacheMount {
 		sharing = llb.CacheMountLocked
 	}
 	cm := cacheMount{target: m.Target, id: id, sharing: sharing, src: llb.Scratch(), opts: []llb.MountOption{llb.AsPersistentCacheDir(id, sharing)}}
+	if m.ReadOnly {
+		cm.opts = append(cm.opts, llb.Readonly)
+	}
 	if m.UID != nil || m.GID != nil || m.Mode != nil {
 		uid, gid, mode := valueOr(m.UID, 0), valueOr(m.GID, 0), valueOr(m.Mode, 0o755)
 		cm.src = cm.src.File(llb.Mkdir("/cache", os.FileMode(mode), llb.WithUIDGID(int(uid), int(gid))), llb.WithCustomName("[internal] cache mount permissions"))
