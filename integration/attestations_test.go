@@ -1,0 +1,70 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDefaultAttestations releases and patches examples/Patchfile with
+// buildx's default attestations, as users build: each image is an index
+// with the platform's manifest and a provenance attestation manifest; the
+// patch reads the release through it, is the release plus one layer, and
+// carries its own attestation.
+func TestDefaultAttestations(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(env.repoRoot, "examples"))))
+	dir = withSyntaxLine(t, dir, "Patchfile", env.frontendTag)
+	release := env.stack.Ref("attest/app", "release")
+	cli := newBuildxCLI(t, env.warm, nil)
+	cli.defaultAttestations = true
+	build := func(output string, args map[string]string) (string, string) {
+		meta := filepath.Join(t.TempDir(), "metadata.json")
+		cmdArgs := []string{"buildx", "build", "--builder", cli.builder, "--progress=plain", "-f", filepath.Join(dir, "Patchfile"),
+			"--output", "type=image,name=" + output + ",push=true", "--metadata-file", meta}
+		for k, v := range args {
+			cmdArgs = append(cmdArgs, "--build-arg", k+"="+v)
+		}
+		out, err := cli.command(append(cmdArgs, dir)...).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out), metadataDigest(t, meta)
+	}
+	// manifests returns the index's image manifest (by platform) and
+	// whether it holds an attestation manifest.
+	manifests := func(ref string) (string, bool) {
+		r, err := name.ParseReference(ref, name.Insecure)
+		require.NoError(t, err)
+		idx, err := remote.Index(r)
+		require.NoError(t, err, "%s is an index", ref)
+		im, err := idx.IndexManifest()
+		require.NoError(t, err)
+		image, attested := "", false
+		for _, d := range im.Manifests {
+			switch {
+			case d.Annotations["vnd.docker.reference.type"] == "attestation-manifest":
+				attested = true
+			case d.Platform != nil && d.Platform.OS == "linux":
+				image = d.Digest.String()
+			}
+		}
+		return image, attested
+	}
+
+	_, relDigest := build(release, withArgs(exampleArgs(), map[string]string{"RELEASE": release, "PATCH": ""}))
+	relImage, attested := manifests(release + "@" + relDigest)
+	require.True(t, attested, "the release carries buildx's provenance attestation")
+	require.NotEmpty(t, relImage)
+
+	writeTree(t, dir, map[string]file{"src/routes.js": {content: "module.exports = ['/', '/attested'];\n"}})
+	patch := env.stack.Ref("attest/app", "patch")
+	out, patchDigest := build(patch, withArgs(exampleArgs(), map[string]string{"RELEASE": release}))
+	require.Contains(t, out, decide.PatchPrefix+relDigest+": 1 changed, 0 deleted", "the release is named by its index digest")
+	patchImage, attested := manifests(patch + "@" + patchDigest)
+	require.True(t, attested, "the patch carries its own attestation")
+	requirePatchOf(t, pullImage(t, release+"@"+relImage), relDigest, pullImage(t, patch+"@"+patchImage), []string{"app", "app/src", "app/src/routes.js"})
+}
