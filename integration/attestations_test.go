@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -63,8 +65,60 @@ func TestDefaultAttestations(t *testing.T) {
 	writeTree(t, dir, map[string]file{"src/routes.js": {content: "module.exports = ['/', '/attested'];\n"}})
 	patch := env.stack.Ref("attest/app", "patch")
 	out, patchDigest := build(patch, withArgs(exampleArgs(), map[string]string{"RELEASE": release}))
+	repo := strings.Replace(release[:strings.LastIndex(release, ":")], ":", "%3A", 1)
+	require.Contains(t, provenanceMaterials(t, patch+"@"+patchDigest), "pkg:docker/"+repo+"?digest="+relDigest+"&",
+		"the provenance of a patch names the release it patched, by its digest")
 	require.Contains(t, out, decide.PatchPrefix+relDigest+": 1 changed, 0 deleted", "the release is named by its index digest")
 	patchImage, attested := manifests(patch + "@" + patchDigest)
 	require.True(t, attested, "the patch carries its own attestation")
 	requirePatchOf(t, pullImage(t, release+"@"+relImage), relDigest, pullImage(t, patch+"@"+patchImage), []string{"app", "app/src", "app/src/routes.js"})
+}
+
+// provenanceMaterials returns the URIs of what the provenance attestation
+// of an image index says the build used (SLSA v0.2 materials or v1
+// resolved dependencies).
+func provenanceMaterials(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	require.NoError(t, err)
+	idx, err := remote.Index(r)
+	require.NoError(t, err)
+	im, err := idx.IndexManifest()
+	require.NoError(t, err)
+	var uris []string
+	for _, d := range im.Manifests {
+		if d.Annotations["vnd.docker.reference.type"] != "attestation-manifest" {
+			continue
+		}
+		att, err := idx.Image(d.Digest)
+		require.NoError(t, err)
+		ls, err := att.Layers()
+		require.NoError(t, err)
+		for _, l := range ls {
+			rc, err := l.Uncompressed()
+			require.NoError(t, err)
+			var st struct {
+				Predicate struct {
+					Materials []struct {
+						URI string `json:"uri"`
+					} `json:"materials"`
+					BuildDefinition struct {
+						ResolvedDependencies []struct {
+							URI string `json:"uri"`
+						} `json:"resolvedDependencies"`
+					} `json:"buildDefinition"`
+				} `json:"predicate"`
+			}
+			err = json.NewDecoder(rc).Decode(&st)
+			rc.Close()
+			require.NoError(t, err)
+			for _, m := range st.Predicate.Materials {
+				uris = append(uris, m.URI)
+			}
+			for _, m := range st.Predicate.BuildDefinition.ResolvedDependencies {
+				uris = append(uris, m.URI)
+			}
+		}
+	}
+	return strings.Join(uris, "\n")
 }
