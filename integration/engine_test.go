@@ -140,6 +140,7 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	}
 
 	engineBuildStage(t, eng, repo, buildIn)
+	engineBundle(t, eng, repo, buildIn)
 	engineCarry(t, eng, repo, buildIn)
 
 	// A bad Patchfile: the error names its line.
@@ -178,6 +179,36 @@ func engineBuildStage(t *testing.T, eng *stack.Engine, repo string, build func(d
 	patched := pullImage(t, patchRef+"@"+tagDigest(t, patchRef))
 	requirePatchOf(t, img, releaseDigest, patched, []string{"app", "app/dist", "app/dist/greeting.js"})
 	require.Contains(t, filesystem(t, patched)["app/dist/greeting.js"].Content, "hi, ")
+}
+
+// engineBundle releases and deploys examples/spa (esbuild in a build stage
+// on the Node.js image, the bundle on busybox) with the engine's default
+// builder: an edit of one module is a patch of the chunks it changed and
+// the page that names them, and the server serves it.
+func engineBundle(t *testing.T, eng *stack.Engine, repo string, build func(dir string, args map[string]string, flags ...string) (string, error)) {
+	node, err := nodeBase()
+	require.NoError(t, err)
+	dir := withSyntaxLine(t, copyExample(t, "spa"), "Patchfile", env.frontendTag)
+	release := env.stack.Ref(repo+"-spa", "release")
+	args := map[string]string{"NODE": node, "BASE": env.base, "RELEASE": release}
+	_, err = build(dir, withArgs(args, map[string]string{"PATCH": ""}), "--network=host", "--output", "type=image,name="+release+",push=true")
+	require.NoError(t, err)
+	releaseDigest := tagDigest(t, release)
+
+	writeTree(t, dir, map[string]file{"src/greeting.js": {content: "export function greeting(name) {\n  return `hi from the engine, ${name}`;\n}\n"}})
+	patchRef := env.stack.Ref(repo+"-spa", "patch")
+	out, err := build(dir, args, "--network=host", "--output", "type=image,name="+patchRef+",push=true")
+	require.NoError(t, err)
+	require.Contains(t, out, decide.PatchPrefix+releaseDigest+": 3 changed, 2 deleted", "on %s: the page and two new chunks; the old chunks go", eng.Name)
+	patched := pullImage(t, patchRef+"@"+tagDigest(t, patchRef))
+	var greeting string
+	for n := range filesystem(t, patched) {
+		if strings.HasPrefix(n, "srv/www/assets/greeting-") {
+			greeting = strings.TrimPrefix(n, "srv/www/assets/")
+		}
+	}
+	require.NotEmpty(t, greeting)
+	require.Contains(t, runInImage(t, patchRef+"@"+tagDigest(t, patchRef), "httpd -p 127.0.0.1:18082 -h /srv/www && wget -q -O - http://127.0.0.1:18082/assets/"+greeting), "hi from the engine, ")
 }
 
 // engineCarry releases examples/go-build on the engine's default builder
