@@ -3,13 +3,13 @@ package frontend
 import (
 	"context"
 	stderrors "errors"
-	"github.com/containerd/platforms"
 	"maps"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"

@@ -130,10 +130,10 @@ const (
 	carrySeedMounts = "/.patchfile/carried/"
 )
 
-// withCarried wraps a build command that mounts carried caches: it runs
-// carry.RunCommand from the frontend's image, which fills each mount from
-// its tree, keeping what a warm mount holds, and then runs the command in
-// its place. The fill is part of the build step itself, so it happens
+// withCarried wraps a build command that mounts carried caches (seeds, by
+// target; none leaves args as they are): it runs carry.RunCommand from the
+// frontend's image, which fills each mount from its tree, keeping what a
+// warm mount holds, and then runs the command in its place. The fill is part of the build step itself, so it happens
 // exactly when the build runs; a step of its own would be taken from a
 // cache whenever its inputs were, and leave the mount empty.
 func (c *converter) withCarried(args []string, seeds map[string]llb.State) ([]string, []llb.RunOption) {

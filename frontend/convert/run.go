@@ -23,8 +23,15 @@ func (c *converter) convertRun(run *instructions.RunCommand) error {
 		args = []string{"/bin/sh", "-c", strings.Join(run.CmdLine, " ")}
 	}
 	c.step++
+	mounts, seeds, err := c.runMounts(run, mountFlags)
+	if err != nil {
+		return err
+	}
+	// The step runs args, or, when it fills caches its release carried,
+	// args wrapped in the fill; its history records args.
+	runArgs, carryOpts := c.withCarried(args, seeds)
 	opts := []llb.RunOption{
-		llb.Args(args),
+		llb.Args(runArgs),
 		llb.WithCustomName(c.stepName(run.String())),
 		c.location(run),
 	}
@@ -33,15 +40,7 @@ func (c *converter) convertRun(run *instructions.RunCommand) error {
 			opts = append(opts, llb.AddEnv(k, c.args[k]))
 		}
 	}
-	mounts, seeds, err := c.runMounts(run, mountFlags)
-	if err != nil {
-		return err
-	}
-	opts = append(opts, mounts...)
-	if len(seeds) > 0 {
-		wrapped, carryOpts := c.withCarried(args, seeds)
-		opts = append(append(opts, llb.Args(wrapped)), carryOpts...)
-	}
+	opts = append(append(opts, mounts...), carryOpts...)
 	switch instructions.GetNetwork(run) {
 	case instructions.NetworkNone:
 		opts = append(opts, llb.Network(llb.NetModeNone))
