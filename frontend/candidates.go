@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"iter"
 	"sync"
 
 	"github.com/distribution/reference"
@@ -136,22 +137,30 @@ func (s releaseSource) Tool(ctx context.Context) (*llb.State, error) {
 }
 
 func (s releaseSource) Released(ctx context.Context, patchRefs []string, platform ocispecs.Platform) []string {
-	resolve := s.cands.resolve(ctx, platform)
 	var out []string
-	for _, ref := range patchRefs {
-		if rel, _ := resolve(ref); rel != nil {
-			out = append(out, ref)
-		}
+	for ref := range s.releases(ctx, patchRefs, platform) {
+		out = append(out, ref)
 	}
 	return out
 }
 
 func (s releaseSource) Carried(ctx context.Context, patchRefs []string, platform ocispecs.Platform) (string, map[string]digest.Digest) {
-	resolve := s.cands.resolve(ctx, platform)
-	for _, ref := range patchRefs {
-		if rel, _ := resolve(ref); rel != nil {
-			return rel.Ref, rel.Carried()
-		}
+	for _, rel := range s.releases(ctx, patchRefs, platform) {
+		return rel.Ref, rel.Carried()
 	}
 	return "", nil
+}
+
+// releases yields the candidates of patchRefs that stand for a Patchfile
+// release, in order, with the release, read as the decision reads them
+// (once each); it reads no candidate past the one its caller stops at.
+func (s releaseSource) releases(ctx context.Context, patchRefs []string, platform ocispecs.Platform) iter.Seq2[string, *decide.Release] {
+	resolve := s.cands.resolve(ctx, platform)
+	return func(yield func(string, *decide.Release) bool) {
+		for _, ref := range patchRefs {
+			if rel, _ := resolve(ref); rel != nil && !yield(ref, rel) {
+				return
+			}
+		}
+	}
 }

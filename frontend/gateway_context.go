@@ -185,12 +185,11 @@ func (g *gatewayContext) readFiles(ctx context.Context, name string, patterns []
 		if err != nil {
 			return llb.State{}, nil, err
 		}
-		files, err := readTreeWithin(ctx, ref, "/", smallTree)
-		if err == nil {
+		if files, ok, err := readSmallTree(ctx, ref, name); ok {
+			if err != nil {
+				return llb.State{}, nil, err
+			}
 			return st, files, nil
-		}
-		if !errors.Is(err, errTreeTooBig) {
-			return llb.State{}, nil, errors.Wrapf(err, "reading %s", name)
 		}
 	}
 	if files, ok, err := g.hashInBuilder(ctx, st, name); ok {
@@ -288,9 +287,8 @@ func (g *gatewayContext) Outputs(ctx context.Context, st llb.State, name string,
 		return nil, err
 	}
 	if g.hashStep != hashStepAlways {
-		files, err := readTreeWithin(ctx, ref, "/", smallTree)
-		if !errors.Is(err, errTreeTooBig) {
-			return files, errors.Wrapf(err, "reading %s", name)
+		if files, ok, err := readSmallTree(ctx, ref, name); ok {
+			return files, err
 		}
 	}
 	if files, ok, err := g.hashInBuilder(ctx, st, name); ok {
@@ -430,6 +428,17 @@ var smallTree = treeLimit{entries: 256, bytes: 4 << 20}
 
 // errTreeTooBig is a read that went over its treeLimit.
 var errTreeTooBig = errors.New("the tree is over the bound of a read through the gateway")
+
+// readSmallTree reads and hashes the tree of ref through the gateway when
+// it is within smallTree. ok is false when it is over: the caller hashes
+// it in a build step. An error with ok is the read's, naming name.
+func readSmallTree(ctx context.Context, ref client.Reference, name string) (files []buildcontext.File, ok bool, err error) {
+	files, err = readTreeWithin(ctx, ref, "/", smallTree)
+	if errors.Is(err, errTreeTooBig) {
+		return nil, false, nil
+	}
+	return files, true, errors.Wrapf(err, "reading %s", name)
+}
 
 // readTreeWithin is ReadTree, hashing, that stops with errTreeTooBig
 // when the tree goes over limit.
