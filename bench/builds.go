@@ -24,7 +24,7 @@ type buildsApp struct {
 	// edit is the source file each round rewrites, and editText its new
 	// content for round n (a change that reaches the build's outputs).
 	edit     string
-	editText func(n int) string
+	editText func(orig string, n int) string
 	// anchor is the multi-stage Dockerfile, with COPY --link.
 	anchor string
 	// runtimeOnly says whether the image's base is not the build's: then
@@ -50,7 +50,7 @@ func spaImages(node, _, base string) map[string]string {
 var buildsApps = []buildsApp{
 	{
 		name: "typescript", title: "TypeScript server (tsc)", edit: "src/greeting.ts",
-		editText: func(n int) string {
+		editText: func(_ string, n int) string {
 			return fmt.Sprintf("export function greeting(name: string): string {\n  return `hello #%d, ${name}`;\n}\n", n)
 		},
 		anchor: `ARG BASE
@@ -73,7 +73,7 @@ CMD ["node", "dist/server.js"]
 	},
 	{
 		name: "spa", title: "bundled front end (esbuild) on busybox httpd", edit: "src/greeting.js", runtimeOnly: true,
-		editText: func(n int) string {
+		editText: func(_ string, n int) string {
 			return fmt.Sprintf("export function greeting(name) {\n  return `hello #%d, ${name}`;\n}\n", n)
 		},
 		anchor: `ARG NODE
@@ -93,8 +93,9 @@ CMD ["httpd", "-f", "-p", "8080", "-h", "/srv/www"]
 	},
 	{
 		name: "go-build", title: "Go server (go build, golang.org/x/text) on busybox", edit: "greeting/greeting.go", runtimeOnly: true, compiles: true,
-		editText: func(n int) string {
-			return fmt.Sprintf(goGreeting, n)
+		editText: func(orig string, n int) string {
+			// The example's greeting, numbered by the round.
+			return strings.Replace(orig, `"hello, "`, fmt.Sprintf(`"hello #%d, "`, n), 1)
 		},
 		anchor: `ARG GO
 ARG BASE
@@ -117,26 +118,6 @@ CMD ["/app/server", "-addr", ":8080", "-web", "/app/web"]
 		images: func(_, golang, base string) map[string]string { return map[string]string{"GO": golang, "BASE": base} },
 	},
 }
-
-// goGreeting is examples/go-build's greeting package, its greeting
-// numbered by the round.
-const goGreeting = `// Package greeting says hello, with the name in title case
-// (golang.org/x/text).
-package greeting
-
-import (
-	"golang.org/x/text/cases"
-	"golang.org/x/text/language"
-)
-
-// For returns the greeting for a name.
-func For(name string) string {
-	if name == "" {
-		name = "world"
-	}
-	return "hello #%d, " + cases.Title(language.English).String(name)
-}
-`
 
 // Scenario keys of the apps that build.
 const (
@@ -224,9 +205,18 @@ func (e *env) runBuildsApp(ctx context.Context, a buildsApp, images map[string]s
 		return res, err
 	}
 
+	editPath := filepath.Join(appDir, filepath.FromSlash(a.edit))
+	orig, err := os.ReadFile(editPath)
+	if err != nil {
+		return res, err
+	}
 	order := []string{buildsPF, buildsAnchor, buildsNoCache}
 	for n := 1; n <= e.cfg.Runs; n++ {
-		if err := os.WriteFile(filepath.Join(appDir, filepath.FromSlash(a.edit)), []byte(a.editText(n)), 0o644); err != nil {
+		edited := a.editText(string(orig), n)
+		if edited == string(orig) {
+			return res, errors.Errorf("the edit of %s changes nothing: the example no longer holds what editText replaces", a.edit)
+		}
+		if err := os.WriteFile(editPath, []byte(edited), 0o644); err != nil {
 			return res, err
 		}
 		for k := range order {
