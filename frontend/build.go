@@ -15,6 +15,7 @@ import (
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/buildkit/solver/result"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/decide"
@@ -108,6 +109,11 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		gctx.Prefetch(ctx, convert.AppContextName, patterns)
 	}
 	var extraConfigs sync.Map // platform ID -> fields to add to its image config
+	sbomGen, err := newSBOMGenerator(ctx, c, bc)
+	if err != nil {
+		return nil, err
+	}
+	var sboms sync.Map // platform ID -> its SBOM attestation
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
 		// Ends what startDeps started if this platform fails before its
@@ -159,6 +165,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		if out.extraConfig != nil {
 			extraConfigs.Store(exportID, out.extraConfig)
 		}
+		if sbomGen != nil {
+			sbomGen.labelImage(out)
+		}
 		def, err := out.state.Marshal(ctx)
 		if err != nil {
 			return nil, errors.Wrap(err, "marshaling LLB")
@@ -173,6 +182,13 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		ref, err := r.SingleRef()
 		if err != nil {
 			return nil, err
+		}
+		if sbomGen != nil {
+			att, err := sbomGen.attestation(ctx, opt, res.Platform, out)
+			if err != nil {
+				return nil, errors.Wrap(err, "making the SBOM")
+			}
+			sboms.Store(exportID, att)
 		}
 		if depsDone != nil {
 			// The early dependency stage, still running: see startDeps.
@@ -189,6 +205,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	}
 	if err := addConfigFields(rb, bc.MultiPlatformRequested, &extraConfigs); err != nil {
 		return nil, err
+	}
+	for id, att := range sboms.Range {
+		rb.AddAttestation(id.(string), *att.(*result.Attestation[client.Reference]))
 	}
 	return rb.Finalize()
 }

@@ -38,6 +38,20 @@ type buildOutput struct {
 	// cacheFrom is a release whose inline build cache holds this full
 	// build's dependency stage, to import (by digest); "" for none.
 	cacheFrom string
+	// patch is set for a patch (or the release itself, when nothing
+	// changed): what its SBOM is made of.
+	patch *patchOutput
+}
+
+// patchOutput is what a patch is made of, for its SBOM (sbomGenerator).
+type patchOutput struct {
+	release *decide.Release
+	changes *filelist.ChangeSet
+	// dest is the APP destination, which the changes' paths are relative to.
+	dest string
+	// files are the patch's own files (convert.PatchFiles); unset when
+	// nothing changed.
+	files llb.State
 }
 
 // cacheImports are the build's own cache imports (--cache-from) plus the
@@ -85,6 +99,7 @@ func outputOf(ctx context.Context, res *convert.Result, opt convert.Opt, cands *
 	}
 	if rel := d.Release; rel != nil {
 		var st llb.State
+		patch := &patchOutput{release: rel, changes: d.Changes, dest: res.App.Dest}
 		if d.Changes.Empty() {
 			// The release itself: no layer, no history entry.
 			summary := opt.VertexName(res.Platform, "patch", d.Summary())
@@ -97,8 +112,9 @@ func outputOf(ctx context.Context, res *convert.Result, opt convert.Opt, cands *
 			}
 			st = layers.Patch(llb.Image(rel.Ref, llb.Platform(res.Platform), llb.WithCustomName(opt.VertexName(res.Platform, "patch", "release "+rel.Ref))),
 				res.App, res.AppContext, d.Changes, opt.VertexName(res.Platform, "patch", summary), res.AppLocation)
+			patch.files = convert.PatchFiles(res.App, res.AppContext, d.Changes, opt.VertexName(res.Platform, "patch", summary), res.AppLocation)
 		}
-		return &buildOutput{state: st, image: convert.PatchImage(res.Image, rel, d.Changes, opt.Epoch), baseImage: rel.Image}, nil
+		return &buildOutput{state: st, image: convert.PatchImage(res.Image, rel, d.Changes, opt.Epoch), baseImage: rel.Image, patch: patch}, nil
 	}
 	if d.IsRelease() {
 		res.Carry()

@@ -15,10 +15,12 @@ layers=(
   frontend/internal/fake # a context in memory and a fixed resolver, for unit tests
   frontend/patchfile     # located nodes to typed, validated instructions
   frontend/filelist      # the app file list: encoding, bounded decoding, change sets (pure Go)
+  frontend/sbom          # a patch's SBOM from its release's: SPDX statements, what they name, their union (pure Go)
   frontend/decide        # patch or full build, and why: release labels, candidate configs, the rule (pure: no I/O)
   frontend/convert       # the Patchfile to LLB and image config: dependency stage, app tree, patch layer, layer plans
   frontend               # the gateway layer: Build, reading the context and candidates, subrequests, checks
   cmd/frontend           # the frontend image's binary
+  internal/testscanner   # the tests' SBOM generator: BuildKit's scanner protocol, npm packages
   internal/stack         # the real test stack: registry, buildkitd, Docker Engines
   cmd/devstack           # the test stack from scripts
   bench                  # the benchmark

@@ -41,6 +41,23 @@ import (
 // Precondition (checked by decide): APP copies into a directory, and cs
 // knows where each of its entries comes from in the context (appFileList).
 func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *filelist.ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
+	lowerSt, upperSt := patchTrees(spec, appCtx, cs, name, opts...)
+	named := append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)
+	return llb.Merge([]llb.State{release, llb.Diff(lowerSt, upperSt, opts...)}, named...)
+}
+
+// PatchFiles is the tree the patch layer is the difference of, on an
+// empty filesystem: the APP destination, the parents of the changes and
+// every changed entry, with the patch's own metadata; no release file.
+// It is what an SBOM scanner reads of a patch (frontend/sbom): the same
+// operations as patchLayer's, so a builder makes them once.
+func PatchFiles(spec AppSpec, appCtx llb.State, cs *filelist.ChangeSet, name string, opts ...llb.ConstraintsOpt) llb.State {
+	_, upperSt := patchTrees(spec, appCtx, cs, name, opts...)
+	return upperSt
+}
+
+// patchTrees are patchLayer's lower and upper trees.
+func patchTrees(spec AppSpec, appCtx llb.State, cs *filelist.ChangeSet, name string, opts ...llb.ConstraintsOpt) (lowerSt, upperSt llb.State) {
 	dest := spec.Dest
 	inDest := func(p string) string { return path.Join(dest, p) }
 	inCtx := func(p string) string { return path.Join("/", cs.Source(p)) }
@@ -68,10 +85,9 @@ func patchLayer(release llb.State, spec AppSpec, appCtx llb.State, cs *filelist.
 			lower = lower.Mkfile(inDest(e.Path), 0o644, nil)
 		}
 	}
-	lowerSt := llb.Scratch().File(lower, append([]llb.ConstraintsOpt{dockerui.WithInternalName("patch: the release's tree around the changes")}, opts...)...)
+	lowerSt = llb.Scratch().File(lower, append([]llb.ConstraintsOpt{dockerui.WithInternalName("patch: the release's tree around the changes")}, opts...)...)
 	named := append([]llb.ConstraintsOpt{llb.WithCustomName(name)}, opts...)
-	upperSt := lowerSt.File(patchActions(spec, appCtx, cs), named...)
-	return llb.Merge([]llb.State{release, llb.Diff(lowerSt, upperSt, opts...)}, named...)
+	return lowerSt, lowerSt.File(patchActions(spec, appCtx, cs), named...)
 }
 
 // patchActions turns a tree that holds the release's app tree (or the

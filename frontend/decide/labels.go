@@ -32,7 +32,28 @@ const (
 	// (CARRY): a JSON object from CarryKey to the id the release's carry
 	// step is keyed by, which a later build asks the build cache for.
 	LabelCarry = LabelPrefix + "carry"
+	// LabelSBOM is set on images built with an SBOM (attest:sbom): the
+	// generator that made it, pinned by digest, and its parameters. A
+	// patch builds its SBOM from its release's only when the release's
+	// came from the same generator (frontend/sbom).
+	LabelSBOM = LabelPrefix + "sbom"
 )
+
+// maxSBOMLabel bounds the SBOM label read from a candidate: a pinned
+// image reference and a few parameters.
+const maxSBOMLabel = 1024
+
+// SBOMGenerator is the release's LabelSBOM, or "" when it has none (or
+// one too long to be one).
+func (r *Release) SBOMGenerator() string {
+	if r == nil || r.Image == nil {
+		return ""
+	}
+	if v := r.Image.Config.Labels[LabelSBOM]; len(v) <= maxSBOMLabel {
+		return v
+	}
+	return ""
+}
 
 // CarryKey names a carried cache in LabelCarry: the build stage and the
 // cache mount's target.

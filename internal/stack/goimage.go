@@ -67,3 +67,25 @@ func (s *Stack) PushGoImage(ctx context.Context, d *Daemon, ref string) (string,
 	img.History = []ocispecs.History{{Created: &baseTime, CreatedBy: first + " from this machine's GOROOT, busybox-static"}}
 	return s.pushRootfs(ctx, d, ref, rootfs, img)
 }
+
+// PushScannerImage pushes the tests' SBOM generator (internal/testscanner)
+// as an image whose entrypoint runs it, as BuildKit runs a generator
+// (attest:sbom's generator=).
+func (s *Stack) PushScannerImage(ctx context.Context, d *Daemon, repoRoot, ref string) (string, error) {
+	rootfs := filepath.Join(s.Dir, "scannerimage")
+	if err := os.RemoveAll(rootfs); err != nil {
+		return "", err
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(rootfs, "bin", "testscanner"), "./internal/testscanner")
+	build.Dir = repoRoot
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", errors.Wrapf(err, "go build ./internal/testscanner: %s", out)
+	}
+	img := dockerspec.DockerOCIImage{}
+	img.Created = &baseTime
+	img.Architecture, img.OS = runtime.GOARCH, "linux"
+	img.Config.Entrypoint = []string{"/bin/testscanner"}
+	img.History = []ocispecs.History{{Created: &baseTime, CreatedBy: "internal/testscanner"}}
+	return s.pushRootfs(ctx, d, ref, rootfs, img)
+}
