@@ -24,7 +24,6 @@ func TestDefaultAttestations(t *testing.T) {
 	dir = withSyntaxLine(t, dir, "Patchfile", env.frontendTag)
 	release := env.stack.Ref("attest/app", "release")
 	cli := newBuildxCLI(t, env.warm, nil)
-	cli.defaultAttestations = true
 	build := func(output string, args map[string]string) (string, string) {
 		meta := filepath.Join(t.TempDir(), "metadata.json")
 		cmdArgs := []string{"buildx", "build", "--builder", cli.builder, "--progress=plain", "-f", filepath.Join(dir, "Patchfile"),

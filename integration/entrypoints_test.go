@@ -230,9 +230,10 @@ func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
 type buildxCLI struct {
 	config  string // DOCKER_CONFIG
 	builder string // the builder's name, for --builder
-	// defaultAttestations keeps buildx's default attestations (a
-	// provenance attestation, mode=min, making the image an index).
-	defaultAttestations bool
+	// noDefaultAttestations turns off buildx's default attestations (a
+	// provenance attestation, mode=min, making the image an index), for a
+	// test that must say why.
+	noDefaultAttestations bool
 }
 
 // newBuildxCLI creates the builder for d, with logins (host -> user:password)
@@ -257,13 +258,12 @@ func newBuildxCLI(t *testing.T, d *stack.Daemon, logins map[string]string) *buil
 }
 
 // command is the docker CLI the tools built (whatever docker this machine
-// has) with the config's plugins and builders and no default attestations.
+// has) with the config's plugins and builders, and buildx's default
+// attestations, as users have them.
 func (c *buildxCLI) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(env.stack.ToolsDir, "docker"), args...)
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+c.config)
-	if !c.defaultAttestations {
-		// Most tests read the pushed image as one manifest; those about
-		// what users get by default keep buildx's attestations.
+	if c.noDefaultAttestations {
 		cmd.Env = append(cmd.Env, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
 	}
 	return cmd
