@@ -38,6 +38,9 @@ type buildSpec struct {
 	// (mode=max): a Patchfile release's build cache (convert.BuildCacheTag).
 	exportBuildCache string
 	importCache      string // registry reference for --import-cache
+	// attest asks for an SBOM from the bench's generator (env.scanner)
+	// and a mode=max provenance, as --sbom=true --provenance=mode=max do.
+	attest bool
 	// runtimeLayers are layers whose pulls measure counts apart
 	// (measurement.PulledRuntime).
 	runtimeLayers map[string]bool
@@ -87,6 +90,9 @@ func (e *env) runBuildctl(ctx context.Context, b buildSpec) (*buildRun, error) {
 	}
 	if b.exportBuildCache != "" {
 		args = append(args, "--export-cache", "type=registry,ref="+b.exportBuildCache+",mode=max")
+	}
+	if b.attest {
+		args = append(args, "--opt", "attest:sbom=generator="+e.scanner, "--opt", "attest:provenance=mode=max")
 	}
 	if b.importCache != "" {
 		args = append(args, "--import-cache", "type=registry,ref="+b.importCache)

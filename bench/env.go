@@ -27,6 +27,10 @@ type env struct {
 	frontendImage string
 	frontendBlobs map[string]bool
 	frontendInfo  frontendInfo
+	// scanner is the SBOM generator of the attest rows (internal/testscanner),
+	// pinned by digest, and scannerBlobs its layer and config digests.
+	scanner      string
+	scannerBlobs map[string]bool
 	// mainApp is the main comparison's app and release, which the
 	// changed-bytes series patches too.
 	mainApp *mainApp
@@ -52,6 +56,12 @@ func (e *env) setup(ctx context.Context) error {
 		return err
 	}
 	_, e.baseManifest, _ = strings.Cut(e.base, "@")
+	if e.scanner, err = e.stack.PushScannerImage(ctx, e.warm, e.repoRoot, e.stack.Ref("testscanner", "bench")); err != nil {
+		return err
+	}
+	if e.scannerBlobs, _, err = e.imageBlobs(e.scanner); err != nil {
+		return err
+	}
 	if e.frontendImage, err = e.stack.BuildFrontendImage(ctx, e.warm, e.repoRoot, e.stack.Ref("patchfile", "bench")); err != nil {
 		return err
 	}

@@ -50,6 +50,10 @@ type measurement struct {
 	// ConfigBytes and ManifestBytes are the pushed image's config and
 	// manifest sizes (part of what a patch pushes besides its layer).
 	ConfigBytes, ManifestBytes int64
+	// PulledScanner is the bytes pulled of the SBOM generator's image
+	// (the attest rows), which every cold builder pulls, as it pulls the
+	// frontend's.
+	PulledScanner int64
 	// PulledRuntime is the bytes pulled of the build's runtimeLayers (the
 	// apps that build: a release's layers a deploy needs not read).
 	PulledRuntime int64
@@ -93,6 +97,8 @@ func (e *env) measure(ctx context.Context, b buildSpec) (measurement, error) {
 		switch {
 		case e.frontendBlobs[t.Digest]:
 			m.PulledFrontend += t.Bytes
+		case e.scannerBlobs[t.Digest]:
+			m.PulledScanner += t.Bytes
 		case idx.appLayers[t.Digest]:
 			m.PulledApp += t.Bytes
 		case idx.layers[t.Digest]:
@@ -183,6 +189,11 @@ func (e *env) indexRegistry(blobs map[string]int64) (*registryIndex, error) {
 		}
 		var mf ocispecs.Manifest
 		if json.Unmarshal(dt, &mf) != nil || len(mf.Layers) == 0 || mf.Config.Digest == "" {
+			continue
+		}
+		if strings.HasPrefix(mf.Layers[0].MediaType, "application/vnd.in-toto") {
+			// An attestation manifest: its statements (an SBOM, a
+			// provenance) are metadata, counted with the configs.
 			continue
 		}
 		for _, l := range mf.Layers {

@@ -25,6 +25,10 @@ const (
 	pfRelease = "pf-release"
 	dfRelease = "df-release"
 	dflRel    = "dfl-release"
+	// With an SBOM and a mode=max provenance (attest).
+	pfColdAttest    = "pf-cold-attest"
+	dflCacheAttest  = "dfl-cache-attest"
+	pfReleaseAttest = "pf-release-attest"
 )
 
 // scenario is one way of building the app after the one-file change.
@@ -37,22 +41,29 @@ type scenario struct {
 	args map[string]string
 	// path is the path every Patchfile build of the row must take.
 	path string
+	// attest asks for an SBOM (the bench's generator) and a mode=max
+	// provenance; a Patchfile build patches the release made with them.
+	attest bool
 }
 
 // scenarios are the measured builds, interleaved run by run so that
 // whatever else the machine does spreads over all of them.
 var scenarios = []scenario{
-	{dfCold, "Dockerfile, cold, no cache", "Dockerfile", true, false, nil, ""},
-	{dflCold, "Dockerfile COPY --link, cold, no cache", "Dockerfile.link", true, false, nil, ""},
-	{dfCache, "Dockerfile, cold, --import-cache registry", "Dockerfile", true, true, nil, ""},
-	{dflCache, "Dockerfile COPY --link, cold, --import-cache registry", "Dockerfile.link", true, true, nil, ""},
-	{dfWarm, "Dockerfile, warm builder", "Dockerfile", false, false, nil, ""},
-	{dflWarm, "Dockerfile COPY --link, warm builder", "Dockerfile.link", false, false, nil, ""},
-	{pfCold, "Patchfile patch, cold builder", "Patchfile", true, false, nil, "patch"},
-	{pfWarm, "Patchfile patch, warm builder", "Patchfile", false, false, nil, "patch"},
+	{dfCold, "Dockerfile, cold, no cache", "Dockerfile", true, false, nil, "", false},
+	{dflCold, "Dockerfile COPY --link, cold, no cache", "Dockerfile.link", true, false, nil, "", false},
+	{dfCache, "Dockerfile, cold, --import-cache registry", "Dockerfile", true, true, nil, "", false},
+	{dflCache, "Dockerfile COPY --link, cold, --import-cache registry", "Dockerfile.link", true, true, nil, "", false},
+	{dfWarm, "Dockerfile, warm builder", "Dockerfile", false, false, nil, "", false},
+	{dflWarm, "Dockerfile COPY --link, warm builder", "Dockerfile.link", false, false, nil, "", false},
+	{pfCold, "Patchfile patch, cold builder", "Patchfile", true, false, nil, "patch", false},
+	{pfWarm, "Patchfile patch, warm builder", "Patchfile", false, false, nil, "patch", false},
 	// A new release, not a patch: a full build whose dependency stage comes
 	// from the previous release's inline cache, with no --cache-from.
-	{pfNewRel, "Patchfile new release (PATCH_MAX_SHARE=0), cold builder", "Patchfile", true, false, map[string]string{"PATCH_MAX_SHARE": "0"}, pathFullReused},
+	{pfNewRel, "Patchfile new release (PATCH_MAX_SHARE=0), cold builder", "Patchfile", true, false, map[string]string{"PATCH_MAX_SHARE": "0"}, pathFullReused, false},
+	// What users with supply-chain requirements build: an SBOM and a
+	// mode=max provenance on every deploy, both sides.
+	{pfColdAttest, "Patchfile patch, cold builder, --sbom --provenance=mode=max", "Patchfile", true, false, nil, "patch", true},
+	{dflCacheAttest, "Dockerfile COPY --link, cold, --import-cache registry, --sbom --provenance=mode=max", "Dockerfile.link", true, true, nil, "", true},
 }
 
 // mainResult is the main comparison.
@@ -74,7 +85,10 @@ type mainResult struct {
 type mainApp struct {
 	dir, defs string
 	release   string // the Patchfile release tag
-	originals map[string][]byte
+	// releaseAttest is the Patchfile release made with an SBOM and a
+	// provenance, which the attest rows patch.
+	releaseAttest string
+	originals     map[string][]byte
 }
 
 // runMain builds the releases, then N times: change one file and build it
@@ -121,6 +135,21 @@ func (e *env) runMain(ctx context.Context) (*mainResult, error) {
 		res.Releases[r.key] = m
 		logf("  %s", m.summary())
 	}
+	// The release the attest rows patch: the same inputs with an SBOM and
+	// a provenance (its dependency stage comes from the warm builder).
+	app.releaseAttest = e.stack.Ref("bench/app", pfReleaseAttest)
+	logf("release build: %s", pfReleaseAttest)
+	m, err := e.measure(ctx, buildSpec{name: pfReleaseAttest, daemon: e.warm, appDir: app.dir, defsDir: app.defs,
+		file: "Patchfile", args: withArgs(args, map[string]string{"RELEASE": app.releaseAttest}), output: app.releaseAttest,
+		exportCache: inlineCache, attest: true})
+	if err != nil {
+		return nil, err
+	}
+	if m.Path != "full" {
+		return nil, errors.Errorf("the attested Patchfile release took the %s path, not a full build", m.Path)
+	}
+	res.Releases[pfReleaseAttest] = m
+	logf("  %s", m.summary())
 	rel, err := e.readManifest(res.Releases[pfRelease].Digest)
 	if err != nil {
 		return nil, err
@@ -157,7 +186,10 @@ func (e *env) runMain(ctx context.Context) (*mainResult, error) {
 // runScenario builds the changed app one way.
 func (e *env) runScenario(ctx context.Context, app *mainApp, sc scenario, args map[string]string, n int) (measurement, error) {
 	b := buildSpec{name: fmt.Sprintf("%s-%d", sc.key, n), appDir: app.dir, defsDir: app.defs,
-		file: sc.file, args: withArgs(args, sc.args), output: e.stack.Ref("bench/app", fmt.Sprintf("%s-%d", sc.key, n))}
+		file: sc.file, args: withArgs(args, sc.args), output: e.stack.Ref("bench/app", fmt.Sprintf("%s-%d", sc.key, n)), attest: sc.attest}
+	if sc.attest && sc.file == "Patchfile" {
+		b.args = withArgs(b.args, map[string]string{"RELEASE": app.releaseAttest})
+	}
 	if sc.cache {
 		cache := "df"
 		if sc.file == "Dockerfile.link" {
@@ -198,6 +230,9 @@ func (m measurement) summary() string {
 		human(m.Pushed), m.PushedBlobs, human(m.TopLayer))
 	if m.Path != "" {
 		s += "; path " + m.Path
+	}
+	if m.PulledScanner > 0 {
+		s += "; SBOM generator image " + human(m.PulledScanner)
 	}
 	if m.FrontendRead > 0 {
 		s += fmt.Sprintf("; context load %.2f s, frontend read+hash %.2f s", m.ContextLoad.Seconds(), m.FrontendRead.Seconds())
