@@ -54,6 +54,9 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	releaseRef := env.stack.Ref(repo, "release")
 	docker := func(args ...string) (string, error) {
 		cmd := eng.Command(ctx, args...)
+		// One manifest per push, on both engines (the overlay2 engine's
+		// builder makes no attestations), so that the tests compare the
+		// two; engineSBOM asks for attestations on each.
 		cmd.Env = append(cmd.Env, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -142,6 +145,7 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	engineBuildStage(t, eng, repo, buildIn)
 	engineBundle(t, eng, repo, buildIn)
 	engineCarry(t, eng, repo, buildIn)
+	engineSBOM(t, eng, repo, buildIn)
 
 	// A bad Patchfile: the error names its line.
 	bad := t.TempDir()
@@ -234,6 +238,42 @@ func engineCarry(t *testing.T, eng *stack.Engine, repo string, build func(dir st
 	require.Equal(t, []string{"example.com/patchfile-go-build-example/greeting", "example.com/patchfile-go-build-example"},
 		compiled(t, out, "[build 5/5] RUN --mount=type=cache,target=/root/.cache/go-build"))
 	require.Equal(t, "hi, Ada\nexit 0\n", runInImage(t, v2+"@"+tagDigest(t, v2), "/app/server -hello ada"))
+}
+
+// engineSBOM asks the engine's default builder for an SBOM and a mode=max
+// provenance. On the overlay2 engine buildx refuses before the frontend
+// runs and names the way out; on the containerd store a release carries
+// them, and so does a patch, whose SBOM lists the new package: this
+// builder cannot read a release's attestations, so the patched image is
+// scanned whole (its layers are local to the engine, which built the
+// release), and the step says why.
+func engineSBOM(t *testing.T, eng *stack.Engine, repo string, build func(dir string, args map[string]string, flags ...string) (string, error)) {
+	scanner := sbomScanner(t)
+	flags := []string{"--attest", "type=sbom,generator=" + scanner, "--provenance=mode=max"}
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]file{"Patchfile": {content: sbomPatchfile}, "package.json": {content: `{"name":"shop","version":"1.0.0"}`},
+		"src/index.js": {content: "module.exports = 1;\n"}})
+	dir = withSyntaxLine(t, dir, "Patchfile", env.frontendTag)
+	release := env.stack.Ref(repo+"-sbom", "release")
+	args := map[string]string{"BASE": env.base, "RELEASE": release}
+	out, err := build(dir, args, append(flags, "--output", "type=image,name="+release+",push=true")...)
+	if !eng.ContainerdStore {
+		require.Error(t, err)
+		require.Contains(t, out, "Attestation is not supported for the docker driver")
+		require.Contains(t, out, "turn on the containerd image store")
+		return
+	}
+	require.NoError(t, err)
+	relDigest := tagDigest(t, release)
+	require.Equal(t, []string{"left-pad@1.3.0", "lodash@4.17.21", "shop@1.0.0"}, imageSBOM(t, release+"@"+relDigest).Packages())
+
+	writeTree(t, dir, map[string]file{"vendor/tiny/package.json": {content: `{"name":"tiny","version":"0.1.0"}`}})
+	patch := env.stack.Ref(repo+"-sbom", "patch")
+	out, err = build(dir, args, append(flags, "--output", "type=image,name="+patch+",push=true")...)
+	require.NoError(t, err)
+	require.Contains(t, out, decide.PatchPrefix+relDigest)
+	require.Contains(t, out, "[sbom] scanning the whole image, as this builder cannot read a release's attestations")
+	require.Equal(t, []string{"left-pad@1.3.0", "lodash@4.17.21", "shop@1.0.0", "tiny@0.1.0"}, imageSBOM(t, patch+"@"+tagDigest(t, patch)).Packages())
 }
 
 // stackBuild is a build on the standalone BuildKit (env.warm).
