@@ -61,6 +61,8 @@ func (r *candidateReader) lookUp(ctx context.Context, ref string, platform ocisp
 	}
 	rel, err := r.load(ctx, named.String(), platform)
 	switch {
+	case decide.IsNoPlatform(err):
+		return nil, decide.Because(decide.NoPlatformImage, ref, decide.PlatformID(platform))
 	case decide.IsNotFound(err, named.String()):
 		return nil, decide.Because(decide.NotYetReleased, ref)
 	case decide.IsBadConfig(err):

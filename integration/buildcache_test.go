@@ -19,7 +19,8 @@ import (
 // (no npm ci runs), tsc compiles the edit, and the deploy is the release
 // plus one layer. Of the release, only its base layer is pulled (the build
 // stage runs on the same node image); its runtime dependency and app
-// layers are not. Pushed: the patch layer, its config and its manifest.
+// layers are not. Pushed: the patch layer, its config and its manifest,
+// and buildx's default provenance with its index.
 func TestColdDeployOfABuild(t *testing.T) {
 	base, err := nodeBase()
 	require.NoError(t, err)
@@ -57,8 +58,9 @@ func TestColdDeployOfABuild(t *testing.T) {
 	for _, d := range pulled.releaseLayerDigests {
 		require.Equal(t, releaseLayers[0], d, "of the release, only the base the build stage runs on is pulled")
 	}
-	pushed := newBlobs(blobsBefore, blobsAfter)
-	require.Len(t, pushed, 3, "the patch layer, its config and its manifest: %v", keys(pushed))
+	require.NotEmpty(t, attestationBlobs(t, patchRef+"@"+pres.digest), "buildx's default provenance, as users have it")
+	pushed := withoutAttestations(t, newBlobs(blobsBefore, blobsAfter), patchRef+"@"+pres.digest)
+	require.Len(t, pushed, 3, "the patch layer, its config and its manifest, besides the attestation: %v", keys(pushed))
 	t.Logf("cold deploy of a build: %s; pulled %d bytes of release layers (the base), %d of frontend image, %d other (build cache layers, configs); pushed %d bytes",
 		wall.Round(time.Millisecond), pulled.releaseLayers, pulled.frontend, pulled.other, sumSizes(pushed))
 }

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/stretchr/testify/require"
@@ -172,6 +174,54 @@ func keys(m map[string]int64) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
+	}
+	return out
+}
+
+// attestationBlobs are the blobs of an image index besides its images':
+// the index itself, and each attestation manifest with its config and
+// layers (buildx's default provenance, an SBOM). Empty for a manifest.
+func attestationBlobs(t *testing.T, ref string) map[string]bool {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	require.NoError(t, err)
+	desc, err := remote.Get(r)
+	require.NoError(t, err)
+	out := map[string]bool{}
+	if !desc.MediaType.IsIndex() {
+		return out
+	}
+	idx, err := desc.ImageIndex()
+	require.NoError(t, err)
+	im, err := idx.IndexManifest()
+	require.NoError(t, err)
+	out[desc.Digest.String()] = true
+	for _, d := range im.Manifests {
+		if d.Annotations["vnd.docker.reference.type"] != "attestation-manifest" {
+			continue
+		}
+		att, err := idx.Image(d.Digest)
+		require.NoError(t, err)
+		m, err := att.Manifest()
+		require.NoError(t, err)
+		out[d.Digest.String()], out[m.Config.Digest.String()] = true, true
+		for _, l := range m.Layers {
+			out[l.Digest.String()] = true
+		}
+	}
+	return out
+}
+
+// withoutAttestations is what was pushed for ref minus its attestations'
+// blobs (attestationBlobs), which buildx's defaults add to every push.
+func withoutAttestations(t *testing.T, pushed map[string]int64, ref string) map[string]int64 {
+	t.Helper()
+	att := attestationBlobs(t, ref)
+	out := map[string]int64{}
+	for d, size := range pushed {
+		if !att[d] {
+			out[d] = size
+		}
 	}
 	return out
 }

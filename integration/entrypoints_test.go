@@ -57,6 +57,10 @@ type build struct {
 	// logins are registry credentials (host -> user:password) that buildx
 	// finds in its DOCKER_CONFIG, as after `docker login`.
 	logins map[string]string
+	// noDefaultAttestations turns off buildx's default provenance, for a
+	// buildx build whose test is about a single-manifest image (and says
+	// so); buildx builds otherwise push what users get, an index.
+	noDefaultAttestations bool
 }
 
 // result is what a build produced.
@@ -211,6 +215,7 @@ func runBuildx(t *testing.T, b build, flags ...string) ([]byte, error) {
 		ctxDir = withSyntaxLine(t, b.dir, b.file, env.frontendTag)
 	}
 	cli := newBuildxCLI(t, b.daemon, b.logins)
+	cli.noDefaultAttestations = b.noDefaultAttestations
 	args := append([]string{"buildx", "build", "--builder", cli.builder, "--progress=plain", "-f", filepath.Join(ctxDir, b.file)}, flags...)
 	for k, v := range b.args {
 		args = append(args, "--build-arg", k+"="+v)

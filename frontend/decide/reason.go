@@ -35,6 +35,8 @@ const (
 	// A release that is not this build's.
 
 	OtherPlatform
+	// NoPlatformImage: the candidate is an index without this platform.
+	NoPlatformImage
 	BaseChanged
 	DepsChanged
 	AppSpecChanged
@@ -75,11 +77,12 @@ var reasons = map[Kind]struct {
 	ReleaseUnreachable:    {"release %s of candidate %s unreachable (%v)", true, false},
 	ReleaseNotPatchfile:   {"release %s of candidate %s is not a Patchfile release", true, false},
 
-	OtherPlatform:  {"release %s is for %s, not %s", false, false},
-	BaseChanged:    {"base image changed since release %s (it has %s, FROM pins %s)", false, false},
-	DepsChanged:    {"dependencies changed since release %s (a DEPS file or a step before APP differs)", false, false},
-	AppSpecChanged: {"APP destination, --chown or --chmod changed since release %s", false, false},
-	NoFileList:     {"release %s has no usable file list (%s)", false, false},
+	OtherPlatform:   {"release %s is for %s, not %s", false, false},
+	NoPlatformImage: {"candidate %s has no %s image", false, false},
+	BaseChanged:     {"base image changed since release %s (it has %s, FROM pins %s)", false, false},
+	DepsChanged:     {"dependencies changed since release %s (a DEPS file or a step before APP differs)", false, false},
+	AppSpecChanged:  {"APP destination, --chown or --chmod changed since release %s", false, false},
+	NoFileList:      {"release %s has no usable file list (%s)", false, false},
 
 	NewReleaseAsked: {KeyPatchMaxShare + "=0: a new release instead of patching release %s", false, true},
 	ChangeTooLarge:  {"the change is %d%% of the app tree's bytes (more than " + KeyPatchMaxShare + "=%d%%): a new release is smaller to ship than patching release %s", false, false},

@@ -195,5 +195,11 @@ func (s *jsonIsSet) UnmarshalJSON(dt []byte) error {
 // containerd's resolver words it "<ref>: not found", on standalone BuildKit
 // and Docker Engine alike.
 func IsNotFound(err error, ref string) bool {
-	return err != nil && strings.Contains(err.Error(), ref+": not found")
+	return err != nil && strings.Contains(err.Error(), ref+": not found") && !IsNoPlatform(err)
+}
+
+// IsNoPlatform tells whether resolving an image failed because it is an
+// index without the platform asked for, as containerd's resolver words it.
+func IsNoPlatform(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no match for platform in manifest")
 }

@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -19,4 +20,18 @@ func TestJSONValues(t *testing.T) {
 	} {
 		require.Equal(t, want, jsonValues([]byte(in)), in)
 	}
+}
+
+// TestIsNotFound: an index without the build's platform is there, and not
+// a first release; only a missing tag or repository is.
+func TestIsNotFound(t *testing.T) {
+	const ref = "registry.example/app:release"
+	missing := errors.New(ref + ": not found")
+	noPlatform := errors.New("no match for platform in manifest: not found")
+	require.True(t, IsNotFound(missing, ref))
+	require.False(t, IsNoPlatform(missing))
+	require.False(t, IsNotFound(noPlatform, ref))
+	require.False(t, IsNotFound(errors.New(ref+": no match for platform in manifest: not found"), ref))
+	require.True(t, IsNoPlatform(noPlatform))
+	require.False(t, IsNotFound(nil, ref))
 }
