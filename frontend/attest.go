@@ -308,3 +308,23 @@ func sbomWhy(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
 }
+
+// sbomExtrasWarning says that the Dockerfile frontend's extra SBOMs (of the
+// build context, of the build stages) are not made, when a build asks for
+// them: a Patchfile's SBOM describes its image, and a patch's is built from
+// its release's one document.
+func sbomExtrasWarning(bc *dockerui.Client) string {
+	if bc.SBOM == nil {
+		return ""
+	}
+	var asked []string
+	for _, k := range []string{"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"} {
+		if v, ok := bc.BuildArgs[k]; ok && v != "" && v != "false" && v != "0" {
+			asked = append(asked, k)
+		}
+	}
+	if len(asked) == 0 {
+		return ""
+	}
+	return strings.Join(asked, " and ") + ": a Patchfile's SBOM describes the image only; no SBOM of the build context or stages is made"
+}

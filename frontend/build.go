@@ -113,6 +113,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if w := sbomExtrasWarning(bc); w != "" {
+		src.Warn(ctx, w, client.WarnOpts{})
+	}
 	var sboms sync.Map // platform ID -> its SBOM attestation
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
