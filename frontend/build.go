@@ -83,6 +83,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		opt.BuildArgs = maps.Clone(bc.BuildArgs)
 		return opt
 	}
+	if res, ok, err := handlePlanRequests(ctx, c, bc, pf, convertOpt, gctx); err != nil || ok {
+		return res, err
+	}
 	if res, ok, err := bc.HandleSubrequest(ctx, subrequestHandler(src, pf, convertOpt, gctx)); err != nil || ok {
 		return res, err
 	}

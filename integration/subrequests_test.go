@@ -1,7 +1,17 @@
 package integration
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/patchfile/patchfile/frontend"
+	"github.com/patchfile/patchfile/frontend/decide"
 
 	"github.com/patchfile/patchfile/version"
 	"github.com/stretchr/testify/require"
@@ -40,4 +50,99 @@ APP . /app
 	require.Contains(t, string(out), "busybox:1.36")
 	require.Contains(t, string(out), "PATCH")
 	require.Contains(t, string(out), "built by "+version.String(), "the outline names the frontend's version")
+}
+
+// TestCallPlan: `docker buildx build --call=plan` says, before a deploy
+// runs, what the build then does: the same path and progress line, the
+// release, and exactly the entries the patch layer then holds (adds, edits
+// and a deletion), as text and as JSON; a dependency change is a full
+// build with the same reason. It builds and pushes nothing.
+func TestCallPlan(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(env.repoRoot, "examples"))))
+	release := env.stack.Ref("plan/app", "release")
+	args := withArgs(exampleArgs(), map[string]string{"RELEASE": release})
+	res, err := buildWithBuildx(t, build{dir: dir, args: args, output: release})
+	require.NoError(t, err)
+	relDigest := res.digest
+
+	writeTree(t, dir, map[string]file{
+		"src/routes.js":      {content: "module.exports = ['/', '/plan'];\n"},
+		"src/new/feature.js": {content: "module.exports = 'new';\n"},
+	})
+	require.NoError(t, os.Remove(filepath.Join(dir, "public/index.html")))
+	callPlan := func(format string) string {
+		t.Helper()
+		ctxDir := withSyntaxLine(t, dir, "Patchfile", env.frontendTag)
+		cli := newBuildxCLI(t, env.warm, nil)
+		call := "--call=plan"
+		if format != "" {
+			call += ",format=" + format
+		}
+		cmdArgs := []string{"buildx", "build", "--builder", cli.builder, "--progress=quiet", call, "-f", filepath.Join(ctxDir, "Patchfile")}
+		for k, v := range args {
+			cmdArgs = append(cmdArgs, "--build-arg", k+"="+v)
+		}
+		var stdout, stderr bytes.Buffer
+		cmd := cli.command(append(cmdArgs, ctxDir)...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		require.NoError(t, cmd.Run(), "%s%s", stdout.String(), stderr.String())
+		return stdout.String()
+	}
+	blobsBefore, err := env.stack.Blobs()
+	require.NoError(t, err)
+	var plan frontend.Plan
+	require.NoError(t, json.Unmarshal([]byte(callPlan("json")), &plan))
+	text := callPlan("")
+	t.Logf("--call=plan:\n%s", text)
+	blobsAfter, err := env.stack.Blobs()
+	require.NoError(t, err)
+	require.Empty(t, newBlobs(blobsBefore, blobsAfter), "a plan pushes nothing")
+
+	require.Len(t, plan.Platforms, 1)
+	p := plan.Platforms[0]
+	require.Equal(t, "patch", p.Path)
+	require.True(t, strings.HasPrefix(p.Summary, decide.PatchPrefix+relDigest+": 3 changed, 1 deleted"), p.Summary)
+	require.Contains(t, p.Release, "@"+relDigest)
+	require.Contains(t, text, p.Summary)
+	require.Contains(t, text, "+ /app/src/new/feature.js")
+	require.Contains(t, text, "- /app/public/index.html")
+
+	out, err := buildWithBuildx(t, build{dir: dir, args: args, output: env.stack.Ref("plan/app", "deploy")})
+	require.NoError(t, err)
+	require.Contains(t, out.output, p.Summary, "the build takes the decision the plan showed")
+	patched := pullImage(t, env.stack.Ref("plan/app", "deploy")+"@"+out.digest)
+	ls := layers(t, patched)
+	var want []string
+	for _, e := range p.Changed {
+		want = append(want, strings.TrimPrefix(e.Path, "/"))
+	}
+	for _, d := range p.Deleted {
+		want = append(want, path.Join(path.Dir(strings.TrimPrefix(d, "/")), ".wh."+path.Base(d)))
+	}
+	got := names(layerEntries(t, ls[len(ls)-1]))
+	for _, w := range want {
+		require.Contains(t, got, w, "the patch layer holds what the plan listed")
+	}
+	for _, g := range got {
+		if !strings.HasSuffix(g, "/") && !slices.Contains(want, g) {
+			// Parents of changes are in the layer without being changes.
+			require.True(t, slices.ContainsFunc(want, func(w string) bool { return strings.HasPrefix(w, g+"/") }),
+				"the layer's %s is in the plan, or a parent of what is", g)
+		}
+	}
+
+	described, err := runBuildx(t, build{dir: dir, args: args}, "--call=subrequests.describe")
+	require.NoError(t, err, "%s", described)
+	require.Contains(t, string(described), "frontend.plan", "buildx lists --call=plan")
+
+	// A dependency change: a full build, with the build's own reason.
+	writeTree(t, dir, map[string]file{"package.json": {content: `{"name":"shop","version":"2.0.0"}` + "\n"}})
+	require.NoError(t, json.Unmarshal([]byte(callPlan("json")), &plan))
+	p = plan.Platforms[0]
+	require.Equal(t, "full", p.Path)
+	require.True(t, strings.HasPrefix(p.Summary, decide.FullBuildPrefix+"dependencies changed since release "+relDigest), p.Summary)
+	out, err = buildWithBuildx(t, build{dir: dir, args: args, output: env.stack.Ref("plan/app", "deploy2")})
+	require.NoError(t, err)
+	require.Contains(t, out.output, p.Summary)
 }
