@@ -74,7 +74,8 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	gctx := &gatewayContext{bc: bc, c: c, hashStep: hashStep}
+	gctx := &gatewayContext{bc: bc, c: c, hashStep: hashStep,
+		warn: func(ctx context.Context, msg string) { src.Warn(ctx, msg, client.WarnOpts{}) }}
 	// convertOpt is called once per platform: each gets its own build args
 	// map, as dockerui.Client.Build runs the platforms concurrently.
 	convertOpt := func() convert.Opt {

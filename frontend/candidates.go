@@ -134,8 +134,8 @@ type releaseSource struct {
 	cands *candidateReader
 }
 
-func (s releaseSource) Tool(ctx context.Context) (*llb.State, error) {
-	return s.g.selfImage(ctx)
+func (s releaseSource) Tool(ctx context.Context) (*convert.Tool, error) {
+	return s.g.selfTool(ctx)
 }
 
 func (s releaseSource) Released(ctx context.Context, patchRefs []string, platform ocispecs.Platform) []string {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path"
@@ -14,9 +16,11 @@ import (
 	"sync"
 
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/pkg/errors"
@@ -35,6 +39,14 @@ type gatewayContext struct {
 	c  client.Client
 	// hashStep is when files are hashed in a build step (PATCH_HASH_STEP).
 	hashStep string
+	// warn shows the user a warning (the Patchfile's source's); nil in
+	// tests.
+	warn func(ctx context.Context, msg string)
+
+	toolOnce sync.Once
+	tool     *convert.Tool
+	toolErr  error
+	warnOnce sync.Once
 
 	mu     sync.Mutex
 	loaded map[string]llb.State  // by contextKey: see Load
@@ -222,9 +234,6 @@ func (g *gatewayContext) readFiles(ctx context.Context, name string, patterns []
 // client's process (client.Build).
 const keySource = "source"
 
-// hasherBinary is the frontend's binary in its image.
-const hasherBinary = convert.ToolBinary
-
 // hashInBuilder lists and hashes the files of st in one build step that
 // runs the frontend's own binary (WalkTree) over st, mounted read-only,
 // with no network, and reads its list back in one file. ok is false when
@@ -232,12 +241,12 @@ const hasherBinary = convert.ToolBinary
 // builder that cannot run the image); the caller then reads through the
 // gateway. An error with ok is the walk's, for the build to report.
 func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name string) (files []buildcontext.File, ok bool, err error) {
-	self, err := g.selfImage(ctx)
+	self, err := g.selfTool(ctx)
 	if err != nil || self == nil {
 		return nil, false, nil
 	}
-	run := self.Run(
-		llb.Args([]string{hasherBinary, buildcontext.HashCommand, "/context", "/out"}),
+	run := self.Image.Run(
+		llb.Args([]string{self.Binary, buildcontext.HashCommand, "/context", "/out"}),
 		llb.Network(llb.NetModeNone),
 		llb.ReadonlyRootFS(),
 		llb.AddMount("/context", st, llb.Readonly),
@@ -246,14 +255,17 @@ func (g *gatewayContext) hashInBuilder(ctx context.Context, st llb.State, name s
 	out := run.AddMount("/out", llb.Scratch())
 	ref, err := solveRef(ctx, g.c, &out, "hashing "+name)
 	if err != nil {
+		g.warnFallback(ctx, self, err)
 		return nil, false, nil
 	}
 	var list bytes.Buffer
 	if err := readChunks(ctx, ref, buildcontext.ListFile, func(dt []byte) { list.Write(dt) }); err != nil {
+		g.warnFallback(ctx, self, err)
 		return nil, false, nil
 	}
 	files, err = buildcontext.ReadList(&list)
 	if errors.Is(err, buildcontext.ErrListVersion) {
+		g.warnFallback(ctx, self, err)
 		return nil, false, nil
 	}
 	if err != nil {
@@ -375,10 +387,18 @@ func statPaths(ctx context.Context, ref client.Reference, paths []string) ([]*fs
 	return stats, eg.Wait()
 }
 
-// selfImage is the frontend's own image, for the build platform, or nil.
-// Where a named context replaces it (air-gapped builds name the syntax
-// image as a context), that is what runs, as for the frontend itself.
-func (g *gatewayContext) selfImage(ctx context.Context) (*llb.State, error) {
+// selfTool is the frontend's own image, for the build platform, and its
+// binary there (convert.ToolBinaryOf), or nil when the frontend runs in
+// the client's process. Where a named context replaces the image
+// (air-gapped builds name the syntax image as a context), that is what
+// runs, as for the frontend itself.
+func (g *gatewayContext) selfTool(ctx context.Context) (*convert.Tool, error) {
+	g.toolOnce.Do(func() { g.tool, g.toolErr = g.loadSelfTool(ctx) })
+	return g.tool, g.toolErr
+}
+
+// loadSelfTool is selfTool, once: the image's config names the binary.
+func (g *gatewayContext) loadSelfTool(ctx context.Context) (*convert.Tool, error) {
 	source := g.c.BuildOpts().Opts[keySource]
 	if source == "" || len(g.bc.BuildPlatforms) == 0 {
 		return nil, nil
@@ -389,11 +409,26 @@ func (g *gatewayContext) selfImage(ctx context.Context) (*llb.State, error) {
 		return nil, err
 	}
 	if nc != nil {
-		st, _, err := nc.Load(ctx)
-		return st, err
+		st, img, err := nc.Load(ctx)
+		if err != nil || st == nil {
+			return nil, err
+		}
+		tool := &convert.Tool{Image: *st, Binary: convert.DefaultToolBinary}
+		if img != nil {
+			tool.Binary = convert.ToolBinaryOf(img.Config.Entrypoint, img.Config.Cmd)
+		}
+		return tool, nil
 	}
-	st := llb.Image(source, llb.Platform(platform), dockerui.WithInternalName("load the frontend's image"))
-	return &st, nil
+	tool := &convert.Tool{Image: llb.Image(source, llb.Platform(platform), dockerui.WithInternalName("load the frontend's image")),
+		Binary: convert.DefaultToolBinary}
+	_, _, dt, err := g.c.ResolveImageConfig(ctx, source, sourceresolver.Opt{
+		LogName:  "[internal] load the frontend's image config",
+		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &platform}})
+	var img ocispecs.Image
+	if err == nil && json.Unmarshal(dt, &img) == nil {
+		tool.Binary = convert.ToolBinaryOf(img.Config.Entrypoint, img.Config.Cmd)
+	}
+	return tool, nil
 }
 
 // ReadTree lists the entries below dir of a solved reference, sorted by
@@ -640,4 +675,18 @@ func dirLabel(rel string) string {
 		return "the context's root directory"
 	}
 	return "directory " + strconv.Quote(rel)
+}
+
+// warnFallback tells the user, once per build, that the files are read
+// through the gateway because the hashing step could not run: slower (a
+// round trip per file), and a sign of a frontend image laid out otherwise
+// than its config says.
+func (g *gatewayContext) warnFallback(ctx context.Context, tool *convert.Tool, err error) {
+	if g.warn == nil {
+		return
+	}
+	g.warnOnce.Do(func() {
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		g.warn(ctx, fmt.Sprintf("the frontend's image could not hash the files in a build step with %s (%s): they are read through the gateway instead, a round trip per file", tool.Binary, msg))
+	})
 }

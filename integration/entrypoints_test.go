@@ -43,7 +43,9 @@ type build struct {
 	// platforms is the --platform list ("linux/amd64,linux/arm64"); empty
 	// builds the daemon's own platform.
 	platforms string
-	// frontendImage is the frontend buildctl runs; env.frontendImage if "".
+	// frontendImage is the frontend buildctl runs, and the image an
+	// in-process build with hashInBuilder hashes with; env.frontendImage
+	// if "".
 	frontendImage string
 	// hashInBuilder gives an in-process build the frontend image (as the
 	// gateway gives it to the frontend it runs) and PATCH_HASH_STEP=always,
@@ -121,7 +123,7 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 	require.NoError(t, err)
 	attrs := map[string]string{"filename": b.file}
 	if b.hashInBuilder {
-		attrs["source"] = env.frontendImage
+		attrs["source"] = b.frontendImage
 		attrs["build-arg:PATCH_HASH_STEP"] = "always"
 	}
 	if b.platforms != "" {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -170,4 +171,27 @@ func withArgs(args, extra map[string]string) map[string]string {
 	out := maps.Clone(args)
 	maps.Copy(out, extra)
 	return out
+}
+
+// TestHashStepFollowsTheImage: the hashing step runs the binary the
+// frontend image's config names, wherever the image has it; where the
+// image cannot hash (here, a busybox image standing in for a broken one),
+// the files are read through the gateway and the build warns, naming why.
+func TestHashStepFollowsTheImage(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(env.repoRoot, "examples"))))
+	args := withArgs(exampleArgs(), map[string]string{"PATCH_HASH_STEP": "always"})
+	elsewhere, err := env.stack.PushFrontendAt(context.Background(), env.warm, env.repoRoot, env.stack.Ref("patchfile", "elsewhere"), "/usr/local/bin/pf")
+	require.NoError(t, err)
+	res, err := buildWithBuildctl(t, build{dir: dir, args: args, output: env.stack.Ref("hash-image/elsewhere", "x"), frontendImage: elsewhere})
+	require.NoError(t, err)
+	require.Contains(t, res.output, hashStepName, "the image's own entrypoint hashes")
+	require.NotContains(t, res.output, "could not hash")
+	want := filesystem(t, pullImage(t, env.stack.Ref("hash-image/elsewhere", "x")+"@"+res.digest))
+
+	res, err = buildInProcess(t, build{dir: dir, args: args, output: env.stack.Ref("hash-image/broken", "x"), frontendImage: env.base, hashInBuilder: true})
+	require.NoError(t, err)
+	require.Contains(t, res.output, "warning the frontend's image could not hash the files in a build step with sh (")
+	require.Contains(t, res.output, "they are read through the gateway instead")
+	requireSameFilesystem(t, want, filesystem(t, pullImage(t, env.stack.Ref("hash-image/broken", "x")+"@"+res.digest)))
 }

@@ -75,7 +75,7 @@ type stageBuilder struct {
 	platform ocispecs.Platform
 	done     map[string]*converter // by stage name
 	// tool, release and seeds are the stages' carrying (newCarrying).
-	tool    *llb.State
+	tool    *Tool
 	release string
 	seeds   map[string]digest.Digest
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 
@@ -21,10 +22,33 @@ import (
 	"github.com/pkg/errors"
 )
 
-// ToolBinary is the frontend's binary in its own image (see the
-// Dockerfile): the build steps the frontend adds (hashing files, carrying
-// caches) run it.
-const ToolBinary = "/bin/patchfile-frontend"
+// DefaultToolBinary is where the repository's Dockerfile puts the
+// frontend's binary in its image, for an image whose config names no
+// entrypoint (ToolBinaryOf).
+const DefaultToolBinary = "/bin/patchfile-frontend"
+
+// Tool is the frontend's own image and its binary there: the build steps
+// the frontend adds (hashing files, carrying caches) run it.
+type Tool struct {
+	Image  llb.State
+	Binary string
+}
+
+// ToolBinaryOf is the frontend's binary as its image's config names it:
+// the last word of the entrypoint (BuildKit runs a frontend image by its
+// entrypoint, whose last word is the frontend when a wrapper such as an
+// init comes first), else the command's first, else DefaultToolBinary. An
+// image laid out otherwise than the repository's (a distroless base,
+// another path) then still hashes and carries in build steps.
+func ToolBinaryOf(entrypoint, cmd []string) string {
+	switch {
+	case len(entrypoint) > 0:
+		return entrypoint[len(entrypoint)-1]
+	case len(cmd) > 0:
+		return cmd[0]
+	}
+	return DefaultToolBinary
+}
 
 // ReleaseSource gives a conversion what a build stage needs of the
 // releases its PATCH candidates stand for, as the decision reads them.
@@ -32,10 +56,10 @@ type ReleaseSource interface {
 	// Released returns those of patchRefs that stand for a Patchfile
 	// release, in order: the repositories whose build cache to import.
 	Released(ctx context.Context, patchRefs []string, platform ocispecs.Platform) []string
-	// Tool is the image whose ToolBinary copies a cache (the frontend's
-	// own), or nil when the frontend does not know its image (it runs in
-	// the client's process): nothing is carried then.
-	Tool(ctx context.Context) (*llb.State, error)
+	// Tool is the frontend's own image and binary, which copies a cache,
+	// or nil when the frontend does not know its image (it runs in the
+	// client's process): nothing is carried then.
+	Tool(ctx context.Context) (*Tool, error)
 	// Carried reads which caches the release a build starts from carried:
 	// the first of patchRefs that stands for a Patchfile release (a patch
 	// stands for its release), its reference pinned by digest, and its
@@ -86,7 +110,7 @@ type carried struct {
 
 // carrying is what a build stage's conversion knows of its caches.
 type carrying struct {
-	tool *llb.State // nil: nothing is carried
+	tool *Tool // nil: nothing is carried
 	// release names the release whose carried caches the stage starts
 	// from (seeds, by decide.CarryKey); "" for none.
 	release string
@@ -140,8 +164,8 @@ func (c *converter) withCarried(args []string, seeds map[string]llb.State) ([]st
 	if len(seeds) == 0 {
 		return args, nil
 	}
-	opts := []llb.RunOption{llb.AddMount(carryToolMount, *c.carry.tool, llb.Readonly)}
-	wrapped := []string{carryToolMount + ToolBinary, carry.RunCommand}
+	opts := []llb.RunOption{llb.AddMount(carryToolMount, c.carry.tool.Image, llb.Readonly)}
+	wrapped := []string{path.Join(carryToolMount, c.carry.tool.Binary), carry.RunCommand}
 	for i, target := range slices.Sorted(maps.Keys(seeds)) {
 		at := fmt.Sprintf("%s%d", carrySeedMounts, i)
 		opts = append(opts, llb.AddMount(at, seeds[target], llb.Readonly))
@@ -167,7 +191,7 @@ func (c *converter) checkCarried() error {
 
 // newCarrying is a build stage's carrying, before its steps: the caches
 // CARRY names, and those the release carried.
-func newCarrying(stagePaths []string, tool *llb.State, release string, seeds map[string]digest.Digest) *carrying {
+func newCarrying(stagePaths []string, tool *Tool, release string, seeds map[string]digest.Digest) *carrying {
 	k := &carrying{tool: tool, release: release, seeds: seeds, byPath: map[string]*carried{}}
 	for _, p := range stagePaths {
 		k.byPath[p] = &carried{}
@@ -207,9 +231,9 @@ func (b *stageBuilder) carrySteps(outputs []buildcontext.File) ([]llb.State, str
 // key covers the frontend's image and the marker's content only: the
 // release's step, over a marker on its build stage, and a later build's,
 // over a marker on nothing, have the same key when their ids are equal.
-func carryStep(tool, marker llb.State, cm cacheMount, name string) llb.State {
-	return tool.Run(
-		llb.Args([]string{ToolBinary, carry.CopyCommand, "/cache", "/out"}),
+func carryStep(tool Tool, marker llb.State, cm cacheMount, name string) llb.State {
+	return tool.Image.Run(
+		llb.Args([]string{tool.Binary, carry.CopyCommand, "/cache", "/out"}),
 		llb.Network(llb.NetModeNone),
 		llb.ReadonlyRootFS(),
 		llb.AddMount("/marker", marker, llb.SourcePath(carryMarker), llb.Readonly),

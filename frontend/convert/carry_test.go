@@ -22,9 +22,8 @@ type fakeCarry struct {
 	seeds map[string]digest.Digest
 }
 
-func (f fakeCarry) Tool(context.Context) (*llb.State, error) {
-	st := llb.Image("registry.example.com/patchfile@" + fake.TestDigest)
-	return &st, nil
+func (f fakeCarry) Tool(context.Context) (*Tool, error) {
+	return &Tool{Image: llb.Image("registry.example.com/patchfile@" + fake.TestDigest), Binary: DefaultToolBinary}, nil
 }
 
 func (f fakeCarry) Released(_ context.Context, refs []string, _ ocispecs.Platform) []string {
@@ -73,7 +72,7 @@ func execsOf(t *testing.T, res *Result) map[string][]toolOp {
 	for _, dt := range def.Def {
 		var op pb.Op
 		require.NoError(t, op.UnmarshalVT(dt))
-		if e := op.GetExec(); e != nil && len(e.Meta.Args) > 1 && strings.HasSuffix(e.Meta.Args[0], ToolBinary) {
+		if e := op.GetExec(); e != nil && len(e.Meta.Args) > 1 && strings.HasSuffix(e.Meta.Args[0], DefaultToolBinary) {
 			out[e.Meta.Args[1]] = append(out[e.Meta.Args[1]], toolOp{&op, def.Metadata[digest.FromBytes(dt)].IgnoreCache})
 		}
 	}
@@ -175,4 +174,13 @@ APP --from=build /out /app/
 			require.Equal(t, tc.line, fake.FirstLine(t, err))
 		})
 	}
+}
+
+// TestToolBinaryOf: the frontend's binary is its image's entrypoint's last
+// word, else its command's first, else where the repository's image has it.
+func TestToolBinaryOf(t *testing.T) {
+	require.Equal(t, "/bin/patchfile-frontend", ToolBinaryOf([]string{"/bin/patchfile-frontend"}, nil))
+	require.Equal(t, "/frontend", ToolBinaryOf([]string{"/sbin/tini", "--", "/frontend"}, []string{"ignored"}))
+	require.Equal(t, "/usr/local/bin/pf", ToolBinaryOf(nil, []string{"/usr/local/bin/pf", "-v"}))
+	require.Equal(t, DefaultToolBinary, ToolBinaryOf(nil, nil))
 }

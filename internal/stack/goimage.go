@@ -89,3 +89,28 @@ func (s *Stack) PushScannerImage(ctx context.Context, d *Daemon, repoRoot, ref s
 	img.History = []ocispecs.History{{Created: &baseTime, CreatedBy: "internal/testscanner"}}
 	return s.pushRootfs(ctx, d, ref, rootfs, img)
 }
+
+// PushFrontendAt pushes the frontend's binary (as BuildFrontendImage built
+// it, for this machine's platform) at binPath in an image of its own whose
+// entrypoint names it: a frontend image laid out otherwise than the
+// repository's Dockerfile lays it out.
+func (s *Stack) PushFrontendAt(ctx context.Context, d *Daemon, repoRoot, ref, binPath string) (string, error) {
+	rootfs := filepath.Join(s.Dir, "frontend-at")
+	if err := os.RemoveAll(rootfs); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(rootfs, filepath.FromSlash(binPath))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	src := filepath.Join(repoRoot, "bin", "linux-"+runtime.GOARCH, "patchfile-frontend")
+	if out, err := exec.CommandContext(ctx, "cp", src, dst).CombinedOutput(); err != nil {
+		return "", errors.Wrapf(err, "copying %s: %s", src, out)
+	}
+	img := dockerspec.DockerOCIImage{}
+	img.Created = &baseTime
+	img.Architecture, img.OS = runtime.GOARCH, "linux"
+	img.Config.Entrypoint = []string{binPath}
+	img.History = []ocispecs.History{{Created: &baseTime, CreatedBy: "the frontend at " + binPath}}
+	return s.pushRootfs(ctx, d, ref, rootfs, img)
+}
