@@ -122,31 +122,15 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	if err != nil {
 		return nil, err
 	}
-	var depsSteps []patchfile.Instruction
-	for _, s := range stages {
-		depsSteps = append(depsSteps, s.DepsSteps()...)
-	}
-	for _, inst := range depsSteps {
-		deps, ok := inst.(*patchfile.DepsInstruction)
-		if !ok {
-			continue
-		}
-		for _, s := range deps.Sources {
-			p, err := lex.ProcessWordWithMatches(s, metaEnv)
-			if err != nil || len(p.Unmatched) > 0 {
-				// A variable the ARGs before FROM do not set (an ARG or
-				// ENV of the stage, the base image's ENV) is known to the
-				// conversion only: no finding rather than a false one.
+	for _, stage := range stages {
+		scope := newStageScope(pf, opt.BuildArgs)
+		for _, inst := range stage.DepsSteps() {
+			scope.step(inst, lex)
+			deps, ok := inst.(*patchfile.DepsInstruction)
+			if !ok {
 				continue
 			}
-			clean, err := convert.ContextPath(p.Result)
-			if err != nil {
-				continue
-			}
-			if !convert.AnyMatch(clean, files) {
-				warn(ruleDepsMatchNoFile, "DEPS must name files of the build context",
-					fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", clean), deps.Location())
-			}
+			checkDeps(deps, lex, scope.env(), files, warn)
 		}
 	}
 	for _, s := range stages {
@@ -380,4 +364,97 @@ func ignoreExcludesNothing(ctx context.Context, cs CheckContext) string {
 		}
 	}
 	return fmt.Sprintf(".dockerignore has %d patterns and none matches a file of the build context: check them (they are relative to the context root)", len(patterns))
+}
+
+// checkDeps reports the DEPS sources that match no file of the context,
+// each expanded with the stage's scope. A word with a variable the scope
+// does not know (the base image's ENV, a platform ARG) is known to the
+// conversion only: no finding rather than a false one.
+func checkDeps(deps *patchfile.DepsInstruction, lex *shell.Lex, env shell.EnvGetter, files []buildcontext.File, warn func(rule, description, detail string, loc []parser.Range)) {
+	for _, s := range deps.Sources {
+		p, err := lex.ProcessWordWithMatches(s, env)
+		if err != nil || len(p.Unmatched) > 0 {
+			continue
+		}
+		clean, err := convert.ContextPath(p.Result)
+		if err != nil {
+			continue
+		}
+		if !convert.AnyMatch(clean, files) {
+			warn(ruleDepsMatchNoFile, "DEPS must name files of the build context",
+				fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", clean), deps.Location())
+		}
+	}
+}
+
+// stageScope is the variables a stage's instructions see, as the
+// conversion scopes them (convert's declareArgs), as far as the checks can
+// know without the base image: an ARG with its build arg or default, a
+// bare ARG with the value of the ARG before FROM of that name, an ENV. The
+// ARGs before FROM are not in a stage's scope unless it declares them, as
+// in a Dockerfile.
+type stageScope struct {
+	meta, buildArgs, vars map[string]string
+	// envs are the names an ENV set: an ARG of the same name does not
+	// change them, as in the conversion (and a Dockerfile).
+	envs map[string]bool
+}
+
+func newStageScope(pf *patchfile.File, buildArgs map[string]string) *stageScope {
+	sc := &stageScope{meta: map[string]string{}, buildArgs: buildArgs, vars: map[string]string{}, envs: map[string]bool{}}
+	for _, a := range pf.MetaArgs {
+		for _, kv := range a.Args {
+			if v, ok := buildArgs[kv.Key]; ok {
+				sc.meta[kv.Key] = v
+			} else if kv.Value != nil {
+				sc.meta[kv.Key] = *kv.Value
+			}
+		}
+	}
+	return sc
+}
+
+// step brings what inst declares into scope.
+func (sc *stageScope) step(inst patchfile.Instruction, lex *shell.Lex) {
+	switch inst := inst.(type) {
+	case *instructions.ArgCommand:
+		for _, kv := range inst.Args {
+			if sc.envs[kv.Key] {
+				continue
+			}
+			value, ok := sc.buildArgs[kv.Key]
+			if !ok && kv.Value != nil {
+				v, err := lex.ProcessWordWithMatches(*kv.Value, sc.env())
+				if err != nil || len(v.Unmatched) > 0 {
+					delete(sc.vars, kv.Key) // unknown here
+					continue
+				}
+				value, ok = v.Result, true
+			}
+			if !ok {
+				value, ok = sc.meta[kv.Key]
+			}
+			if ok {
+				sc.vars[kv.Key] = value
+			}
+		}
+	case *instructions.EnvCommand:
+		for _, kv := range inst.Env {
+			sc.envs[kv.Key] = true
+			v, err := lex.ProcessWordWithMatches(kv.Value, sc.env())
+			if err != nil || len(v.Unmatched) > 0 {
+				delete(sc.vars, kv.Key)
+				continue
+			}
+			sc.vars[kv.Key] = v.Result
+		}
+	}
+}
+
+func (sc *stageScope) env() shell.EnvGetter {
+	env := make([]string, 0, len(sc.vars))
+	for k, v := range sc.vars {
+		env = append(env, k+"="+v)
+	}
+	return shell.EnvsFromSlice(env)
 }

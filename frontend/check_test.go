@@ -217,4 +217,17 @@ func TestCheckDepsVariables(t *testing.T) {
 	require.Empty(t, found)
 	found = checkPatchfile(t, "ARG DIR=api\n"+fake.PinnedFrom+"ARG DIR\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
 	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS api/package.json matches no file")
+	// An ARG before FROM is not in the stage's scope unless the stage
+	// declares it, as in a Dockerfile: the build does not expand it to
+	// api, so neither does the check (the base image's ENV may set DIR).
+	found = checkPatchfile(t, "ARG DIR=api\n"+fake.PinnedFrom+"DEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
+	require.Empty(t, found)
+	// ENV wins over an ARG of its name, whatever their order.
+	found = checkPatchfile(t, fake.PinnedFrom+"ENV DIR=web\nARG DIR=api\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
+	require.Empty(t, found)
+	found = checkPatchfile(t, fake.PinnedFrom+"ENV DIR=api\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
+	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS api/package.json matches no file")
+	// A build arg sets a stage's ARG.
+	found = checkPatchfile(t, fake.PinnedFrom+"ARG DIR=api\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, map[string]string{"DIR": "web"})
+	require.Empty(t, found)
 }
