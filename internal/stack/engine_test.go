@@ -15,6 +15,9 @@ import (
 // `docker buildx build --builder default`, pushing to and pulling from the
 // stack's registry, and running a container.
 func TestEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real components: skipped with -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("the Docker Engine needs root")
 	}

@@ -11,6 +11,9 @@ import (
 // stack cannot pull a Go image, so it compiles the binary itself, and the
 // image the tests and the benchmark measure must be the one users build.
 func TestDockerfileBuildsAsTheStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real components: skipped with -short")
+	}
 	text, err := os.ReadFile("../../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
