@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -85,6 +86,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "\n## Frontend overhead\n\n")
 	b.WriteString("The frontend image is what every cold builder pulls before a Patchfile build can start; the Go benchmarks (frontend/bench_test.go) time the frontend's own work on a 3,000-file app without a daemon: parsing and converting a Patchfile to LLB (BenchmarkParseConvert), and deciding and planning the patch against a release's file list (BenchmarkPlanPatch).\n\n")
 	r.writeFrontend(&b)
-	fmt.Fprintf(&b, "\nRaw logs and progress of this run were in `%s`.\n", r.RunDir)
+	// The run dir's own name only: the path is the machine's.
+	fmt.Fprintf(&b, "\nRaw logs and progress of this run were in the run directory `.tmp/%s` (not kept in the repository).\n", filepath.Base(r.RunDir))
 	return b.String()
 }

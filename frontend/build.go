@@ -6,7 +6,6 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/containerd/platforms"
@@ -112,7 +111,6 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if patterns, ok := convert.LiteralAppPatterns(pf); ok {
 		gctx.Prefetch(ctx, convert.AppContextName, patterns)
 	}
-	var extraConfigs sync.Map // platform ID -> fields to add to its image config
 	sbomGen, err := newSBOMGenerator(ctx, c, bc)
 	if err != nil {
 		return nil, err
@@ -120,100 +118,17 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if w := sbomExtrasWarning(bc); w != "" {
 		src.Warn(ctx, w, client.WarnOpts{})
 	}
-	var sboms sync.Map // platform ID -> its SBOM attestation
-
-	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
-		// Ends what startDeps started if this platform fails before its
-		// own solve, and waits for those solves to return: a solve still
-		// in flight when the frontend returns its error can end the build
-		// with "context canceled" instead of that error. On success the
-		// platform has waited for them already.
-		ctx, cancel := context.WithCancel(ctx)
-		var depsDone <-chan struct{}
-		defer func() {
-			cancel()
-			if depsDone != nil {
-				<-depsDone
-			}
-		}()
-		opt := convertOpt()
-		opt.TargetPlatform = platform
-		cands := newCandidateReader(opt)
-		opt.Releases = releaseSource{g: gctx, cands: cands}
-		opt.DepsReady = func(ctx context.Context, e *convert.BeforeApp) {
-			depsDone = startDeps(ctx, c, e, cands, bc.CacheImports)
-		}
-		res, err := convert.Convert(ctx, pf, opt)
-		if err != nil {
-			return nil, err
-		}
-		if err := keepEarlyTree(ctx, c, res); err != nil {
-			return nil, err
-		}
-		out, err := outputOf(ctx, res, opt, cands)
-		if err != nil {
-			return nil, err
-		}
-		// The exporter keys each platform's config by the platform asked
-		// for, which FROM --platform does not change.
-		exportID := exportPlatformID(platform)
-		if out.warn != "" {
-			// Each platform decides on its own (a release may lack one).
-			msg := out.warn
-			if bc.MultiPlatformRequested {
-				msg = exportID + ": " + msg
-			}
-			var detail [][]byte
-			for _, d := range out.warnDetail {
-				detail = append(detail, []byte(d))
-			}
-			src.Warn(ctx, msg, client.WarnOpts{Range: convert.ToPBRanges(patchLocation(pf)), Detail: detail})
-		}
-		if out.extraConfig != nil {
-			extraConfigs.Store(exportID, out.extraConfig)
-		}
-		if sbomGen != nil {
-			sbomGen.labelImage(out)
-		}
-		def, err := out.state.Marshal(ctx)
-		if err != nil {
-			return nil, errors.Wrap(err, "marshaling LLB")
-		}
-		if err := convert.CheckDefinition(def, &caps); err != nil {
-			return nil, parser.WithLocationOnce(err, pf.App.Location())
-		}
-		r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: out.cacheImports(bc.CacheImports)})
-		if err != nil {
-			return nil, err
-		}
-		ref, err := r.SingleRef()
-		if err != nil {
-			return nil, err
-		}
-		if sbomGen != nil {
-			att, err := sbomGen.attestation(ctx, opt, res.Platform, out)
-			if err != nil {
-				return nil, errors.Wrap(err, "making the SBOM")
-			}
-			sboms.Store(exportID, att)
-		}
-		if depsDone != nil {
-			// The early dependency stage, still running: see startDeps.
-			select {
-			case <-depsDone:
-			case <-ctx.Done():
-				return nil, context.Cause(ctx)
-			}
-		}
-		return &dockerui.BuildResult{Reference: ref, Image: out.image, BaseImage: out.baseImage, Epoch: epoch}, nil
+	pb := &platformBuild{c: c, bc: bc, src: src, pf: pf, gctx: gctx, caps: &caps, epoch: epoch, sbomGen: sbomGen, convertOpt: convertOpt}
+	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, _ int) (*dockerui.BuildResult, error) {
+		return pb.build(ctx, platform)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := addConfigFields(rb, bc.MultiPlatformRequested, &extraConfigs); err != nil {
+	if err := addConfigFields(rb, bc.MultiPlatformRequested, &pb.extraConfigs); err != nil {
 		return nil, err
 	}
-	for id, att := range sboms.Range {
+	for id, att := range pb.sboms.Range {
 		rb.AddAttestation(id.(string), *att.(*result.Attestation[client.Reference]))
 	}
 	return rb.Finalize()

@@ -19,7 +19,7 @@ import (
 // candidateReader reads the PATCH candidates' image configs through the
 // builder (the registry), for the decision (decide.Resolve). It reads each
 // candidate once per platform of a build: the early look that may start
-// the dependency stage (startDeps) and the decision see the same configs,
+// the dependency stage (earlyStart) and the decision see the same configs,
 // even if a tag moves in between.
 type candidateReader struct {
 	opt  convert.Opt

@@ -54,7 +54,7 @@ type Opt struct {
 	// build's identity are known, before the app files are read: reading
 	// and hashing them takes seconds on a large app, which Build spends
 	// running the dependency stage when no candidate can be patched
-	// (startDeps). It must not block for long.
+	// (the frontend's earlyStart). It must not block for long.
 	DepsReady func(ctx context.Context, e *BeforeApp)
 
 	// Releases, when set, reads what the releases of the PATCH candidates
