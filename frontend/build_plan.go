@@ -79,15 +79,36 @@ func decision(ctx context.Context, res *convert.Result, opt convert.Opt, cands *
 	if err != nil {
 		return nil, err
 	}
-	b := decideBuild(&res.BeforeApp)
+	b, err := decideBuild(&res.BeforeApp, opt.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
 	b.App, b.AppUnpatchable, b.MaxShare = res.AppList, res.AppUnpatchable, maxShare
-	return decide.Decide(b, cands.resolve(ctx, res.Platform)), nil
+	d := decide.Decide(b, cands.resolve(ctx, res.Platform))
+	if why := d.Stop(b.OnUnreachable); why != nil {
+		return nil, &stopError{why: why}
+	}
+	return d, nil
 }
 
 // decideBuild is what the decision knows of a build before its app files
 // are read.
-func decideBuild(e *convert.BeforeApp) decide.Build {
-	return decide.Build{Identity: e.Identity, Platform: e.Platform, PatchRefs: e.PatchRefs, PatchDisabled: e.PatchDisabled}
+func decideBuild(e *convert.BeforeApp, args map[string]string) (decide.Build, error) {
+	onUnreachable, err := decide.OnUnreachable(args)
+	return decide.Build{Identity: e.Identity, Platform: e.Platform, PatchRefs: e.PatchRefs, PatchDisabled: e.PatchDisabled,
+		OnUnreachable: onUnreachable}, err
+}
+
+// stopError is a build that stops because no candidate was patched and
+// one could not be read (decide.Decision.Stop).
+type stopError struct {
+	why *decide.Reason
+}
+
+func (e *stopError) Error() string {
+	return fmt.Sprintf("PATCH: %s: the deploy stops rather than build in full (a full dependency install and a new app layer); "+
+		"retry when the registry answers, give the builder access to it (docker login), or pass --build-arg %s=%s to build in full",
+		e.why, decide.KeyOnUnreachable, decide.OnUnreachableFull)
 }
 
 // outputOf is what a platform exports: the decision taken on a conversion,

@@ -2,8 +2,11 @@ package frontend
 
 import (
 	"context"
+	"fmt"
 	"iter"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
@@ -96,8 +99,61 @@ func (r *candidateReader) lookUp(ctx context.Context, ref string, platform ocisp
 // its name: the frontend names it, and the build's full-build line says
 // that nothing was there yet, without a warning.
 func (r *candidateReader) load(ctx context.Context, ref string, platform ocispecs.Platform) (*decide.Release, error) {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeoutCause(ctx, readTimeout, errors.Errorf("no answer in %s", readTimeout))
+		rel, err := r.loadOnce(actx, ref, platform, attempt)
+		cancel()
+		if err == nil || attempt == readAttempts || !transient(err, ref) || ctx.Err() != nil {
+			if err != nil && attempt > 1 {
+				err = errors.Wrapf(err, "%d attempts", attempt)
+			}
+			return rel, err
+		}
+		select {
+		case <-time.After(retryWaits[attempt-1]):
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+// A candidate's config is read up to readAttempts times when the registry
+// does not answer or answers with an error that may pass (a refused or
+// reset connection, a 5xx, no answer within readTimeout), waiting
+// retryWaits in between: about a minute in all before the build stops or
+// builds in full (decide.KeyOnUnreachable). Each attempt is a step of its
+// own in the progress.
+var (
+	readAttempts = 3
+	readTimeout  = 15 * time.Second
+	retryWaits   = []time.Duration{2 * time.Second, 5 * time.Second}
+)
+
+// transient tells whether reading ref may succeed if tried again: not
+// when the registry answered that nothing is there, that the image has
+// no such platform, that the config is not one, or that the credentials
+// are refused.
+func transient(err error, ref string) bool {
+	if decide.IsNotFound(err, ref) || decide.IsNoPlatform(err) || decide.IsBadConfig(err) {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"401", "403", "unauthorized", "forbidden", "denied"} {
+		if strings.Contains(msg, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// loadOnce is one attempt of load.
+func (r *candidateReader) loadOnce(ctx context.Context, ref string, platform ocispecs.Platform, attempt int) (*decide.Release, error) {
+	name := "load metadata for " + ref
+	if attempt > 1 {
+		name += fmt.Sprintf(" (attempt %d of %d)", attempt, readAttempts)
+	}
 	resolveOpt := sourceresolver.Opt{
-		LogName:  r.opt.VertexName(platform, "patch", "load metadata for "+ref),
+		LogName:  r.opt.VertexName(platform, "patch", name),
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &platform, ResolveMode: r.opt.ImageResolveMode.String()},
 	}
 	_, dgst, dt, err := r.opt.MetaResolver.ResolveImageConfig(ctx, ref, resolveOpt)

@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -92,6 +93,7 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 		depsFrom string // the release DepsFrom names ("" for none)
 		cache    bool   // the build imports its cache
 		warn     bool
+		stops    bool // the build stops (PATCH_ON_UNREACHABLE): summary is the error's
 		summary  string
 	}{
 		{name: "patch", releases: map[string][]byte{"docker.io/shop/web:release": releaseConfig(t, released, true, nil)},
@@ -145,9 +147,12 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (it is 16777260 bytes, more than the 16 MiB a release's can be)"},
 		{name: "a config that is not JSON is not read", releases: map[string][]byte{"docker.io/shop/web:release": []byte(`{"os":`)},
 			files: changed, warn: true, summary: "candidate shop/web:release has an image config that is not read (unexpected end of JSON input)"},
-		{name: "an unreachable candidate warns", releases: map[string][]byte{}, files: changed,
-			args: map[string]string{"PATCH": "shop/locked:release shop/web:release"}, warn: true,
+		{name: "an unreachable candidate warns, with PATCH_ON_UNREACHABLE=full", releases: map[string][]byte{}, files: changed,
+			args: map[string]string{"PATCH": "shop/locked:release shop/web:release", decide.KeyOnUnreachable: "full"}, warn: true,
 			summary: "candidate shop/locked:release unreachable (failed to authorize: 401 Unauthorized); no release at shop/web:release yet"},
+		{name: "an unreachable candidate stops the build by default", releases: map[string][]byte{}, files: changed,
+			args: map[string]string{"PATCH": "shop/locked:release shop/web:release"}, stops: true,
+			summary: "PATCH: candidate shop/locked:release unreachable (failed to authorize: 401 Unauthorized): the deploy stops rather than build in full"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,6 +162,13 @@ func TestDecideReusesTheDependencyStage(t *testing.T) {
 			opt := convert.Opt{TargetPlatform: &amd64, MetaResolver: resolver}
 			opt.BuildArgs = tc.args
 			d, err := decision(context.Background(), res, opt, newCandidateReader(opt))
+			if tc.stops {
+				var stop *stopError
+				require.ErrorAs(t, err, &stop)
+				require.ErrorContains(t, err, tc.summary)
+				require.ErrorContains(t, err, "--build-arg PATCH_ON_UNREACHABLE=full")
+				return
+			}
 			require.NoError(t, err)
 			require.Equal(t, tc.patch, d.Release != nil, d.Summary())
 			if !tc.patch {
@@ -199,7 +211,7 @@ func TestDecideCapsTheReasons(t *testing.T) {
 	for i := range 500 {
 		refs = append(refs, fmt.Sprintf("shop/locked%d:release", i))
 	}
-	args := map[string]string{"PATCH": strings.Join(refs, " ")}
+	args := map[string]string{"PATCH": strings.Join(refs, " "), decide.KeyOnUnreachable: decide.OnUnreachableFull}
 	res, _, err := convertText(t, decidePatchfile, fake.Shop(), args)
 	require.NoError(t, err)
 	resolver := &releaseResolver{}
@@ -248,5 +260,21 @@ func TestDecideAppShapes(t *testing.T) {
 			require.NotNil(t, d.Release, d.Summary())
 			require.Contains(t, d.Summary(), ": 1 changed, 0 deleted")
 		})
+	}
+}
+
+// TestTransient: a read that may pass is tried again; an answer is not.
+func TestTransient(t *testing.T) {
+	const ref = "registry.example/app:release"
+	for msg, want := range map[string]bool{
+		"dial tcp 127.0.0.1:5000: connect: connection refused":        true,
+		"unexpected status from GET request: 503 Service Unavailable": true,
+		"no answer in 15s":                             true,
+		ref + ": not found":                            false,
+		"no match for platform in manifest: not found": false,
+		"failed to authorize: failed to fetch anonymous token: 401 Unauthorized":     false,
+		"pull access denied, repository does not exist or may require authorization": false,
+	} {
+		require.Equal(t, want, transient(errors.New(msg), ref), msg)
 	}
 }

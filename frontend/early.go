@@ -22,6 +22,7 @@ type earlyStart struct {
 	c       client.Client
 	cands   *candidateReader
 	imports []client.CacheOptionsEntry // the client's --cache-from
+	args    map[string]string          // the build args
 	// done is closed when the started solves end; nil when none started.
 	done <-chan struct{}
 }
@@ -68,7 +69,11 @@ func (s *earlyStart) stop() {
 // Errors are the final solve's to report.
 func (s *earlyStart) start(ctx context.Context, e *convert.BeforeApp) <-chan struct{} {
 	c, cands, fromClient := s.c, s.cands, s.imports
-	maybe, depsFrom := decide.MightPatch(decideBuild(e), cands.resolve(ctx, e.Platform))
+	b, err := decideBuild(e, s.args)
+	if err != nil {
+		return nil // the decision reports it
+	}
+	maybe, depsFrom := decide.MightPatch(b, cands.resolve(ctx, e.Platform))
 	if maybe {
 		return nil // the app files decide
 	}

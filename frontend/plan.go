@@ -21,6 +21,7 @@ import (
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/patchfile"
+	"github.com/pkg/errors"
 )
 
 // planRequest is `docker buildx build --call=plan`: the deploy a build
@@ -43,7 +44,8 @@ type Plan struct {
 // PlatformPlan is one platform's decision, as its build would take it.
 type PlatformPlan struct {
 	Platform string `json:"platform"`
-	// Path is "patch" or "full".
+	// Path is "patch", "full", or "stop" for a build that would stop
+	// (a candidate that cannot be read: PATCH_ON_UNREACHABLE).
 	Path string `json:"path"`
 	// Summary is the line the build's progress would show.
 	Summary string `json:"summary"`
@@ -134,6 +136,10 @@ func planPlatform(ctx context.Context, pf *patchfile.File, opt convert.Opt, cand
 		return nil, err
 	}
 	d, err := decision(ctx, res, opt, cands)
+	var stop *stopError
+	if errors.As(err, &stop) {
+		return &PlatformPlan{Platform: decide.PlatformID(res.Platform), Path: "stop", Summary: stop.Error(), DepsHash: res.Identity.Deps.String()}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

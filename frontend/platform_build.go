@@ -42,7 +42,7 @@ func (b *platformBuild) build(ctx context.Context, platform *ocispecs.Platform) 
 	opt.TargetPlatform = platform
 	cands := newCandidateReader(opt)
 	opt.Releases = releaseSource{g: b.gctx, cands: cands}
-	early := &earlyStart{c: b.c, cands: cands, imports: b.bc.CacheImports}
+	early := &earlyStart{c: b.c, cands: cands, imports: b.bc.CacheImports, args: opt.BuildArgs}
 	defer func() {
 		cancel()
 		early.stop()
@@ -57,6 +57,10 @@ func (b *platformBuild) build(ctx context.Context, platform *ocispecs.Platform) 
 	}
 	out, err := outputOf(ctx, res, opt, cands)
 	if err != nil {
+		var stop *stopError
+		if errors.As(err, &stop) {
+			return nil, parser.WithLocationOnce(err, patchLocation(b.pf))
+		}
 		return nil, err
 	}
 	// The exporter keys each platform's config by the platform asked

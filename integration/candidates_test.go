@@ -53,8 +53,8 @@ func TestPatchCandidates(t *testing.T) {
 		outputs: []string{decide.FullBuildPrefix + "no release at " + missing + " yet"},
 		quiet:   true,
 	}, {
-		name:    "needs credentials",
-		args:    map[string]string{"BASE": env.base, "RELEASE": privateRef},
+		name:    "needs credentials, PATCH_ON_UNREACHABLE=full",
+		args:    map[string]string{"BASE": env.base, "RELEASE": privateRef, "PATCH_ON_UNREACHABLE": "full"},
 		outputs: []string{decide.FullBuildPrefix + "candidate " + privateRef + " unreachable", "401 Unauthorized", "warning PATCH: candidate " + privateRef},
 	}, {
 		name:    "first usable of several",
@@ -82,11 +82,18 @@ func TestPatchCandidates(t *testing.T) {
 		require.Contains(t, res.output, decide.PatchPrefix+releaseDigest+": 2 changed, 0 deleted")
 		require.Equal(t, releaseDigest, configOf(t, pullImage(t, out+"@"+res.digest)).Config.Labels[decide.LabelRelease])
 	})
+	t.Run("needs credentials: the deploy stops", func(t *testing.T) {
+		res, err := buildInProcess(t, build{dir: dir, args: map[string]string{"BASE": env.base, "RELEASE": privateRef}, output: env.stack.Ref("cand/app", "stopped")})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "PATCH: candidate "+privateRef+" unreachable (failed to authorize")
+		require.Contains(t, err.Error(), "give the builder access to it (docker login), or pass --build-arg PATCH_ON_UNREACHABLE=full")
+		require.NotContains(t, res.output, "(attempt 2 of 3)", "refused credentials are not tried again")
+	})
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := env.stack.Ref("cand/app", "case"+string(rune('a'+i)))
 			res, err := buildInProcess(t, build{dir: dir, args: tc.args, output: out})
-			require.NoError(t, err, "an unusable candidate never fails the build")
+			require.NoError(t, err, "an unusable candidate that was read (or one unreachable, with PATCH_ON_UNREACHABLE=full) never fails the build")
 			for _, want := range tc.outputs {
 				require.Contains(t, res.output, want)
 			}

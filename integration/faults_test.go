@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/patchfile/patchfile/frontend/decide"
+	"github.com/patchfile/patchfile/internal/stack"
 	"github.com/stretchr/testify/require"
 )
 
@@ -217,4 +218,59 @@ func TestConcurrentBuilds(t *testing.T) {
 	requireSameFilesystem(t, fullFS, filesystem(t, pullImage(t, ref("release")+"@"+rs[1].digest)))
 	// And the old release's contents never leak into the new one.
 	require.NotEqual(t, releaseFS["app/src/a.js"].Content, fullFS["app/src/a.js"].Content)
+}
+
+// TestUnreachableRelease: the registry of the release fails the deploy's
+// reads of its config (through a fault-injecting proxy on loopback). A
+// registry that keeps failing stops the deploy after three attempts, shown
+// in the progress, before any dependency step runs and with nothing
+// pushed, unless PATCH_ON_UNREACHABLE=full asks for a full build, which
+// warns. A registry that fails once, or stalls past the read timeout and
+// then answers, gives the patch.
+func TestUnreachableRelease(t *testing.T) {
+	proxy, err := env.stack.StartFaultProxy()
+	require.NoError(t, err)
+	defer proxy.Stop() //nolint:errcheck
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: env.stack.Ref("faults/unreachable", "release")})
+	require.NoError(t, err)
+	relDigest := res.digest
+	viaProxy := proxy.Addr + "/faults/unreachable:release"
+	writeTree(t, dir, map[string]file{"src/a.js": {content: "console.log('A');\n"}})
+	args := patchArgs(viaProxy)
+	deploy := func(name string, extra map[string]string) (result, error) {
+		return buildInProcess(t, build{dir: dir, args: withArgs(args, extra), output: env.stack.Ref("faults/unreachable", name)})
+	}
+
+	proxy.Inject(stack.Status503, -1, 0)
+	res, err = deploy("down", nil)
+	require.Error(t, err, "a registry that keeps failing stops the deploy")
+	require.Contains(t, err.Error(), "PATCH: candidate "+viaProxy+" unreachable (3 attempts: ")
+	require.Contains(t, err.Error(), "503 Service Unavailable")
+	require.Contains(t, err.Error(), "--build-arg PATCH_ON_UNREACHABLE=full")
+	require.Contains(t, res.output, "load metadata for "+viaProxy+" (attempt 3 of 3)")
+	require.NotContains(t, res.output, "[deps 3/3] RUN", "no dependency step starts")
+	require.GreaterOrEqual(t, proxy.Served(), 3)
+	require.Empty(t, tagDigest(t, env.stack.Ref("faults/unreachable", "down")), "nothing is pushed")
+
+	res, err = deploy("full", map[string]string{"PATCH_ON_UNREACHABLE": "full"})
+	require.NoError(t, err)
+	require.Contains(t, res.output, decide.FullBuildPrefix+"candidate "+viaProxy+" unreachable (3 attempts: ")
+	require.Contains(t, res.output, "warning PATCH: candidate "+viaProxy)
+
+	proxy.Inject(stack.Status503, 1, 0)
+	res, err = deploy("once", nil)
+	require.NoError(t, err)
+	require.Contains(t, res.output, "load metadata for "+viaProxy+" (attempt 2 of 3)")
+	require.Contains(t, res.output, decide.PatchPrefix+relDigest+": 1 changed, 0 deleted")
+	require.Equal(t, 1, proxy.Served())
+
+	// Every read held for 20 s: the first attempt gives up at 15 s, the
+	// second is answered when the stall ends.
+	proxy.Inject(stack.Stall, -1, 20*time.Second)
+	res, err = deploy("stalled", nil)
+	require.NoError(t, err)
+	require.Contains(t, res.output, "load metadata for "+viaProxy+" (attempt 2 of 3)")
+	require.Contains(t, res.output, decide.PatchPrefix+relDigest+": 1 changed, 0 deleted")
 }

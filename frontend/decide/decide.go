@@ -48,6 +48,36 @@ type Build struct {
 	AppUnpatchable string
 	// MaxShare is PATCH_MAX_SHARE (see MaxShare).
 	MaxShare int
+	// OnUnreachable is PATCH_ON_UNREACHABLE (see OnUnreachable).
+	OnUnreachable string
+}
+
+// KeyOnUnreachable is the build arg that says what a build does when no
+// candidate is patched and one could not be read (a registry down, timing
+// out, refusing the credentials): stop, or build in full.
+const KeyOnUnreachable = "PATCH_ON_UNREACHABLE"
+
+const (
+	// OnUnreachableFail, the default, stops the build: a registry hiccup
+	// must not silently turn a one-second patch into a full dependency
+	// install and a whole new app layer.
+	OnUnreachableFail = "fail"
+	// OnUnreachableFull builds in full, with a warning, as a build
+	// without a usable candidate does.
+	OnUnreachableFull = "full"
+)
+
+// OnUnreachable reads PATCH_ON_UNREACHABLE.
+func OnUnreachable(args map[string]string) (string, error) {
+	switch v := args[KeyOnUnreachable]; v {
+	case "", OnUnreachableFail:
+		return OnUnreachableFail, nil
+	case OnUnreachableFull:
+		return v, nil
+	default:
+		return "", errors.Errorf("%s=%s: write %s=%s (stop when a candidate cannot be read, the default) or %s=%s (build in full)",
+			KeyOnUnreachable, v, KeyOnUnreachable, OnUnreachableFail, KeyOnUnreachable, OnUnreachableFull)
+	}
 }
 
 // Resolve reads the candidate at ref: the Release it stands for, or why
@@ -121,8 +151,12 @@ func MightPatch(b Build, resolve Resolve) (maybe bool, depsFrom *Release) {
 		return false, nil
 	}
 	for _, ref := range b.PatchRefs {
-		rel, _ := resolve(ref)
+		rel, why := resolve(ref)
 		if rel == nil {
+			if why != nil && reasons[why.Kind].unreachable && b.OnUnreachable != OnUnreachableFull {
+				// The build may stop (Decision.Stop): start nothing.
+				return true, nil
+			}
 			continue
 		}
 		if b.identityMismatch(rel) == nil {
@@ -133,6 +167,21 @@ func MightPatch(b Build, resolve Resolve) (maybe bool, depsFrom *Release) {
 		}
 	}
 	return false, depsFrom
+}
+
+// Stop is, for a full build that must not run, the reason: no candidate
+// was patched, one could not be read, and the build was not told to build
+// in full then (Build.OnUnreachable). nil otherwise.
+func (d *Decision) Stop(onUnreachable string) *Reason {
+	if d.Release != nil || onUnreachable == OnUnreachableFull {
+		return nil
+	}
+	for _, r := range d.Reasons {
+		if reasons[r.Kind].unreachable {
+			return r
+		}
+	}
+	return nil
 }
 
 // IsRelease tells whether a full build is a release by intent: the first

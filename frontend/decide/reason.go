@@ -59,33 +59,38 @@ const (
 // full build for any other reason (a changed dependency stage, a change too
 // large to patch) is a deploy that later deploys will not patch: they
 // patch the release.
+//
+// unreachable marks the reasons that say a registry could not be read: by
+// default (OnUnreachableFail) such a build stops rather than turn a patch
+// into a full build (see Decision.Stop).
 var reasons = map[Kind]struct {
-	format   string
-	warns    bool
-	releases bool
+	format      string
+	warns       bool
+	releases    bool
+	unreachable bool
 }{
-	PatchDisabled:  {"PATCH disabled by --build-arg PATCH=", false, true},
-	NoCandidate:    {"no PATCH candidate (add PATCH <release image> to patch deploys)", false, true},
-	AppUnpatchable: {"%s", false, false},
+	PatchDisabled:  {"PATCH disabled by --build-arg PATCH=", false, true, false},
+	NoCandidate:    {"no PATCH candidate (add PATCH <release image> to patch deploys)", false, true, false},
+	AppUnpatchable: {"%s", false, false, false},
 
-	NotYetReleased:        {"no release at %s yet", false, true},
-	NotAReference:         {"PATCH %s is not an image reference", true, false},
-	ConfigNotRead:         {"candidate %s has an image config that is not read (%v)", true, false},
-	Unreachable:           {"candidate %s unreachable (%v)", true, false},
-	NotBuiltByPatchfile:   {"candidate %s was not built by Patchfile", true, false},
-	MalformedReleaseLabel: {"candidate %s has a malformed " + LabelRelease + " label", true, false},
-	ReleaseUnreachable:    {"release %s of candidate %s unreachable (%v)", true, false},
-	ReleaseNotPatchfile:   {"release %s of candidate %s is not a Patchfile release", true, false},
+	NotYetReleased:        {"no release at %s yet", false, true, false},
+	NotAReference:         {"PATCH %s is not an image reference", true, false, false},
+	ConfigNotRead:         {"candidate %s has an image config that is not read (%v)", true, false, false},
+	Unreachable:           {"candidate %s unreachable (%v)", true, false, true},
+	NotBuiltByPatchfile:   {"candidate %s was not built by Patchfile", true, false, false},
+	MalformedReleaseLabel: {"candidate %s has a malformed " + LabelRelease + " label", true, false, false},
+	ReleaseUnreachable:    {"release %s of candidate %s unreachable (%v)", true, false, true},
+	ReleaseNotPatchfile:   {"release %s of candidate %s is not a Patchfile release", true, false, false},
 
-	OtherPlatform:   {"release %s is for %s, not %s", false, false},
-	NoPlatformImage: {"candidate %s has no %s image", false, false},
-	BaseChanged:     {"base image changed since release %s (it has %s, FROM pins %s)", false, false},
-	DepsChanged:     {"dependencies changed since release %s (a DEPS file or a step before APP differs)", false, false},
-	AppSpecChanged:  {"APP destination, --chown or --chmod changed since release %s", false, false},
-	NoFileList:      {"release %s has no usable file list (%s)", false, false},
+	OtherPlatform:   {"release %s is for %s, not %s", false, false, false},
+	NoPlatformImage: {"candidate %s has no %s image", false, false, false},
+	BaseChanged:     {"base image changed since release %s (it has %s, FROM pins %s)", false, false, false},
+	DepsChanged:     {"dependencies changed since release %s (a DEPS file or a step before APP differs)", false, false, false},
+	AppSpecChanged:  {"APP destination, --chown or --chmod changed since release %s", false, false, false},
+	NoFileList:      {"release %s has no usable file list (%s)", false, false, false},
 
-	NewReleaseAsked: {KeyPatchMaxShare + "=0: a new release instead of patching release %s", false, true},
-	ChangeTooLarge:  {"the change is %d%% of the app tree's bytes (more than " + KeyPatchMaxShare + "=%d%%): a new release is smaller to ship than patching release %s", false, false},
+	NewReleaseAsked: {KeyPatchMaxShare + "=0: a new release instead of patching release %s", false, true, false},
+	ChangeTooLarge:  {"the change is %d%% of the app tree's bytes (more than " + KeyPatchMaxShare + "=%d%%): a new release is smaller to ship than patching release %s", false, false, false},
 }
 
 // Reason is one reason a build is not a patch, with its message.

@@ -35,3 +35,20 @@ func TestIsNotFound(t *testing.T) {
 	require.True(t, IsNoPlatform(noPlatform))
 	require.False(t, IsNotFound(nil, ref))
 }
+
+func TestOnUnreachable(t *testing.T) {
+	v, err := OnUnreachable(nil)
+	require.NoError(t, err)
+	require.Equal(t, OnUnreachableFail, v, "stopping is the default")
+	v, err = OnUnreachable(map[string]string{KeyOnUnreachable: "full"})
+	require.NoError(t, err)
+	require.Equal(t, OnUnreachableFull, v)
+	_, err = OnUnreachable(map[string]string{KeyOnUnreachable: "retry"})
+	require.ErrorContains(t, err, "PATCH_ON_UNREACHABLE=retry: write PATCH_ON_UNREACHABLE=fail (stop when a candidate cannot be read, the default) or PATCH_ON_UNREACHABLE=full (build in full)")
+
+	unreachable := &Decision{Reasons: []*Reason{Because(NotYetReleased, "a"), Because(Unreachable, "b", errors.New("connection refused"))}}
+	require.Equal(t, "candidate b unreachable (connection refused)", unreachable.Stop(OnUnreachableFail).String())
+	require.Nil(t, unreachable.Stop(OnUnreachableFull))
+	require.Nil(t, (&Decision{Reasons: []*Reason{Because(NotYetReleased, "a")}}).Stop(OnUnreachableFail), "nothing there yet is a first release")
+	require.Nil(t, (&Decision{Release: &Release{}, Reasons: unreachable.Reasons}).Stop(OnUnreachableFail), "a patch of a later candidate goes on")
+}
