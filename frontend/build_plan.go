@@ -75,17 +75,13 @@ func withReleaseCache(fromClient []client.CacheOptionsEntry, release string) []c
 // decision is the decide package's answer for a conversion, its
 // candidates read through cands.
 func decision(ctx context.Context, res *convert.Result, opt convert.Opt, cands *candidateReader) (*decide.Decision, error) {
-	maxShare, err := decide.MaxShare(opt.BuildArgs)
-	if err != nil {
-		return nil, err
-	}
 	b, err := decideBuild(&res.BeforeApp, opt.BuildArgs)
 	if err != nil {
 		return nil, err
 	}
-	b.App, b.AppUnpatchable, b.MaxShare = res.AppList, res.AppUnpatchable, maxShare
+	b.App, b.AppUnpatchable = res.AppList, res.AppUnpatchable
 	d := decide.Decide(b, cands.resolve(ctx, res.Platform))
-	if why := d.Stop(b.OnUnreachable); why != nil {
+	if why := d.Stop(b); why != nil {
 		return nil, &stopError{why: why}
 	}
 	return d, nil
@@ -94,9 +90,13 @@ func decision(ctx context.Context, res *convert.Result, opt convert.Opt, cands *
 // decideBuild is what the decision knows of a build before its app files
 // are read.
 func decideBuild(e *convert.BeforeApp, args map[string]string) (decide.Build, error) {
+	maxShare, err := decide.MaxShare(args)
+	if err != nil {
+		return decide.Build{}, err
+	}
 	onUnreachable, err := decide.OnUnreachable(args)
 	return decide.Build{Identity: e.Identity, Platform: e.Platform, PatchRefs: e.PatchRefs, PatchDisabled: e.PatchDisabled,
-		OnUnreachable: onUnreachable}, err
+		MaxShare: maxShare, OnUnreachable: onUnreachable}, err
 }
 
 // stopError is a build that stops because no candidate was patched and

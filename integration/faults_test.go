@@ -254,6 +254,10 @@ func TestUnreachableRelease(t *testing.T) {
 	require.GreaterOrEqual(t, proxy.Served(), 3)
 	require.Empty(t, tagDigest(t, env.stack.Ref("faults/unreachable", "down")), "nothing is pushed")
 
+	res, err = deploy("release", map[string]string{"PATCH_MAX_SHARE": "0"})
+	require.NoError(t, err, "a release asked for builds in full anyway: it does not stop")
+	require.Contains(t, res.output, decide.FullBuildPrefix+"candidate "+viaProxy+" unreachable")
+
 	res, err = deploy("full", map[string]string{"PATCH_ON_UNREACHABLE": "full"})
 	require.NoError(t, err)
 	require.Contains(t, res.output, decide.FullBuildPrefix+"candidate "+viaProxy+" unreachable (3 attempts: ")

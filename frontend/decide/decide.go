@@ -153,7 +153,7 @@ func MightPatch(b Build, resolve Resolve) (maybe bool, depsFrom *Release) {
 	for _, ref := range b.PatchRefs {
 		rel, why := resolve(ref)
 		if rel == nil {
-			if why != nil && reasons[why.Kind].unreachable && b.OnUnreachable != OnUnreachableFull {
+			if why != nil && reasons[why.Kind].unreachable && b.OnUnreachable != OnUnreachableFull && b.MaxShare != 0 {
 				// The build may stop (Decision.Stop): start nothing.
 				return true, nil
 			}
@@ -172,8 +172,12 @@ func MightPatch(b Build, resolve Resolve) (maybe bool, depsFrom *Release) {
 // Stop is, for a full build that must not run, the reason: no candidate
 // was patched, one could not be read, and the build was not told to build
 // in full then (Build.OnUnreachable). nil otherwise.
-func (d *Decision) Stop(onUnreachable string) *Reason {
-	if d.Release != nil || onUnreachable == OnUnreachableFull {
+//
+// A release asked for (PATCH_MAX_SHARE=0) never stops: it builds in full
+// whatever its candidates hold, which it reads only to take their
+// dependency stage.
+func (d *Decision) Stop(b Build) *Reason {
+	if d.Release != nil || b.OnUnreachable == OnUnreachableFull || b.MaxShare == 0 {
 		return nil
 	}
 	for _, r := range d.Reasons {

@@ -47,8 +47,10 @@ func TestOnUnreachable(t *testing.T) {
 	require.ErrorContains(t, err, "PATCH_ON_UNREACHABLE=retry: write PATCH_ON_UNREACHABLE=fail (stop when a candidate cannot be read, the default) or PATCH_ON_UNREACHABLE=full (build in full)")
 
 	unreachable := &Decision{Reasons: []*Reason{Because(NotYetReleased, "a"), Because(Unreachable, "b", errors.New("connection refused"))}}
-	require.Equal(t, "candidate b unreachable (connection refused)", unreachable.Stop(OnUnreachableFail).String())
-	require.Nil(t, unreachable.Stop(OnUnreachableFull))
-	require.Nil(t, (&Decision{Reasons: []*Reason{Because(NotYetReleased, "a")}}).Stop(OnUnreachableFail), "nothing there yet is a first release")
-	require.Nil(t, (&Decision{Release: &Release{}, Reasons: unreachable.Reasons}).Stop(OnUnreachableFail), "a patch of a later candidate goes on")
+	deploy := Build{OnUnreachable: OnUnreachableFail, MaxShare: 50}
+	require.Equal(t, "candidate b unreachable (connection refused)", unreachable.Stop(deploy).String())
+	require.Nil(t, unreachable.Stop(Build{OnUnreachable: OnUnreachableFull, MaxShare: 50}))
+	require.Nil(t, unreachable.Stop(Build{OnUnreachable: OnUnreachableFail, MaxShare: 0}), "a release asked for builds in full anyway")
+	require.Nil(t, (&Decision{Reasons: []*Reason{Because(NotYetReleased, "a")}}).Stop(deploy), "nothing there yet is a first release")
+	require.Nil(t, (&Decision{Release: &Release{}, Reasons: unreachable.Reasons}).Stop(deploy), "a patch of a later candidate goes on")
 }
