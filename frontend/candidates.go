@@ -81,7 +81,11 @@ func (r *candidateReader) lookUp(ctx context.Context, ref string, platform ocisp
 	}
 	if isPatch {
 		// A patch: patch its release, never a patch on a patch.
-		if rel, err = r.load(ctx, reference.TrimNamed(named).String()+"@"+dgst.String(), platform); err != nil {
+		pinned := reference.TrimNamed(named).String() + "@" + dgst.String()
+		if rel, err = r.load(ctx, pinned, platform); err != nil {
+			if decide.IsNotFound(err, pinned) {
+				return nil, decide.Because(decide.ReleaseGone, dgst, ref)
+			}
 			return nil, decide.Because(decide.ReleaseUnreachable, dgst, ref, err)
 		}
 		if rel.IsPatch() || !rel.BuiltByPatchfile() {

@@ -278,3 +278,44 @@ func TestUnreachableRelease(t *testing.T) {
 	require.Contains(t, res.output, "load metadata for "+viaProxy+" (attempt 2 of 3)")
 	require.Contains(t, res.output, decide.PatchPrefix+relDigest+": 1 changed, 0 deleted")
 }
+
+// TestReleaseCleanedAway: a registry's clean-up of untagged images
+// deletes a release that a running deploy patched (a new release moved the
+// tag). The patch keeps every layer it references, and the next deploy
+// from it (its tag as the candidate) builds a new release, saying why.
+func TestReleaseCleanedAway(t *testing.T) {
+	ctx := context.Background()
+	reg, err := env.stack.StartRegistry(ctx, "cleanup")
+	require.NoError(t, err)
+	defer reg.Stop() //nolint:errcheck
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	release, running := reg.Addr+"/shop/app:release", reg.Addr+"/shop/app:running"
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: release})
+	require.NoError(t, err)
+	r1 := res.digest
+
+	writeTree(t, dir, map[string]file{"src/a.js": {content: "console.log('A');\n"}})
+	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(release), output: running})
+	require.NoError(t, err)
+	require.Contains(t, res.output, decide.PatchPrefix+r1)
+	patchDigest := res.digest
+	want := filesystem(t, pullImage(t, running+"@"+patchDigest))
+
+	// A new release takes the tag: the first is untagged, and cleaned away.
+	writeTree(t, dir, map[string]file{"deps.txt": {content: "dep==2.0\n"}})
+	_, err = buildInProcess(t, build{dir: dir, args: withArgs(patchArgs(release), map[string]string{"PATCH_MAX_SHARE": "0"}), output: release})
+	require.NoError(t, err)
+	out, err := reg.CleanUpUntagged(ctx)
+	require.NoError(t, err, out)
+	require.Empty(t, tagDigest(t, reg.Addr+"/shop/app@"+r1), "the first release is gone")
+	requireSameFilesystem(t, want, filesystem(t, pullImage(t, running+"@"+patchDigest)))
+
+	// The next deploy from the running patch: its release is gone.
+	writeTree(t, dir, map[string]file{"src/a.js": {content: "console.log('AA');\n"}})
+	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(running), output: reg.Addr + "/shop/app:next"})
+	require.NoError(t, err, "a deleted release is not a registry failure: the deploy builds a new release")
+	require.Contains(t, res.output, decide.FullBuildPrefix+"release "+r1+" of candidate "+running+" is gone from the registry")
+	require.Contains(t, res.output, "warning PATCH: release "+r1)
+	require.Equal(t, "console.log('AA');\n", filesystem(t, pullImage(t, reg.Addr+"/shop/app@"+res.digest))["app/src/a.js"].Content)
+}

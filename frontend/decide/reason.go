@@ -30,6 +30,9 @@ const (
 	// ReleaseUnreachable and ReleaseNotPatchfile are about the release a
 	// patch candidate points to.
 	ReleaseUnreachable
+	// ReleaseGone: the registry has no release at the digest a patch
+	// names (a clean-up of untagged images deleted it).
+	ReleaseGone
 	ReleaseNotPatchfile
 
 	// A release that is not this build's.
@@ -80,6 +83,7 @@ var reasons = map[Kind]struct {
 	NotBuiltByPatchfile:   {"candidate %s was not built by Patchfile", true, false, false},
 	MalformedReleaseLabel: {"candidate %s has a malformed " + LabelRelease + " label", true, false, false},
 	ReleaseUnreachable:    {"release %s of candidate %s unreachable (%v)", true, false, true},
+	ReleaseGone:           {"release %s of candidate %s is gone from the registry (deleted: a new release is built)", true, true, false},
 	ReleaseNotPatchfile:   {"release %s of candidate %s is not a Patchfile release", true, false, false},
 
 	OtherPlatform:   {"release %s is for %s, not %s", false, false, false},

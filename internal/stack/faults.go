@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -90,3 +91,57 @@ func (s *Stack) logged(offset int64, method, suffix string) (bool, error) {
 	})
 	return found, err
 }
+
+// Registry is a registry of its own in the stack's directory, for a test
+// that changes a whole registry (its clean-up): the stack's is shared.
+type Registry struct {
+	// Addr is its host:port on 127.0.0.1.
+	Addr string
+	dir  string
+	s    *Stack
+	proc *process
+}
+
+// StartRegistry starts a registry of its own; name keeps several apart.
+func (s *Stack) StartRegistry(ctx context.Context, name string) (*Registry, error) {
+	dir := filepath.Join(s.Dir, "registry-"+name)
+	proc, addr, err := startRegistry(ctx, dir, s.ToolsDir, "")
+	if err != nil {
+		return nil, err
+	}
+	s.extra = append(s.extra, proc)
+	return &Registry{Addr: addr, dir: dir, s: s, proc: proc}, nil
+}
+
+// CleanUpUntagged is a registry's clean-up of untagged images, as
+// operators schedule it: the registry stopped, `registry garbage-collect
+// --delete-untagged` (manifests no tag points to are deleted, then every
+// blob no manifest left references), and the registry started again on
+// the same address.
+func (r *Registry) CleanUpUntagged(ctx context.Context) (string, error) {
+	if err := r.proc.stop(); err != nil {
+		return "", err
+	}
+	cfg := filepath.Join(r.dir, "config.yml")
+	out, err := exec.CommandContext(ctx, filepath.Join(r.s.ToolsDir, "registry"), "garbage-collect", "--delete-untagged", cfg).CombinedOutput()
+	if err != nil {
+		return string(out), errors.Wrapf(err, "registry garbage-collect: %s", out)
+	}
+	p, err := startProcess(r.dir, "registry", filepath.Join(r.s.ToolsDir, "registry"), "serve", cfg)
+	if err != nil {
+		return string(out), err
+	}
+	r.proc = p
+	r.s.extra = append(r.s.extra, p)
+	return string(out), waitFor(ctx, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + r.Addr + "/v2/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+// Stop stops the registry.
+func (r *Registry) Stop() error { return r.proc.stop() }
