@@ -319,3 +319,82 @@ func TestReleaseCleanedAway(t *testing.T) {
 	require.Contains(t, res.output, "warning PATCH: release "+r1)
 	require.Equal(t, "console.log('AA');\n", filesystem(t, pullImage(t, reg.Addr+"/shop/app@"+res.digest))["app/src/a.js"].Content)
 }
+
+// TestPushRefused: the registry refuses a deploy's push (over its quota:
+// 413; down: 503). The deploy fails with the registry's answer and the
+// tag stays on the image it had; once the registry takes pushes again the
+// same deploy goes through.
+func TestPushRefused(t *testing.T) {
+	proxy, err := env.stack.StartFaultProxy()
+	require.NoError(t, err)
+	defer proxy.Stop() //nolint:errcheck
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	release := proxy.Addr + "/faults/refused:release"
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: release})
+	require.NoError(t, err)
+	before := res.digest
+
+	writeTree(t, dir, map[string]file{"src/a.js": {content: "console.log('A');\n"}})
+	for _, tc := range []struct {
+		fault stack.Fault
+		says  string
+	}{{stack.Status413, "413 Request Entity Too Large"}, {stack.Status503, "503 Service Unavailable"}} {
+		proxy.RefusePushes(tc.fault)
+		_, err := buildInProcess(t, build{dir: dir, args: patchArgs(release), output: release})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), tc.says, "the error is the registry's")
+		proxy.RefusePushes(stack.Pass)
+		require.Equal(t, before, tagDigest(t, env.stack.Ref("faults/refused", "release")), "the tag is untouched")
+	}
+	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(release), output: release})
+	require.NoError(t, err)
+	require.Contains(t, res.output, decide.PatchPrefix+before)
+	require.Equal(t, res.digest, tagDigest(t, env.stack.Ref("faults/refused", "release")))
+}
+
+// TestBuilderKilledMidDeploy: the builder dies (SIGKILL) while a deploy
+// pushes (the registry holds the push). The deploy fails with the
+// builder's error, the deploy's tag points nowhere, and the next deploy on
+// the builder started again on its state is a correct patch.
+func TestBuilderKilledMidDeploy(t *testing.T) {
+	ctx := context.Background()
+	proxy, err := env.stack.StartFaultProxy()
+	require.NoError(t, err)
+	defer proxy.Stop() //nolint:errcheck
+	dir := t.TempDir()
+	writeTree(t, dir, releaseTree())
+	release := env.stack.Ref("faults/killed", "release")
+	res, err := buildInProcess(t, build{dir: dir, args: fullArgs(), output: release})
+	require.NoError(t, err)
+	relDigest := res.digest
+	applyChangeSet(t, dir)
+	deployRef := proxy.Addr + "/faults/killed:deploy"
+
+	d, err := env.stack.NewDaemon(ctx, "killed")
+	require.NoError(t, err)
+	proxy.RefusePushes(stack.Stall)
+	p := startBuild(t, build{dir: dir, args: patchArgs(release), output: deployRef, daemon: d})
+	deadline := time.Now().Add(2 * time.Minute)
+	for proxy.HeldPushes() == 0 && !isDone(p) {
+		require.True(t, time.Now().Before(deadline), "the deploy reached its push")
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, d.Kill())
+	_, buildErr := p.wait(t)
+	require.Error(t, buildErr, "the deploy fails with the builder")
+	t.Logf("the deploy's error: %s", lastLine(buildErr.Error()))
+	proxy.RefusePushes(stack.Pass)
+	require.Empty(t, tagDigest(t, env.stack.Ref("faults/killed", "deploy")), "nothing half-written is tagged")
+
+	again, err := env.stack.NewDaemon(ctx, "killed")
+	require.NoError(t, err, "the builder starts again on its state")
+	defer again.Stop() //nolint:errcheck
+	res, err = buildInProcess(t, build{dir: dir, args: patchArgs(release), output: deployRef, daemon: again})
+	require.NoError(t, err)
+	require.Contains(t, res.output, decide.PatchPrefix+relDigest+": 9 changed, 3 deleted")
+	patched := pullImage(t, env.stack.Ref("faults/killed", "deploy")+"@"+res.digest)
+	full, err := buildInProcess(t, stackBuild(dir, fullArgs(), env.stack.Ref("faults/killed", "full")))
+	require.NoError(t, err)
+	requireSameFilesystem(t, withoutDepsTimes(filesystem(t, pullImage(t, env.stack.Ref("faults/killed", "full")+"@"+full.digest))), withoutDepsTimes(filesystem(t, patched)))
+}

@@ -16,7 +16,8 @@ import (
 // FaultProxy is an HTTP proxy on loopback in front of the test registry,
 // a registry host of its own to the builders (loopback hosts are plain
 // HTTP to BuildKit), that injects registry faults on the requests a build
-// makes for manifests (the reads of a release's config start there).
+// makes to read manifests (the reads of a release's config start there)
+// or to push (uploads and manifest writes).
 type FaultProxy struct {
 	// Addr is the proxy's host:port, to put in image references.
 	Addr string
@@ -30,6 +31,10 @@ type FaultProxy struct {
 	stallUntil time.Time
 	// served counts the manifest requests answered with a fault.
 	served int
+	// pushFault is answered to every push request while set (not Pass);
+	// held counts the push requests a Stall holds.
+	pushFault Fault
+	held      int
 }
 
 // Fault is what the proxy does to a manifest request.
@@ -44,6 +49,9 @@ const (
 	Reset
 	// Stall holds the request until the stall ends, then forwards it.
 	Stall
+	// Status413 answers 413 Request Entity Too Large, as a registry over
+	// its quota or size limit does.
+	Status413
 )
 
 // StartFaultProxy starts a proxy that forwards to the stack's registry.
@@ -59,7 +67,27 @@ func (s *Stack) StartFaultProxy() (*FaultProxy, error) {
 	p := &FaultProxy{Addr: l.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/manifests/") {
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			p.mu.Lock()
+			f := p.pushFault
+			p.mu.Unlock()
+			switch f {
+			case Stall:
+				// Held until the client goes away (a builder killed).
+				p.mu.Lock()
+				p.held++
+				p.mu.Unlock()
+				<-r.Context().Done()
+				return
+			case Status503:
+				http.Error(w, "injected fault", http.StatusServiceUnavailable)
+				return
+			case Status413:
+				http.Error(w, "injected fault: over quota", http.StatusRequestEntityTooLarge)
+				return
+			}
+		}
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.URL.Path, "/manifests/") {
 			switch p.take() {
 			case Status503:
 				http.Error(w, "injected fault", http.StatusServiceUnavailable)
@@ -102,6 +130,22 @@ func (p *FaultProxy) Inject(fault Fault, n int, stall time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fault, p.failures, p.stallUntil, p.served = fault, n, time.Now().Add(stall), 0
+}
+
+// RefusePushes answers every push request (blob uploads, manifest
+// writes) with fault (Status503 or Status413), or holds it until its
+// client goes away (Stall), until called with Pass.
+func (p *FaultProxy) RefusePushes(fault Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pushFault = fault
+}
+
+// HeldPushes is the number of push requests a Stall has held.
+func (p *FaultProxy) HeldPushes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
 }
 
 // Served is the number of manifest requests the current fault was
