@@ -18,6 +18,7 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/patchfile/patchfile/frontend"
@@ -59,6 +60,9 @@ type build struct {
 	// logins are registry credentials (host -> user:password) that buildx
 	// finds in its DOCKER_CONFIG, as after `docker login`.
 	logins map[string]string
+	// requestID makes an in-process build a subrequest (--call): it
+	// exports nothing, and its result's metadata is result.meta.
+	requestID string
 	// noDefaultAttestations turns off buildx's default provenance, for a
 	// buildx build whose test is about a single-manifest image (and says
 	// so); buildx builds otherwise push what users get, an index.
@@ -69,6 +73,8 @@ type build struct {
 type result struct {
 	digest string // the pushed manifest's digest
 	output string // combined progress output, when the entry point gives one
+	// meta is a subrequest's result metadata (build.requestID).
+	meta map[string][]byte
 }
 
 // entryPoint is one of the ways users run the frontend.
@@ -156,17 +162,30 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 	if b.secrets != nil {
 		attachables = append(attachables, secretsprovider.FromMap(b.secrets))
 	}
+	exports := []client.ExportEntry{{Type: client.ExporterImage, Attrs: b.exportAttrs()}}
+	buildFunc := frontend.Build
+	var meta map[string][]byte
+	if b.requestID != "" {
+		attrs["requestid"], exports = b.requestID, nil
+		buildFunc = func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+			res, err := frontend.Build(ctx, c)
+			if res != nil {
+				meta = res.Metadata
+			}
+			return res, err
+		}
+	}
 	resp, err := c.Build(ctx, client.SolveOpt{
 		Session:       attachables,
 		FrontendAttrs: attrs,
 		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},
-		Exports:       []client.ExportEntry{{Type: client.ExporterImage, Attrs: b.exportAttrs()}},
-	}, "", frontend.Build, ch)
+		Exports:       exports,
+	}, "", buildFunc, ch)
 	<-done
 	if err != nil {
 		return result{output: out.String()}, err
 	}
-	return result{digest: resp.ExporterResponse[exptypes.ExporterImageDigestKey], output: out.String()}, nil
+	return result{digest: resp.ExporterResponse[exptypes.ExporterImageDigestKey], output: out.String(), meta: meta}, nil
 }
 
 // buildWithBuildctl runs the frontend image as gateway.v0 with buildctl.

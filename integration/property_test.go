@@ -231,8 +231,10 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 			requireSameRefusal(t, tree, ctxDir, build{args: args, hashInBuilder: patchHashStep},
 				build{args: withPlan(fullArgs(), fullPlan), hashInBuilder: fullHashStep}, fmt.Sprintf("seed %d step %d", seed, step))
 		}
+		planned := planOf(t, build{dir: ctxDir, args: args, hashInBuilder: patchHashStep}).Platforms[0]
 		pres, err := buildInProcess(t, build{dir: ctxDir, args: args, output: patchRef, hashInBuilder: patchHashStep})
 		require.NoError(t, err, "seed %d step %d: patch build", seed, step)
+		require.Contains(t, pres.output, planned.Summary, "seed %d step %d: the build takes the decision --call=plan showed", seed, step)
 		fres, err := buildInProcess(t, build{dir: ctxDir, args: withPlan(fullArgs(), fullPlan), output: env.stack.Ref(repo, "full"), hashInBuilder: fullHashStep})
 		require.NoError(t, err, "seed %d step %d: full build", seed, step)
 		for _, b := range []struct {
@@ -274,6 +276,7 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 		}
 		require.Len(t, got, len(rel.layers)+1, "seed %d step %d: the release plus one layer", seed, step)
 		top := layerEntries(t, layers(t, patched)[len(got)-1])
+		requireLayerIsPlan(t, top, planned, fmt.Sprintf("seed %d step %d", seed, step))
 		for n := range top {
 			require.True(t, n == "app" || strings.HasPrefix(n, "app/"), "the patch layer holds %s, outside /app", n)
 		}

@@ -113,24 +113,7 @@ func TestCallPlan(t *testing.T) {
 	require.Contains(t, out.output, p.Summary, "the build takes the decision the plan showed")
 	patched := pullImage(t, env.stack.Ref("plan/app", "deploy")+"@"+out.digest)
 	ls := layers(t, patched)
-	var want []string
-	for _, e := range p.Changed {
-		want = append(want, strings.TrimPrefix(e.Path, "/"))
-	}
-	for _, d := range p.Deleted {
-		want = append(want, path.Join(path.Dir(strings.TrimPrefix(d, "/")), ".wh."+path.Base(d)))
-	}
-	got := names(layerEntries(t, ls[len(ls)-1]))
-	for _, w := range want {
-		require.Contains(t, got, w, "the patch layer holds what the plan listed")
-	}
-	for _, g := range got {
-		if !strings.HasSuffix(g, "/") && !slices.Contains(want, g) {
-			// Parents of changes are in the layer without being changes.
-			require.True(t, slices.ContainsFunc(want, func(w string) bool { return strings.HasPrefix(w, g+"/") }),
-				"the layer's %s is in the plan, or a parent of what is", g)
-		}
-	}
+	requireLayerIsPlan(t, layerEntries(t, ls[len(ls)-1]), p, "the example")
 
 	described, err := runBuildx(t, build{dir: dir, args: args}, "--call=subrequests.describe")
 	require.NoError(t, err, "%s", described)
@@ -145,4 +128,44 @@ func TestCallPlan(t *testing.T) {
 	out, err = buildWithBuildx(t, build{dir: dir, args: args, output: env.stack.Ref("plan/app", "deploy2")})
 	require.NoError(t, err)
 	require.Contains(t, out.output, p.Summary)
+}
+
+// requireLayerIsPlan checks a patch layer against the plan that came
+// before it: every entry the plan listed is in the layer (a deletion as
+// its whiteout), and every entry of the layer is in the plan or a parent
+// of one that is.
+func requireLayerIsPlan(t *testing.T, top map[string]entry, p frontend.PlatformPlan, msg string) {
+	t.Helper()
+	var want []string
+	for _, e := range p.Changed {
+		want = append(want, strings.TrimPrefix(e.Path, "/"))
+	}
+	for _, d := range p.Deleted {
+		d = strings.TrimPrefix(d, "/")
+		want = append(want, path.Join(path.Dir(d), ".wh."+path.Base(d)))
+	}
+	got := names(top)
+	for _, w := range want {
+		require.Contains(t, got, w, "%s: the patch layer holds what the plan listed", msg)
+	}
+	for _, g := range got {
+		g = strings.TrimSuffix(g, "/")
+		if slices.Contains(want, g) {
+			continue
+		}
+		require.True(t, slices.ContainsFunc(want, func(w string) bool { return strings.HasPrefix(w, g+"/") }),
+			"%s: the layer's %s is in the plan, or a parent of what is (plan: %v)", msg, g, want)
+	}
+}
+
+// planOf is what --call=plan says of b, run in process.
+func planOf(t *testing.T, b build) frontend.Plan {
+	t.Helper()
+	b.requestID = "frontend.plan"
+	res, err := buildInProcess(t, b)
+	require.NoError(t, err, "%s", res.output)
+	var p frontend.Plan
+	require.NoError(t, json.Unmarshal(res.meta["result.json"], &p))
+	require.Len(t, p.Platforms, 1)
+	return p
 }
