@@ -47,6 +47,7 @@ type config struct {
 	Report     string // render this results.json instead of running
 	Keep       bool   // keep registry data and daemon state
 	GoBench    bool   // run the frontend's Go benchmarks
+	Concurrent bool   // run the shared-builder comparison (16 deploys at once)
 	App        appSpec
 	ScaleFiles []int // app sizes of the file-count series
 	ScaleBytes []int // changed bytes of the changed-bytes series
@@ -70,6 +71,7 @@ func parseFlags() config {
 	flag.StringVar(&c.Out, "out", "", "where to write the report (default BENCHMARKS.md at the repository root; the run dir with -quick)")
 	flag.BoolVar(&c.Keep, "keep", false, "keep the registry's data and the daemons' state in the run dir")
 	flag.StringVar(&c.Report, "report", "", "render the report of a previous run from its results.json (in its run dir) without running anything")
+	flag.BoolVar(&c.Concurrent, "concurrent", true, "run the shared-builder comparison: 16 deploys at once on one builder, against one by one and 16 Dockerfile deploys at once")
 	flag.BoolVar(&c.GoBench, "gobench", true, "run go test -bench for the frontend's parse and conversion")
 	files := flag.String("scale-files", "", "app sizes of the file-count series, comma-separated (default 1000,10000,100000; 100,1000 with -quick)")
 	changes := flag.String("scale-bytes", "", "changed bytes of the change-size series, comma-separated (default 1024,1048576,10485760)")
@@ -182,6 +184,11 @@ func run(ctx context.Context, cfg config) (err error) {
 			return err
 		}
 		if rep.ScaleFiles, err = e.runScaleFiles(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.Concurrent {
+		if rep.Concurrent, err = e.runConcurrent(ctx); err != nil {
 			return err
 		}
 	}

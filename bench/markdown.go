@@ -83,6 +83,30 @@ func (r *report) markdown() string {
 		r.writeBuilds(&b)
 	}
 
+	if c := r.Concurrent; c != nil && len(c.Scenarios) > 0 {
+		fmt.Fprintf(&b, "\n## A shared builder: %d deploys at once\n\n", concurrentApps)
+		fmt.Fprintf(&b, "%d generated apps of %d to %d files (a small dependency stage each), released on the warm builder (the Patchfile with its inline cache, the Dockerfile COPY --link with a registry cache); then one file edited in each and deployed on a fresh builder per scenario: the 16 Patchfile deploys at once (16 buildctl processes), the same one by one, 16 deploys of one app (16 copies, each its own edit) against the same release at once, and the 16 Dockerfile deploys at once with --import-cache. Every Patchfile deploy must be a patch whose layer holds exactly the edited file, with its new content, and its parent directories (bench/concurrent.go checks each pushed layer). *Frontend peak* is each frontend's peak resident memory as it logs it (`PATCH_LOG_MEMORY=1`), *builder peak* buildkitd's (VmHWM) at the end of the scenario.\n\n",
+			concurrentApps, c.AppFiles[0], c.AppFiles[len(c.AppFiles)-1])
+		b.WriteString("| scenario | builds | wall s | patches (layer checked) | failures | frontend peak, max | builder peak |\n|---|---|---|---|---|---|---|\n")
+		for _, sc := range c.Scenarios {
+			patches := fmt.Sprintf("%d (%d)", sc.Patches, sc.Checked)
+			front := "—"
+			if len(sc.FrontendPeakKiB) > 0 {
+				front = fmt.Sprintf("%s (%d frontends)", humanKiB(maxOf(sc.FrontendPeakKiB)), len(sc.FrontendPeakKiB))
+			}
+			if sc.Key == ccDockerAtOnce {
+				patches = "—"
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.1f | %s | %d | %s | %s |\n", sc.Title, sc.Builds, sc.Wall.Seconds(), patches, len(sc.Failures), front, humanKiB(sc.BuilderPeakKiB))
+		}
+		for _, sc := range c.Scenarios {
+			for _, f := range sc.Failures {
+				fmt.Fprintf(&b, "\n- %s: %s", sc.Title, f)
+			}
+		}
+		b.WriteString("\n")
+	}
+
 	fmt.Fprintf(&b, "\n## Frontend overhead\n\n")
 	b.WriteString("The frontend image is what every cold builder pulls before a Patchfile build can start; the Go benchmarks (frontend/bench_test.go) time the frontend's own work on a 3,000-file app without a daemon: parsing and converting a Patchfile to LLB (BenchmarkParseConvert), and deciding and planning the patch against a release's file list (BenchmarkPlanPatch).\n\n")
 	r.writeFrontend(&b)

@@ -19,6 +19,7 @@ type report struct {
 	ScaleFiles []scaleFilesPoint
 	ScaleBytes []scaleBytesPoint
 	Builds     []buildsResult
+	Concurrent *concurrentResult
 	GoBench    goBench
 }
 
@@ -102,6 +103,7 @@ func (r *report) targets() []target {
 	}
 
 	out = append(out, r.buildsTargets(share)...)
+	out = append(out, r.concurrentTargets(share)...)
 
 	// Every cold builder pulls the frontend image first.
 	const imageLimit = 67 * (1 << 20) / 10 // 6.7 MiB
@@ -400,4 +402,46 @@ func (r *report) writeBuilds(b *strings.Builder) {
 		row("deploy: Dockerfile COPY --link, cold, --import-cache", summarize(a.Runs[buildsAnchor]), true)
 		row("deploy: Dockerfile COPY --link, cold, no cache", summarize(a.Runs[buildsNoCache]), true)
 	}
+}
+
+// concurrentTargets are the shared builder's outcomes: every one of the 16
+// deploys at once right, each frontend within 64 MiB, and all of them
+// done no later than the 16 Dockerfile deploys at once.
+func (r *report) concurrentTargets(share func(name string, anchor, build time.Duration, most float64) target) []target {
+	c := r.Concurrent
+	if c == nil {
+		return nil
+	}
+	by := map[string]concurrentScenario{}
+	for _, sc := range c.Scenarios {
+		by[sc.Key] = sc
+	}
+	var out []target
+	for _, key := range []string{ccAppsAtOnce, ccOneAppAtOnce} {
+		sc, ok := by[key]
+		if !ok {
+			continue
+		}
+		ok = sc.Checked == sc.Builds && len(sc.Failures) == 0
+		t := target{Name: sc.Title + ": every deploy a right patch", Required: fmt.Sprintf("%d of %d", sc.Builds, sc.Builds),
+			Measured: fmt.Sprintf("%d of %d", sc.Checked, sc.Builds), Met: ok, Margin: "met"}
+		if !ok {
+			t.Margin = fmt.Sprintf("missed: %d failures", sc.Builds-sc.Checked)
+		}
+		out = append(out, t)
+		const limit = 64 << 10 // KiB
+		peak := maxOf(sc.FrontendPeakKiB)
+		t = target{Name: sc.Title + ": frontend peak memory", Required: "≤ 64 MiB each",
+			Measured: fmt.Sprintf("%s (max of %d)", humanKiB(peak), len(sc.FrontendPeakKiB)), Met: peak > 0 && peak <= limit && len(sc.FrontendPeakKiB) == sc.Builds}
+		if t.Met {
+			t.Margin = fmt.Sprintf("met with %s to spare", humanKiB(limit-peak))
+		} else {
+			t.Margin = fmt.Sprintf("missed (%d of %d frontends logged)", len(sc.FrontendPeakKiB), sc.Builds)
+		}
+		out = append(out, t)
+	}
+	if pf, df := by[ccAppsAtOnce], by[ccDockerAtOnce]; pf.Wall > 0 && df.Wall > 0 {
+		out = append(out, share(fmt.Sprintf("%d deploys at once vs %d Dockerfile deploys at once", concurrentApps, concurrentApps), df.Wall, pf.Wall, 1.0))
+	}
+	return out
 }

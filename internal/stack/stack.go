@@ -223,6 +223,26 @@ func (d *Daemon) Client(ctx context.Context) (*client.Client, error) {
 // where BuildKit also sends its frontends' standard error.
 func (d *Daemon) LogPath() string { return d.proc.logPath }
 
+// PeakMemoryKiB is the daemon process's peak resident memory so far
+// (VmHWM), 0 if it cannot be read.
+func (d *Daemon) PeakMemoryKiB() int64 {
+	dt, err := os.ReadFile(d.proc.pidFile)
+	if err != nil {
+		return 0
+	}
+	status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(dt)) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // Kill kills the daemon at once (SIGKILL to its process group), as a
 // crash or an OOM kill would, and keeps its state: NewDaemon with the same
 // name starts it again on that state.
