@@ -104,13 +104,13 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	}
 	for _, s := range pf.BuildStages {
 		for _, inst := range s.Carry {
-			for _, p := range carriedWithoutCache(s, inst, lex, metaEnv) {
+			for _, p := range carriedWithoutCache(pf, s, inst, lex, opt.BuildArgs) {
 				warn(ruleCarryWithoutCache, "CARRY should name a cache mount of a build command",
 					fmt.Sprintf("CARRY %s: no build command of stage %s mounts a cache there, so the build fails; mount it in the RUN that builds, after APP: RUN --mount=type=cache,target=%s <build command>", p, s.Name, p), inst.Location())
 			}
 		}
 	}
-	if detail := appShipsBuildDependencies(pf, lex, metaEnv); detail != "" {
+	if detail := appShipsBuildDependencies(pf, lex, opt.BuildArgs); detail != "" {
 		warn(ruleAppShipsBuildDeps, "APP --from should ship a build's outputs, not its build dependencies", detail, pf.App.Location())
 	}
 	if _, overridden := opt.BuildArgs[convert.KeyPatchArg]; len(pf.Patch) == 0 && !overridden {
@@ -220,14 +220,20 @@ func expander(lex *shell.Lex, env shell.EnvGetter) instructions.SingleWordExpand
 // carriedWithoutCache returns the paths of a CARRY instruction that no
 // RUN after the stage's APP mounts a cache at (their targets expanded with
 // env, as far as it knows them).
-func carriedWithoutCache(s *patchfile.Stage, inst *patchfile.CarryInstruction, lex *shell.Lex, env shell.EnvGetter) []string {
+func carriedWithoutCache(pf *patchfile.File, s *patchfile.Stage, inst *patchfile.CarryInstruction, lex *shell.Lex, buildArgs map[string]string) []string {
 	targets := map[string]bool{}
+	afterApp := map[patchfile.Instruction]bool{}
 	for _, step := range s.AfterApp() {
+		afterApp[step] = true
+	}
+	scope := newStageScope(pf, buildArgs)
+	for _, step := range s.Steps {
+		scope.step(step, lex)
 		run, ok := step.(*instructions.RunCommand)
-		if !ok {
+		if !ok || !afterApp[step] {
 			continue
 		}
-		mounts, err := convert.RunMounts(run, expander(lex, env))
+		mounts, err := convert.RunMounts(run, expander(lex, scope.env()))
 		if err != nil {
 			continue
 		}
@@ -277,14 +283,17 @@ func appShipsDependencies(app *patchfile.AppInstruction, files []buildcontext.Fi
 // node_modules next to package.json), so the image would carry the
 // build's dependencies, dev dependencies included, unless --exclude
 // leaves every dependency folder out. Read from the Patchfile alone.
-func appShipsBuildDependencies(pf *patchfile.File, lex *shell.Lex, env shell.EnvGetter) string {
+func appShipsBuildDependencies(pf *patchfile.File, lex *shell.Lex, buildArgs map[string]string) string {
 	stage := pf.BuildStage(pf.App.From)
 	if stage == nil {
 		return ""
 	}
 	workdir := "/"
 	var manifests []string
+	scope := newStageScope(pf, buildArgs)
 	for _, inst := range stage.DepsSteps() {
+		scope.step(inst, lex)
+		env := scope.env()
 		switch inst := inst.(type) {
 		case *instructions.WorkdirCommand:
 			if dir, err := lex.ProcessWordWithMatches(inst.Path, env); err == nil {
@@ -301,8 +310,14 @@ func appShipsBuildDependencies(pf *patchfile.File, lex *shell.Lex, env shell.Env
 			}
 		}
 	}
+	// As the build's copy reads --exclude (fsutil): a path is left out
+	// when it or a parent matches.
+	pm, err := patternmatcher.New(pf.App.Excludes)
 	excluded := func(name string) bool {
-		ok, _ := patternmatcher.Matches(name, pf.App.Excludes)
+		if err != nil || len(pf.App.Excludes) == 0 {
+			return false
+		}
+		ok, _ := pm.MatchesOrParentMatches(name)
 		return ok
 	}
 	for _, src := range pf.App.Sources {

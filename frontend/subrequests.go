@@ -74,48 +74,56 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File, buildArgs map[st
 	o.Args = append(o.Args,
 		outline.Arg{Name: convert.KeyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
 		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
-	var steps []patchfile.Instruction
-	for _, s := range pf.Stages() {
-		steps = append(steps, s.Steps...)
-	}
-	for _, inst := range steps {
-		switch inst := inst.(type) {
-		case *instructions.ArgCommand:
-			addArgs(inst)
-		case *instructions.RunCommand:
-			loc := toPBLocation(0, inst.Location())
-			mounts, err := convert.RunMounts(inst, expander(shell.NewLex(pf.Escape), metaArgEnv(pf, buildArgs)))
-			if err != nil {
-				continue // the build says what is wrong with it
-			}
-			for _, m := range mounts {
-				switch m.Type {
-				case instructions.MountTypeSecret:
-					id := convert.SecretID(m)
-					if id == "" && m.Env != nil {
-						id = *m.Env
-					}
-					if id == "" && m.Target != "" {
-						id = path.Base(m.Target)
-					}
-					o.Secrets = append(o.Secrets, outline.Secret{Name: id, Required: m.Required, Location: loc})
-				case instructions.MountTypeSSH:
-					id := m.CacheID
-					if id == "" {
-						id = "default"
-					}
-					o.SSH = append(o.SSH, outline.SSH{Name: id, Required: m.Required, Location: loc})
-				case instructions.MountTypeCache:
-					id := m.CacheID
-					if id == "" {
-						id = m.Target
-					}
-					o.Cache = append(o.Cache, outline.CacheMount{ID: id, Location: loc})
-				}
-			}
+	lex := shell.NewLex(pf.Escape)
+	for _, stage := range pf.Stages() {
+		// Each stage's words expand with its own scope, as the build's
+		// and the checks' do (stageScope).
+		scope := newStageScope(pf, buildArgs)
+		for _, inst := range stage.Steps {
+			scope.step(inst, lex)
+			outlineStep(o, inst, addArgs, lex, scope)
 		}
 	}
 	return o
+}
+
+// outlineStep adds what one instruction declares to the outline.
+func outlineStep(o *outline.Outline, inst patchfile.Instruction, addArgs func(*instructions.ArgCommand), lex *shell.Lex, scope *stageScope) {
+	switch inst := inst.(type) {
+	case *instructions.ArgCommand:
+		addArgs(inst)
+	case *instructions.RunCommand:
+		loc := toPBLocation(0, inst.Location())
+		mounts, err := convert.RunMounts(inst, expander(lex, scope.env()))
+		if err != nil {
+			return // the build says what is wrong with it
+		}
+		for _, m := range mounts {
+			switch m.Type {
+			case instructions.MountTypeSecret:
+				id := convert.SecretID(m)
+				if id == "" && m.Env != nil {
+					id = *m.Env
+				}
+				if id == "" && m.Target != "" {
+					id = path.Base(m.Target)
+				}
+				o.Secrets = append(o.Secrets, outline.Secret{Name: id, Required: m.Required, Location: loc})
+			case instructions.MountTypeSSH:
+				id := m.CacheID
+				if id == "" {
+					id = "default"
+				}
+				o.SSH = append(o.SSH, outline.SSH{Name: id, Required: m.Required, Location: loc})
+			case instructions.MountTypeCache:
+				id := m.CacheID
+				if id == "" {
+					id = m.Target
+				}
+				o.Cache = append(o.Cache, outline.CacheMount{ID: id, Location: loc})
+			}
+		}
+	}
 }
 
 func toPBLocation(sourceIndex int, r []parser.Range) *pb.Location {
