@@ -117,32 +117,29 @@ func (e *env) runConcurrent(ctx context.Context) (*concurrentResult, error) {
 			output: e.stack.Ref("bench/concurrent", name),
 			args:   map[string]string{"BASE": e.base, "RELEASE": a.release, "PATCH_LOG_MEMORY": "1"}}, edited: dt}, err
 	}
+	// everyApp is a Patchfile deploy of an edit of every app; edits are
+	// numbered from base, so that no two deploys ship the same change.
+	everyApp := func(key string, round, base int) ([]deploy, error) {
+		var out []deploy
+		for i, a := range apps {
+			d, err := pf(fmt.Sprintf("cc-%s-%d-app%02d", key, round, i), a, a.dir, base+round*100+i)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, d)
+		}
+		return out, nil
+	}
 	scenarios := []struct {
 		key, title string
 		together   bool
 		deploys    func(round int) ([]deploy, error)
 	}{
 		{ccAppsAtOnce, "16 apps, Patchfile deploys at once", true, func(round int) ([]deploy, error) {
-			var out []deploy
-			for i, a := range apps {
-				d, err := pf(fmt.Sprintf("cc-%s-%d-app%02d", ccAppsAtOnce, round, i), a, a.dir, 1000+round*100+i)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, d)
-			}
-			return out, nil
+			return everyApp(ccAppsAtOnce, round, 1000)
 		}},
 		{ccAppsOneByOne, "16 apps, Patchfile deploys one by one", false, func(round int) ([]deploy, error) {
-			var out []deploy
-			for i, a := range apps {
-				d, err := pf(fmt.Sprintf("cc-%s-%d-app%02d", ccAppsOneByOne, round, i), a, a.dir, 2000+round*100+i)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, d)
-			}
-			return out, nil
+			return everyApp(ccAppsOneByOne, round, 2000)
 		}},
 		{ccOneAppAtOnce, "1 app, 16 Patchfile deploys of one release at once", true, func(round int) ([]deploy, error) {
 			var out []deploy

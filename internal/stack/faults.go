@@ -20,25 +20,31 @@ import (
 // KillRegistry kills the registry at once (SIGKILL to its process group,
 // by the PID it recorded), as a crash would: requests in flight break.
 func (s *Stack) KillRegistry() error {
-	dt, err := os.ReadFile(s.registry.pidFile)
+	return killProcess(s.registry.pidFile, "the registry")
+}
+
+// killProcess sends SIGKILL to the process group of the PID a process
+// recorded, waits for it to be gone, and removes its PID file.
+func killProcess(pidFile, name string) error {
+	dt, err := os.ReadFile(pidFile)
 	if err != nil {
-		return errors.Wrap(err, "the registry is not running")
+		return errors.Wrapf(err, "%s is not running", name)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(dt)))
 	if err != nil || pid <= 1 {
-		return errors.Errorf("bad PID file %s", s.registry.pidFile)
+		return errors.Errorf("bad PID file %s", pidFile)
 	}
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		return errors.Wrapf(err, "killing the registry (PID %d)", pid)
+		return errors.Wrapf(err, "killing %s (PID %d)", name, pid)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(pid) {
 		if time.Now().After(deadline) {
-			return errors.Errorf("the registry (PID %d) survived SIGKILL", pid)
+			return errors.Errorf("%s (PID %d) survived SIGKILL", name, pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return os.Remove(s.registry.pidFile)
+	return os.Remove(pidFile)
 }
 
 // RestartRegistry starts the registry again with the configuration Start

@@ -247,25 +247,7 @@ func (d *Daemon) PeakMemoryKiB() int64 {
 // crash or an OOM kill would, and keeps its state: NewDaemon with the same
 // name starts it again on that state.
 func (d *Daemon) Kill() error {
-	dt, err := os.ReadFile(d.proc.pidFile)
-	if err != nil {
-		return errors.Wrap(err, "the daemon is not running")
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(dt)))
-	if err != nil || pid <= 1 {
-		return errors.Errorf("bad PID file %s", d.proc.pidFile)
-	}
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		return errors.Wrapf(err, "killing buildkitd (PID %d)", pid)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			return errors.Errorf("buildkitd (PID %d) survived SIGKILL", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return os.Remove(d.proc.pidFile)
+	return killProcess(d.proc.pidFile, "buildkitd")
 }
 
 // Stop stops the daemon and removes its state.
