@@ -109,7 +109,20 @@ func (e *env) runConcurrent(ctx context.Context) (*concurrentResult, error) {
 		if _, err := editSource(dir, editedFile, n); err != nil {
 			return nil, err
 		}
-		return os.ReadFile(filepath.Join(dir, filepath.FromSlash(editedFile)))
+		// Each edit gets a modification time of its own, as edits in
+		// separate checkouts have. Edits made in one loop can share one
+		// (the kernel's clock ticks every few milliseconds), and
+		// buildctl's sessions share one cached copy of a local context
+		// per name on a builder (BuildKit's local source; buildx keys it
+		// by directory): a file with the copy's path, size and time is
+		// taken for unchanged, and the previous app's content is built,
+		// by any frontend. This run saw it happen.
+		p := filepath.Join(dir, filepath.FromSlash(editedFile))
+		t := time.Now().Add(time.Duration(n) * time.Millisecond)
+		if err := os.Chtimes(p, t, t); err != nil {
+			return nil, err
+		}
+		return os.ReadFile(p)
 	}
 	pf := func(name string, a concurrentApp, dir string, n int) (deploy, error) {
 		dt, err := edit(a, dir, n)
