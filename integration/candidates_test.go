@@ -85,7 +85,8 @@ func TestPatchCandidates(t *testing.T) {
 	t.Run("needs credentials: the deploy stops", func(t *testing.T) {
 		res, err := buildInProcess(t, build{dir: dir, args: map[string]string{"BASE": env.base, "RELEASE": privateRef}, output: env.stack.Ref("cand/app", "stopped")})
 		require.Error(t, err)
-		require.Contains(t, err.Error(), "PATCH: candidate "+privateRef+" unreachable (failed to authorize")
+		require.Contains(t, err.Error(), "PATCH: candidate "+privateRef+" unreachable (")
+		require.Contains(t, err.Error(), "401 Unauthorized")
 		require.Contains(t, err.Error(), "give the builder access to it (docker login), or pass --build-arg PATCH_ON_UNREACHABLE=full")
 		require.NotContains(t, res.output, "(attempt 2 of 3)", "refused credentials are not tried again")
 	})
