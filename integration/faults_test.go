@@ -258,6 +258,9 @@ func TestUnreachableRelease(t *testing.T) {
 	require.NoError(t, err, "a release asked for builds in full anyway: it does not stop")
 	require.Contains(t, res.output, decide.FullBuildPrefix+"candidate "+viaProxy+" unreachable")
 
+	// Connections reset, with PATCH_ON_UNREACHABLE=full: a full build
+	// that warns.
+	proxy.Inject(stack.Reset, -1, 0)
 	res, err = deploy("full", map[string]string{"PATCH_ON_UNREACHABLE": "full"})
 	require.NoError(t, err)
 	require.Contains(t, res.output, decide.FullBuildPrefix+"candidate "+viaProxy+" unreachable (3 attempts: ")
@@ -327,7 +330,7 @@ func TestReleaseCleanedAway(t *testing.T) {
 }
 
 // TestPushRefused: the registry refuses a deploy's push (over its quota:
-// 413; down: 503). The deploy fails with the registry's answer and the
+// 413; down: 503; the credentials expired: 401). The deploy fails with the registry's answer and the
 // tag stays on the image it had; once the registry takes pushes again the
 // same deploy goes through.
 func TestPushRefused(t *testing.T) {
@@ -345,7 +348,7 @@ func TestPushRefused(t *testing.T) {
 	for _, tc := range []struct {
 		fault stack.Fault
 		says  string
-	}{{stack.Status413, "413 Request Entity Too Large"}, {stack.Status503, "503 Service Unavailable"}} {
+	}{{stack.Status413, "413 Request Entity Too Large"}, {stack.Status503, "503 Service Unavailable"}, {stack.Status401, "401 Unauthorized"}} {
 		proxy.RefusePushes(tc.fault)
 		_, err := buildInProcess(t, build{dir: dir, args: patchArgs(release), output: release})
 		require.Error(t, err)

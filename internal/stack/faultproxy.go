@@ -52,6 +52,9 @@ const (
 	// Status413 answers 413 Request Entity Too Large, as a registry over
 	// its quota or size limit does.
 	Status413
+	// Status401 answers 401 Unauthorized, as a registry does when the
+	// credentials expire mid-push.
+	Status401
 )
 
 // StartFaultProxy starts a proxy that forwards to the stack's registry.
@@ -84,6 +87,9 @@ func (s *Stack) StartFaultProxy() (*FaultProxy, error) {
 				return
 			case Status413:
 				http.Error(w, "injected fault: over quota", http.StatusRequestEntityTooLarge)
+				return
+			case Status401:
+				http.Error(w, "injected fault: credentials expired", http.StatusUnauthorized)
 				return
 			}
 		}
