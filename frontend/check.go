@@ -31,17 +31,31 @@ type CheckContext interface {
 	IgnorePatterns(ctx context.Context) ([]string, error)
 }
 
-// Check rules: what `docker buildx build --call=check` reports, without
-// building anything (it reads image references and lists the context).
-const (
-	ruleUnpinnedFrom          = "UnpinnedFrom"
-	rulePatchWithoutCandidate = "PatchWithoutCandidate"
-	ruleDepsMatchNoFile       = "DepsMatchNoFile"
-	ruleAppShipsDependencies  = "AppShipsDependencies"
-	ruleIgnoreExcludesNothing = "DockerignoreExcludesNothing"
-	ruleUnusedBuildStage      = "UnusedBuildStage"
-	ruleAppShipsBuildDeps     = "AppShipsBuildDependencies"
-	ruleCarryWithoutCache     = "CarryWithoutCacheMount"
+// checkRule is one check: its name (what `# check=skip=` names), the
+// one-line description `--call=check` prints, and where its documentation
+// is; as BuildKit's linter rules are values.
+type checkRule struct {
+	Name, Description, URL string
+}
+
+// checksDoc is where the rules are documented.
+const checksDoc = "https://github.com/patchfile/patchfile/blob/main/docs/operations.md#checking-a-patchfile-without-building"
+
+// The check rules: what `docker buildx build --call=check` reports,
+// without building anything (it reads image references and lists the
+// context). checkRules lists them all.
+var (
+	ruleUnpinnedFrom          = checkRule{"UnpinnedFrom", "FROM must pin its image by digest", checksDoc}
+	rulePatchWithoutCandidate = checkRule{"PatchWithoutCandidate", "without PATCH every deploy is a full build", checksDoc}
+	ruleDepsMatchNoFile       = checkRule{"DepsMatchNoFile", "DEPS must name files of the build context", checksDoc}
+	ruleAppShipsDependencies  = checkRule{"AppShipsDependencies", "APP should ship the application, not its dependencies", checksDoc}
+	ruleIgnoreExcludesNothing = checkRule{"DockerignoreExcludesNothing", ".dockerignore should exclude something", checksDoc}
+	ruleUnusedBuildStage      = checkRule{"UnusedBuildStage", "a build stage should make something the image ships", checksDoc}
+	ruleAppShipsBuildDeps     = checkRule{"AppShipsBuildDependencies", "APP --from should ship a build's outputs, not its build dependencies", checksDoc}
+	ruleCarryWithoutCache     = checkRule{"CarryWithoutCacheMount", "CARRY should name a cache mount of a build command", checksDoc}
+
+	checkRules = []checkRule{ruleUnpinnedFrom, rulePatchWithoutCandidate, ruleDepsMatchNoFile, ruleAppShipsDependencies,
+		ruleIgnoreExcludesNothing, ruleUnusedBuildStage, ruleAppShipsBuildDeps, ruleCarryWithoutCache}
 )
 
 // dependencyFolders are what package managers install into an app tree; a
@@ -61,10 +75,10 @@ func Check(ctx context.Context, src *dockerui.Source, pf *patchfile.File, opt co
 func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf *patchfile.File, opt convert.Opt, cs CheckContext) (*lint.LintResults, error) {
 	results := &lint.LintResults{}
 	idx := results.AddSource(src.SourceMap)
-	skipped := func(rule string) bool { return cfg.SkipAll || slices.Contains(cfg.SkipRules, rule) }
-	warn := func(rule, description, detail string, loc []parser.Range) {
+	skipped := func(rule checkRule) bool { return cfg.SkipAll || slices.Contains(cfg.SkipRules, rule.Name) }
+	warn := func(rule checkRule, detail string, loc []parser.Range) {
 		if !skipped(rule) {
-			results.AddWarning(rule, description, "", detail, idx, loc)
+			results.AddWarning(rule.Name, rule.Description, rule.URL, detail, idx, loc)
 		}
 	}
 	lex := shell.NewLex(pf.Escape)
@@ -93,29 +107,26 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 		}
 		// A build stage's base too: it makes what ships.
 		if _, err := convert.PinnedImage(image); err != nil {
-			warn(ruleUnpinnedFrom, "FROM must pin its image by digest", err.Error(), s.From.Location())
+			warn(ruleUnpinnedFrom, err.Error(), s.From.Location())
 		}
 	}
 	for _, s := range pf.BuildStages {
 		if !used[s.Name] {
-			warn(ruleUnusedBuildStage, "a build stage should make something the image ships",
-				fmt.Sprintf("build stage %s is not built: no APP --from=%s ships its outputs, and no stage that is built starts from it; ship them from the final stage (APP --from=%s <path>... <dest>) or remove the stage", s.Name, s.Name, s.Name), s.From.Location())
+			warn(ruleUnusedBuildStage, fmt.Sprintf("build stage %s is not built: no APP --from=%s ships its outputs, and no stage that is built starts from it; ship them from the final stage (APP --from=%s <path>... <dest>) or remove the stage", s.Name, s.Name, s.Name), s.From.Location())
 		}
 	}
 	for _, s := range pf.BuildStages {
 		for _, inst := range s.Carry {
 			for _, p := range carriedWithoutCache(pf, s, inst, lex, opt.BuildArgs) {
-				warn(ruleCarryWithoutCache, "CARRY should name a cache mount of a build command",
-					fmt.Sprintf("CARRY %s: no build command of stage %s mounts a cache there, so the build fails; mount it in the RUN that builds, after APP: RUN --mount=type=cache,target=%s <build command>", p, s.Name, p), inst.Location())
+				warn(ruleCarryWithoutCache, fmt.Sprintf("CARRY %s: no build command of stage %s mounts a cache there, so the build fails; mount it in the RUN that builds, after APP: RUN --mount=type=cache,target=%s <build command>", p, s.Name, p), inst.Location())
 			}
 		}
 	}
 	if detail := appShipsBuildDependencies(pf, lex, opt.BuildArgs); detail != "" {
-		warn(ruleAppShipsBuildDeps, "APP --from should ship a build's outputs, not its build dependencies", detail, pf.App.Location())
+		warn(ruleAppShipsBuildDeps, detail, pf.App.Location())
 	}
 	if _, overridden := opt.BuildArgs[convert.KeyPatchArg]; len(pf.Patch) == 0 && !overridden {
-		warn(rulePatchWithoutCandidate, "without PATCH every deploy is a full build",
-			"no PATCH line: every deploy rebuilds and pushes the whole app layer; add PATCH <registry>/<repo>:<release tag> after APP", pf.App.Location())
+		warn(rulePatchWithoutCandidate, "no PATCH line: every deploy rebuilds and pushes the whole app layer; add PATCH <registry>/<repo>:<release tag> after APP", pf.App.Location())
 	}
 
 	files, err := cs.List(ctx, false)
@@ -138,13 +149,12 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 			continue
 		}
 		if shipped := appShipsDependencies(s.App, files); len(shipped) > 0 {
-			warn(ruleAppShipsDependencies, "APP should ship the application, not its dependencies",
-				fmt.Sprintf("APP ships %s from the build context: the dependency stage provides them, and the context's copy would replace or mix with it; add them to .dockerignore or APP --exclude", strings.Join(shipped, ", ")),
+			warn(ruleAppShipsDependencies, fmt.Sprintf("APP ships %s from the build context: the dependency stage provides them, and the context's copy would replace or mix with it; add them to .dockerignore or APP --exclude", strings.Join(shipped, ", ")),
 				s.App.Location())
 		}
 	}
 	if detail := ignoreExcludesNothing(ctx, cs); detail != "" && !skipped(ruleIgnoreExcludesNothing) {
-		results.AddWarning(ruleIgnoreExcludesNothing, ".dockerignore should exclude something", "", detail, -1, nil)
+		results.AddWarning(ruleIgnoreExcludesNothing.Name, ruleIgnoreExcludesNothing.Description, ruleIgnoreExcludesNothing.URL, detail, -1, nil)
 	}
 	return results, nil
 }
@@ -385,7 +395,7 @@ func ignoreExcludesNothing(ctx context.Context, cs CheckContext) string {
 // each expanded with the stage's scope. A word with a variable the scope
 // does not know (the base image's ENV, a platform ARG) is known to the
 // conversion only: no finding rather than a false one.
-func checkDeps(deps *patchfile.DepsInstruction, lex *shell.Lex, env shell.EnvGetter, files []buildcontext.File, warn func(rule, description, detail string, loc []parser.Range)) {
+func checkDeps(deps *patchfile.DepsInstruction, lex *shell.Lex, env shell.EnvGetter, files []buildcontext.File, warn func(rule checkRule, detail string, loc []parser.Range)) {
 	for _, s := range deps.Sources {
 		p, err := lex.ProcessWordWithMatches(s, env)
 		if err != nil || len(p.Unmatched) > 0 {
@@ -396,8 +406,7 @@ func checkDeps(deps *patchfile.DepsInstruction, lex *shell.Lex, env shell.EnvGet
 			continue
 		}
 		if !convert.AnyMatch(clean, files) {
-			warn(ruleDepsMatchNoFile, "DEPS must name files of the build context",
-				fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", clean), deps.Location())
+			warn(ruleDepsMatchNoFile, fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", clean), deps.Location())
 		}
 	}
 }

@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"maps"
+	"os"
 	"slices"
 	"testing"
 
@@ -56,14 +57,14 @@ WORKDIR /app
 DEPS package.json package-lock.json
 APP . /app
 `, files, nil)
-	require.Contains(t, found[ruleUnpinnedFrom], "FROM busybox:1.36 is not pinned")
-	require.Contains(t, found[ruleUnpinnedFrom], "@2")
-	require.Contains(t, found[rulePatchWithoutCandidate], "no PATCH line")
-	require.Contains(t, found[rulePatchWithoutCandidate], "@5")
-	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS package-lock.json matches no file")
-	require.Contains(t, found[ruleDepsMatchNoFile], "@4")
-	require.Contains(t, found[ruleAppShipsDependencies], "APP ships node_modules/ from the build context", "a manifest the app may read at run time is not a finding")
-	require.Contains(t, found[ruleIgnoreExcludesNothing], ".dockerignore has 2 patterns and none matches")
+	require.Contains(t, found[ruleUnpinnedFrom.Name], "FROM busybox:1.36 is not pinned")
+	require.Contains(t, found[ruleUnpinnedFrom.Name], "@2")
+	require.Contains(t, found[rulePatchWithoutCandidate.Name], "no PATCH line")
+	require.Contains(t, found[rulePatchWithoutCandidate.Name], "@5")
+	require.Contains(t, found[ruleDepsMatchNoFile.Name], "DEPS package-lock.json matches no file")
+	require.Contains(t, found[ruleDepsMatchNoFile.Name], "@4")
+	require.Contains(t, found[ruleAppShipsDependencies.Name], "APP ships node_modules/ from the build context", "a manifest the app may read at run time is not a finding")
+	require.Contains(t, found[ruleIgnoreExcludesNothing.Name], ".dockerignore has 2 patterns and none matches")
 }
 
 func TestCheckCleanPatchfile(t *testing.T) {
@@ -92,12 +93,12 @@ func TestCheckSkips(t *testing.T) {
 APP . /app
 `
 	all := checkPatchfile(t, body, files, nil)
-	require.Contains(t, all, ruleUnpinnedFrom)
-	require.Contains(t, all, rulePatchWithoutCandidate)
-	require.Contains(t, all, ruleAppShipsDependencies)
+	require.Contains(t, all, ruleUnpinnedFrom.Name)
+	require.Contains(t, all, rulePatchWithoutCandidate.Name)
+	require.Contains(t, all, ruleAppShipsDependencies.Name)
 
 	found := checkPatchfile(t, "# check=skip=UnpinnedFrom,PatchWithoutCandidate\n"+body, files, nil)
-	require.Equal(t, []string{ruleAppShipsDependencies}, slices.Sorted(maps.Keys(found)))
+	require.Equal(t, []string{ruleAppShipsDependencies.Name}, slices.Sorted(maps.Keys(found)))
 	found = checkPatchfile(t, "# check=skip=UnpinnedFrom\n"+body, files, map[string]string{keyCheckArg: "skip=all"})
 	require.Empty(t, found, "the build arg wins")
 
@@ -142,16 +143,16 @@ FROM node@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde
 APP --from=build /src /app/
 PATCH r/a:release
 `, files, nil)
-	require.Contains(t, found[ruleUnpinnedFrom], "FROM node:20 is not pinned")
-	require.Contains(t, found[ruleUnpinnedFrom], "@1")
-	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS tsconfig.json matches no file")
-	require.Contains(t, found[ruleDepsMatchNoFile], "@3")
-	require.Contains(t, found[ruleAppShipsDependencies], "APP ships node_modules/ from the build context")
-	require.Contains(t, found[ruleAppShipsDependencies], "@4", "the build stage's APP")
-	require.Contains(t, found[ruleUnusedBuildStage], "build stage unused is not built")
-	require.Contains(t, found[ruleUnusedBuildStage], "@5")
-	require.Contains(t, found[ruleAppShipsBuildDeps], "APP --from=build ships /src, where the build stage's DEPS put its manifests (/src)")
-	require.Contains(t, found[ruleAppShipsBuildDeps], "@7")
+	require.Contains(t, found[ruleUnpinnedFrom.Name], "FROM node:20 is not pinned")
+	require.Contains(t, found[ruleUnpinnedFrom.Name], "@1")
+	require.Contains(t, found[ruleDepsMatchNoFile.Name], "DEPS tsconfig.json matches no file")
+	require.Contains(t, found[ruleDepsMatchNoFile.Name], "@3")
+	require.Contains(t, found[ruleAppShipsDependencies.Name], "APP ships node_modules/ from the build context")
+	require.Contains(t, found[ruleAppShipsDependencies.Name], "@4", "the build stage's APP")
+	require.Contains(t, found[ruleUnusedBuildStage.Name], "build stage unused is not built")
+	require.Contains(t, found[ruleUnusedBuildStage.Name], "@5")
+	require.Contains(t, found[ruleAppShipsBuildDeps.Name], "APP --from=build ships /src, where the build stage's DEPS put its manifests (/src)")
+	require.Contains(t, found[ruleAppShipsBuildDeps.Name], "@7")
 
 	// Shipping the outputs, or leaving the dependencies out, is clean.
 	for _, app := range []string{"APP --from=build /src/dist /app/", "APP --from=build --exclude=node_modules /src /app/"} {
@@ -202,8 +203,8 @@ PATCH r/a:release
 `
 	}
 	found := checkPatchfile(t, text("CARRY /root/.cache/go-buld"), files, nil)
-	require.Contains(t, found[ruleCarryWithoutCache], "CARRY /root/.cache/go-buld: no build command of stage build mounts a cache there")
-	require.Contains(t, found[ruleCarryWithoutCache], "@6")
+	require.Contains(t, found[ruleCarryWithoutCache.Name], "CARRY /root/.cache/go-buld: no build command of stage build mounts a cache there")
+	require.Contains(t, found[ruleCarryWithoutCache.Name], "@6")
 	require.Empty(t, checkPatchfile(t, text("CARRY /root/.cache/go-build"), files, nil))
 }
 
@@ -216,7 +217,7 @@ func TestCheckDepsVariables(t *testing.T) {
 	found := checkPatchfile(t, fake.PinnedFrom+"ARG DIR=web\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
 	require.Empty(t, found)
 	found = checkPatchfile(t, "ARG DIR=api\n"+fake.PinnedFrom+"ARG DIR\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
-	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS api/package.json matches no file")
+	require.Contains(t, found[ruleDepsMatchNoFile.Name], "DEPS api/package.json matches no file")
 	// An ARG before FROM is not in the stage's scope unless the stage
 	// declares it, as in a Dockerfile: the build does not expand it to
 	// api, so neither does the check (the base image's ENV may set DIR).
@@ -226,8 +227,23 @@ func TestCheckDepsVariables(t *testing.T) {
 	found = checkPatchfile(t, fake.PinnedFrom+"ENV DIR=web\nARG DIR=api\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
 	require.Empty(t, found)
 	found = checkPatchfile(t, fake.PinnedFrom+"ENV DIR=api\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, nil)
-	require.Contains(t, found[ruleDepsMatchNoFile], "DEPS api/package.json matches no file")
+	require.Contains(t, found[ruleDepsMatchNoFile.Name], "DEPS api/package.json matches no file")
 	// A build arg sets a stage's ARG.
 	found = checkPatchfile(t, fake.PinnedFrom+"ARG DIR=api\nDEPS ${DIR}/package.json\nAPP . /app\nPATCH r/a:release\n", files, map[string]string{"DIR": "web"})
 	require.Empty(t, found)
+}
+
+// TestCheckRulesDocumented: every rule has a name of its own and a line in
+// the operations guide's table, which its URL points to.
+func TestCheckRulesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operations.md")
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, r := range checkRules {
+		require.False(t, seen[r.Name], r.Name)
+		seen[r.Name] = true
+		require.Contains(t, string(doc), "| `"+r.Name+"` |", "docs/operations.md lists %s", r.Name)
+		require.Contains(t, r.URL, "docs/operations.md#checking-a-patchfile-without-building")
+		require.NotEmpty(t, r.Description)
+	}
 }
