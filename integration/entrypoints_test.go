@@ -18,6 +18,7 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	dockerfile "github.com/moby/buildkit/frontend/dockerfile/builder"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
@@ -60,6 +61,9 @@ type build struct {
 	// logins are registry credentials (host -> user:password) that buildx
 	// finds in its DOCKER_CONFIG, as after `docker login`.
 	logins map[string]string
+	// dockerfileFrontend runs BuildKit's Dockerfile frontend in process
+	// instead of the Patchfile's, on file (a Dockerfile), for comparisons.
+	dockerfileFrontend bool
 	// requestID makes an in-process build a subrequest (--call): it
 	// exports nothing, and its result's metadata is result.meta.
 	requestID string
@@ -164,6 +168,9 @@ func buildInProcess(t *testing.T, b build) (result, error) {
 	}
 	exports := []client.ExportEntry{{Type: client.ExporterImage, Attrs: b.exportAttrs()}}
 	buildFunc := frontend.Build
+	if b.dockerfileFrontend {
+		buildFunc = dockerfile.Build
+	}
 	var meta map[string][]byte
 	if b.requestID != "" {
 		attrs["requestid"], exports = b.requestID, nil
