@@ -111,6 +111,10 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if patterns, ok := convert.LiteralAppPatterns(pf); ok {
 		gctx.Prefetch(ctx, convert.AppContextName, patterns)
 	}
+	// The hashing step needs the frontend image's config (its binary):
+	// read it now, not after the app files arrive (a registry round trip
+	// off the path of a build that hashes in a step).
+	go func() { _, _ = gctx.selfTool(ctx) }()
 	sbomGen, err := newSBOMGenerator(ctx, c, bc)
 	if err != nil {
 		return nil, err
