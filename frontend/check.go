@@ -411,74 +411,51 @@ func checkDeps(deps *patchfile.DepsInstruction, lex *shell.Lex, env shell.EnvGet
 	}
 }
 
-// stageScope is the variables a stage's instructions see, as the
-// conversion scopes them (convert's declareArgs), as far as the checks can
-// know without the base image: an ARG with its build arg or default, a
-// bare ARG with the value of the ARG before FROM of that name, an ENV. The
-// ARGs before FROM are not in a stage's scope unless it declares them, as
-// in a Dockerfile.
+// stageScope is a stage's variables as the checks and the outline see
+// them: the conversion's own scope (convert.Scope), without the base
+// image, whose ENV they do not read; a word that names a variable the
+// stage did not set is then not expanded (convert.Scope.Known).
 type stageScope struct {
-	meta, buildArgs, vars map[string]string
-	// envs are the names an ENV set: an ARG of the same name does not
-	// change them, as in the conversion (and a Dockerfile).
-	envs map[string]bool
+	*convert.Scope
+	buildArgs map[string]string
 }
 
 func newStageScope(pf *patchfile.File, buildArgs map[string]string) *stageScope {
-	sc := &stageScope{meta: map[string]string{}, buildArgs: buildArgs, vars: map[string]string{}, envs: map[string]bool{}}
-	for _, a := range pf.MetaArgs {
-		for _, kv := range a.Args {
-			if v, ok := buildArgs[kv.Key]; ok {
-				sc.meta[kv.Key] = v
-			} else if kv.Value != nil {
-				sc.meta[kv.Key] = *kv.Value
-			}
-		}
+	lex := shell.NewLex(pf.Escape)
+	meta, err := convert.MetaArgs(pf, lex, buildArgs, nil)
+	if err != nil {
+		meta = nil // the build reports it
 	}
-	return sc
+	return &stageScope{convert.NewScope(lex, buildArgs, meta, nil), buildArgs}
 }
 
-// step brings what inst declares into scope.
-func (sc *stageScope) step(inst patchfile.Instruction, lex *shell.Lex) {
+// step brings what inst declares into scope, as the conversion does; an
+// ENV set from what the scope cannot know is unknown too.
+func (sc *stageScope) step(inst patchfile.Instruction, _ *shell.Lex) {
 	switch inst := inst.(type) {
 	case *instructions.ArgCommand:
 		for _, kv := range inst.Args {
-			if sc.envs[kv.Key] {
-				continue
-			}
-			value, ok := sc.buildArgs[kv.Key]
-			if !ok && kv.Value != nil {
-				v, err := lex.ProcessWordWithMatches(*kv.Value, sc.env())
-				if err != nil || len(v.Unmatched) > 0 {
-					delete(sc.vars, kv.Key) // unknown here
+			one := &instructions.ArgCommand{Args: []instructions.KeyValuePairOptional{kv}}
+			_, overridden := sc.buildArgs[kv.Key]
+			if kv.Value != nil && !overridden {
+				if _, ok := sc.Known(*kv.Value); !ok {
+					sc.Unset(kv.Key) // a default from what the scope cannot know
 					continue
 				}
-				value, ok = v.Result, true
 			}
-			if !ok {
-				value, ok = sc.meta[kv.Key]
-			}
-			if ok {
-				sc.vars[kv.Key] = value
+			if _, err := sc.Declare(one); err != nil {
+				sc.Unset(kv.Key)
 			}
 		}
 	case *instructions.EnvCommand:
 		for _, kv := range inst.Env {
-			sc.envs[kv.Key] = true
-			v, err := lex.ProcessWordWithMatches(kv.Value, sc.env())
-			if err != nil || len(v.Unmatched) > 0 {
-				delete(sc.vars, kv.Key)
-				continue
+			if v, ok := sc.Known(kv.Value); ok {
+				sc.SetEnv(kv.Key, v)
+			} else {
+				sc.Unset(kv.Key)
 			}
-			sc.vars[kv.Key] = v.Result
 		}
 	}
 }
 
-func (sc *stageScope) env() shell.EnvGetter {
-	env := make([]string, 0, len(sc.vars))
-	for k, v := range sc.vars {
-		env = append(env, k+"="+v)
-	}
-	return shell.EnvsFromSlice(env)
-}
+func (sc *stageScope) env() shell.EnvGetter { return sc.Getter() }

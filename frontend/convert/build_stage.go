@@ -91,7 +91,7 @@ func (b *stageBuilder) convert(ctx context.Context, stage *patchfile.Stage, seen
 	if c, ok := b.done[stage.Name]; ok {
 		return c, nil
 	}
-	c := &converter{opt: b.opt, pf: b.pf, stage: stage, stepTag: stage.Name, platform: b.platform, target: b.platform, lex: shell.NewLex(b.pf.Escape), args: map[string]string{}}
+	c := &converter{opt: b.opt, pf: b.pf, stage: stage, stepTag: stage.Name, platform: b.platform, target: b.platform, lex: shell.NewLex(b.pf.Escape)}
 	if err := c.scopeFrom(); err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (b *stageBuilder) convert(ctx context.Context, stage *patchfile.Stage, seen
 	} else if _, err := c.convertFrom(ctx); err != nil {
 		return nil, err
 	}
-	c.args, c.argOrder = map[string]string{}, nil
+	c.enterStage()
 	c.carry = newCarrying(stage.CarriedPaths(), b.tool, b.release, b.seeds)
 	for _, inst := range stage.Steps {
 		switch inst.(type) {

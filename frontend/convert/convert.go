@@ -158,16 +158,17 @@ type converter struct {
 	platform ocispecs.Platform // the stage's: FROM --platform can set it
 	// target is the platform the build makes (TARGETPLATFORM), whatever a
 	// build stage's FROM --platform says.
-	target   ocispecs.Platform
-	lex      *shell.Lex
-	state    llb.State
-	image    *dockerspec.DockerOCIImage
-	args     map[string]string // ARGs in scope and their values
-	argOrder []string
-	// metaArgs are the values of the ARGs declared before the first FROM,
-	// which a bare ARG <name> in a stage brings into scope.
-	metaArgs map[string]string
-	deps     *depsHasher
+	target ocispecs.Platform
+	lex    *shell.Lex
+	state  llb.State
+	image  *dockerspec.DockerOCIImage
+	// scope is what the stage's words expand with (FROM's, then the
+	// stage's from enterStage on); meta are the values of the ARGs
+	// declared before the first FROM, which a bare ARG <name> in a stage
+	// brings into scope.
+	scope *Scope
+	meta  map[string]string
+	deps  *depsHasher
 	// carry is a build stage's carrying of caches (CARRY), nil for the
 	// final stage; sourcesIn is set once its APP sources are in, after
 	// which its RUNs are build commands.
@@ -187,7 +188,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if opt.TargetPlatform != nil {
 		platform = platforms.Normalize(*opt.TargetPlatform)
 	}
-	c := &converter{opt: opt, pf: pf, stage: &pf.Stage, stepTag: "deps", platform: platform, target: platform, lex: shell.NewLex(pf.Escape), args: map[string]string{}}
+	c := &converter{opt: opt, pf: pf, stage: &pf.Stage, stepTag: "deps", platform: platform, target: platform, lex: shell.NewLex(pf.Escape)}
 	if err := c.scopeFrom(); err != nil {
 		return nil, err
 	}
@@ -195,8 +196,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	// ARGs before FROM are only in scope for FROM, as in a Dockerfile.
-	c.args, c.argOrder = map[string]string{}, nil
+	c.enterStage()
 	for _, st := range pf.DepsSteps() {
 		switch st.(type) {
 		case *instructions.RunCommand, *patchfile.DepsInstruction, *instructions.WorkdirCommand:
@@ -518,56 +518,19 @@ func (c *converter) addHistory(createdBy string, withLayer bool) {
 
 // expand substitutes ARG and ENV values in one word, removing quotes.
 func (c *converter) expand(word string) (string, error) {
-	res, err := c.lex.ProcessWordWithMatches(word, c.env())
-	if err != nil {
-		return "", err
-	}
-	return res.Result, nil
+	return c.scope.Expand(word)
 }
 
-// env is what expansion sees: ENV of the image, then ARGs in scope.
-func (c *converter) env() shell.EnvGetter {
-	var env []string
-	if c.image != nil {
-		env = slices.Clone(c.image.Config.Env)
-	}
-	for _, k := range c.argOrder {
-		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }) {
-			env = append(env, k+"="+c.args[k])
-		}
-	}
-	return shell.EnvsFromSlice(env)
-}
-
-// declareArgs brings ARGs into scope with their build-arg or default values.
+// declareArgs brings ARGs into scope with their build-arg or default
+// values (Scope.Declare); in the dependency stage they count in its hash.
 func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) error {
-	for _, kv := range cmd.Args {
-		value, ok := c.opt.BuildArgs[kv.Key]
-		if !ok && kv.Value != nil {
-			v, err := c.expand(*kv.Value)
-			if err != nil {
-				return err
-			}
-			value, ok = v, true
-		}
-		if !ok {
-			// A bare ARG in a stage takes the value of the ARG of that
-			// name declared before FROM, as in a Dockerfile.
-			value, ok = c.metaArgs[kv.Key]
-		}
-		if !ok {
-			// ARG TARGETARCH and the like, as in a Dockerfile.
-			value, ok = c.platformArgs()[kv.Key]
-		}
-		if !ok {
-			continue
-		}
-		if _, seen := c.args[kv.Key]; !seen {
-			c.argOrder = append(c.argOrder, kv.Key)
-		}
-		c.args[kv.Key] = value
-		if hash != nil {
-			hash.add("ARG", kv.Key+"="+value)
+	declared, err := c.scope.Declare(cmd)
+	if err != nil {
+		return err
+	}
+	if hash != nil {
+		for _, kv := range declared {
+			hash.add("ARG", kv)
 		}
 	}
 	return nil
@@ -594,25 +557,21 @@ func (c *converter) platformArgs() map[string]string {
 // scopeFrom puts the meta ARGs (before the first FROM) in scope, over the
 // platform ARGs, for the FROM line.
 func (c *converter) scopeFrom() error {
-	for k, v := range c.platformArgs() {
-		c.args[k] = v
-		c.argOrder = append(c.argOrder, k)
+	meta, err := MetaArgs(c.pf, c.lex, c.opt.BuildArgs, c.platformArgs())
+	if err != nil {
+		return err
 	}
-	slices.Sort(c.argOrder)
-	for _, a := range c.pf.MetaArgs {
-		if err := c.declareArgs(a, nil); err != nil {
-			return err
-		}
-	}
-	c.metaArgs = map[string]string{}
-	for _, a := range c.pf.MetaArgs {
-		for _, kv := range a.Args {
-			if v, ok := c.args[kv.Key]; ok {
-				c.metaArgs[kv.Key] = v
-			}
-		}
-	}
+	c.meta = meta
+	c.scope = FromScope(c.pf, c.lex, c.opt.BuildArgs, meta, c.platformArgs())
 	return nil
+}
+
+// enterStage starts the stage's own scope once its FROM is read: the ARGs
+// before FROM are in scope for FROM only, as in a Dockerfile, and the ENV
+// is the base image's.
+func (c *converter) enterStage() {
+	c.scope = NewScope(c.lex, c.opt.BuildArgs, c.meta, c.platformArgs())
+	c.scope.SetBase(c.image.Config.Env)
 }
 
 // KeyPatchArg is the build arg that overrides PATCH: a list of references,
@@ -626,22 +585,11 @@ func (c *converter) patchRefs() ([]string, bool, error) {
 		// Presence, not emptiness: dockerui passes --build-arg PATCH= as "".
 		return strings.Fields(v), strings.TrimSpace(v) == "", nil
 	}
-	scope := &converter{opt: c.opt, lex: c.lex, image: c.image, platform: c.platform, target: c.target, args: map[string]string{}}
-	for _, a := range c.pf.MetaArgs {
-		if err := scope.declareArgs(a, nil); err != nil {
-			return nil, false, err
-		}
-	}
-	for _, k := range c.argOrder {
-		if _, seen := scope.args[k]; !seen {
-			scope.argOrder = append(scope.argOrder, k)
-		}
-		scope.args[k] = c.args[k]
-	}
+	scope := c.scope.WithMetaArgs()
 	var refs []string
 	for _, p := range c.pf.Patch {
 		for _, w := range p.Refs {
-			ref, err := scope.expand(w)
+			ref, err := scope.Expand(w)
 			if err != nil {
 				return nil, false, parser.WithLocationOnce(err, p.Location())
 			}

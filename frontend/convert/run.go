@@ -35,10 +35,9 @@ func (c *converter) convertRun(run *instructions.RunCommand) error {
 		llb.WithCustomName(c.stepName(run.String())),
 		c.location(run),
 	}
-	for _, k := range c.argOrder {
-		if !hasEnv(c.image.Config.Env, k) {
-			opts = append(opts, llb.AddEnv(k, c.args[k]))
-		}
+	for _, kv := range c.scope.BuildEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		opts = append(opts, llb.AddEnv(k, v))
 	}
 	opts = append(append(opts, mounts...), carryOpts...)
 	switch instructions.GetNetwork(run) {

@@ -60,7 +60,8 @@ func (c *converter) convertEnv(inst *instructions.EnvCommand, hash *depsHasher) 
 		if err != nil {
 			return err
 		}
-		c.image.Config.Env = setEnv(c.image.Config.Env, key, value)
+		c.scope.SetEnv(key, value)
+		c.image.Config.Env = c.scope.Env()
 		c.state = c.state.AddEnv(key, value)
 		hash.add("ENV", key+"="+value)
 	}
