@@ -116,15 +116,21 @@ func releaseExample(t *testing.T, name, dir, base string) *example {
 func (ex *example) patch(t *testing.T, want []string, depsStep string) v1.Image {
 	t.Helper()
 	ref := env.stack.Ref("examples/"+ex.name, "patch")
-	res, err := buildInProcess(t, build{dir: ex.dir, args: map[string]string{"BASE": ex.base, "RELEASE": ex.release}, output: ref})
+	args := map[string]string{"BASE": ex.base, "RELEASE": ex.release}
+	// --call=plan first: the build must take its decision.
+	planned := planOf(t, build{dir: ex.dir, args: args}).Platforms[0]
+	res, err := buildInProcess(t, build{dir: ex.dir, args: args, output: ref})
 	require.NoError(t, err, res.output)
 	require.Contains(t, res.output, decide.PatchPrefix+ex.digest+": 1 changed, 0 deleted")
+	require.Contains(t, res.output, planned.Summary, "the build takes the decision --call=plan showed")
 	if depsStep != "" {
 		require.Contains(t, ex.output, depsStep, "the release ran the dependency step")
 		require.NotContains(t, res.output, depsStep, "the patch did not run the dependency stage")
 	}
 	img := pullImage(t, ref+"@"+res.digest)
 	requirePatchOf(t, ex.img, ex.digest, img, want)
+	ls := layers(t, img)
+	requireLayerIsPlan(t, layerEntries(t, ls[len(ls)-1]), planned, ex.name)
 	return img
 }
 
