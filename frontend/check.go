@@ -448,9 +448,16 @@ func (sc *stageScope) step(inst patchfile.Instruction, _ *shell.Lex) {
 			}
 		}
 	case *instructions.EnvCommand:
-		for _, kv := range inst.Env {
-			if v, ok := sc.Known(kv.Value); ok {
-				sc.SetEnv(kv.Key, v)
+		// Every word expands with the variables from before the
+		// instruction, as in the conversion.
+		values := make([]string, len(inst.Env))
+		known := make([]bool, len(inst.Env))
+		for i, kv := range inst.Env {
+			values[i], known[i] = sc.Known(kv.Value)
+		}
+		for i, kv := range inst.Env {
+			if known[i] {
+				sc.SetEnv(kv.Key, values[i])
 			} else {
 				sc.Unset(kv.Key)
 			}

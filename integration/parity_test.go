@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,7 +56,7 @@ func TestDockerfileParity(t *testing.T) {
 			} {
 				b := fe.b
 				b.dir, b.args, b.secrets = dir, args, secrets
-				b.output = env.stack.Ref("parity/"+fe.name, fmt.Sprintf("case%d", i))
+				b.output = env.stack.Ref("parity/"+strings.ToLower(fe.name), fmt.Sprintf("case%d", i))
 				res, err := buildInProcess(t, b)
 				require.NoError(t, err, "%s: %s", fe.name, res.output)
 				seen[fe.name] = filesystem(t, pullImage(t, b.output+"@"+res.digest))["seen"].Content

@@ -50,7 +50,12 @@ func (c *converter) convertStep(ctx context.Context, inst patchfile.Instruction,
 	return nil
 }
 
+// convertEnv sets the variables of an ENV instruction. Every word of it
+// expands with the variables as they were before it, as in a Dockerfile:
+// `ENV C=env D=${C}-d` gives D the C from before (TestDockerfileParity).
 func (c *converter) convertEnv(inst *instructions.EnvCommand, hash *depsHasher) error {
+	type pair struct{ key, value string }
+	var pairs []pair
 	for _, kv := range inst.Env {
 		value, err := c.expand(kv.Value)
 		if err != nil {
@@ -60,6 +65,10 @@ func (c *converter) convertEnv(inst *instructions.EnvCommand, hash *depsHasher) 
 		if err != nil {
 			return err
 		}
+		pairs = append(pairs, pair{key, value})
+	}
+	for _, p := range pairs {
+		key, value := p.key, p.value
 		c.scope.SetEnv(key, value)
 		c.image.Config.Env = c.scope.Env()
 		c.state = c.state.AddEnv(key, value)
