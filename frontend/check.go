@@ -82,14 +82,16 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 		}
 	}
 	lex := shell.NewLex(pf.Escape)
-	metaEnv := metaArgEnv(pf, opt.BuildArgs)
+	// FROM sees the ARGs before it, as the build computes them.
+	meta, _ := convert.MetaArgs(pf, lex, opt.BuildArgs, nil)
+	fromScope := convert.FromScope(pf, lex, opt.BuildArgs, meta, nil)
 
 	stages := pf.Stages()
 	used := map[string]bool{} // build stages the build runs: shipped from, or started from
 	bases := map[*patchfile.Stage]string{}
 	for _, s := range stages {
-		if image, err := lex.ProcessWordWithMatches(s.From.Image, metaEnv); err == nil {
-			bases[s] = image.Result
+		if image, err := fromScope.Expand(s.From.Image); err == nil {
+			bases[s] = image
 		}
 	}
 	for name := pf.App.From; name != "" && !used[name]; {
@@ -117,12 +119,12 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	}
 	for _, s := range pf.BuildStages {
 		for _, inst := range s.Carry {
-			for _, p := range carriedWithoutCache(pf, s, inst, lex, opt.BuildArgs) {
+			for _, p := range carriedWithoutCache(pf, s, inst, opt.BuildArgs) {
 				warn(ruleCarryWithoutCache, fmt.Sprintf("CARRY %s: no build command of stage %s mounts a cache there, so the build fails; mount it in the RUN that builds, after APP: RUN --mount=type=cache,target=%s <build command>", p, s.Name, p), inst.Location())
 			}
 		}
 	}
-	if detail := appShipsBuildDependencies(pf, lex, opt.BuildArgs); detail != "" {
+	if detail := appShipsBuildDependencies(pf, opt.BuildArgs); detail != "" {
 		warn(ruleAppShipsBuildDeps, detail, pf.App.Location())
 	}
 	if _, overridden := opt.BuildArgs[convert.KeyPatchArg]; len(pf.Patch) == 0 && !overridden {
@@ -134,14 +136,14 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 		return nil, err
 	}
 	for _, stage := range stages {
-		scope := newStageScope(pf, opt.BuildArgs)
+		scope := convert.ReaderScope(pf, opt.BuildArgs)
 		for _, inst := range stage.DepsSteps() {
-			scope.step(inst, lex)
+			scope.Step(inst)
 			deps, ok := inst.(*patchfile.DepsInstruction)
 			if !ok {
 				continue
 			}
-			checkDeps(deps, lex, scope.env(), files, warn)
+			checkDeps(deps, scope, files, warn)
 		}
 	}
 	for _, s := range stages {
@@ -201,49 +203,23 @@ func checkConfig(text []byte, buildArgs map[string]string) (*linter.Config, erro
 	return cfg, errors.Wrapf(err, "# check=%s", v)
 }
 
-// metaArgEnv is what FROM and the checks expand with: build args over the
-// defaults of ARGs declared before FROM and in the stage.
-func metaArgEnv(pf *patchfile.File, buildArgs map[string]string) shell.EnvGetter {
-	var env []string
-	add := func(k, v string) {
-		if value, ok := buildArgs[k]; ok {
-			v = value
-		}
-		env = append(env, k+"="+v)
-	}
-	for _, a := range pf.MetaArgs {
-		for _, kv := range a.Args {
-			add(kv.Key, kv.ValueString())
-		}
-	}
-	return shell.EnvsFromSlice(env)
-}
-
-// expander expands words with env, as FROM and the checks read them.
-func expander(lex *shell.Lex, env shell.EnvGetter) instructions.SingleWordExpander {
-	return func(word string) (string, error) {
-		res, err := lex.ProcessWordWithMatches(word, env)
-		return res.Result, err
-	}
-}
-
 // carriedWithoutCache returns the paths of a CARRY instruction that no
 // RUN after the stage's APP mounts a cache at (their targets expanded with
 // env, as far as it knows them).
-func carriedWithoutCache(pf *patchfile.File, s *patchfile.Stage, inst *patchfile.CarryInstruction, lex *shell.Lex, buildArgs map[string]string) []string {
+func carriedWithoutCache(pf *patchfile.File, s *patchfile.Stage, inst *patchfile.CarryInstruction, buildArgs map[string]string) []string {
 	targets := map[string]bool{}
 	afterApp := map[patchfile.Instruction]bool{}
 	for _, step := range s.AfterApp() {
 		afterApp[step] = true
 	}
-	scope := newStageScope(pf, buildArgs)
+	scope := convert.ReaderScope(pf, buildArgs)
 	for _, step := range s.Steps {
-		scope.step(step, lex)
+		scope.Step(step)
 		run, ok := step.(*instructions.RunCommand)
 		if !ok || !afterApp[step] {
 			continue
 		}
-		mounts, err := convert.RunMounts(run, expander(lex, scope.env()))
+		mounts, err := convert.RunMounts(run, scope.Expand)
 		if err != nil {
 			continue
 		}
@@ -293,29 +269,28 @@ func appShipsDependencies(app *patchfile.AppInstruction, files []buildcontext.Fi
 // node_modules next to package.json), so the image would carry the
 // build's dependencies, dev dependencies included, unless --exclude
 // leaves every dependency folder out. Read from the Patchfile alone.
-func appShipsBuildDependencies(pf *patchfile.File, lex *shell.Lex, buildArgs map[string]string) string {
+func appShipsBuildDependencies(pf *patchfile.File, buildArgs map[string]string) string {
 	stage := pf.BuildStage(pf.App.From)
 	if stage == nil {
 		return ""
 	}
 	workdir := "/"
 	var manifests []string
-	scope := newStageScope(pf, buildArgs)
+	scope := convert.ReaderScope(pf, buildArgs)
 	for _, inst := range stage.DepsSteps() {
-		scope.step(inst, lex)
-		env := scope.env()
+		scope.Step(inst)
 		switch inst := inst.(type) {
 		case *instructions.WorkdirCommand:
-			if dir, err := lex.ProcessWordWithMatches(inst.Path, env); err == nil {
-				workdir = path.Join(workdir, dir.Result)
-				if path.IsAbs(dir.Result) {
-					workdir = path.Clean(dir.Result)
+			if dir, err := scope.Expand(inst.Path); err == nil {
+				workdir = path.Join(workdir, dir)
+				if path.IsAbs(dir) {
+					workdir = path.Clean(dir)
 				}
 			}
 		case *patchfile.DepsInstruction:
 			for _, src := range inst.Sources {
-				if p, err := lex.ProcessWordWithMatches(src, env); err == nil {
-					manifests = append(manifests, path.Join(workdir, path.Dir(path.Clean("/"+p.Result))))
+				if p, err := scope.Expand(src); err == nil {
+					manifests = append(manifests, path.Join(workdir, path.Dir(path.Clean("/"+p))))
 				}
 			}
 		}
@@ -395,13 +370,13 @@ func ignoreExcludesNothing(ctx context.Context, cs CheckContext) string {
 // each expanded with the stage's scope. A word with a variable the scope
 // does not know (the base image's ENV, a platform ARG) is known to the
 // conversion only: no finding rather than a false one.
-func checkDeps(deps *patchfile.DepsInstruction, lex *shell.Lex, env shell.EnvGetter, files []buildcontext.File, warn func(rule checkRule, detail string, loc []parser.Range)) {
+func checkDeps(deps *patchfile.DepsInstruction, scope *convert.Scope, files []buildcontext.File, warn func(rule checkRule, detail string, loc []parser.Range)) {
 	for _, s := range deps.Sources {
-		p, err := lex.ProcessWordWithMatches(s, env)
-		if err != nil || len(p.Unmatched) > 0 {
+		p, ok := scope.Known(s)
+		if !ok {
 			continue
 		}
-		clean, err := convert.ContextPath(p.Result)
+		clean, err := convert.ContextPath(p)
 		if err != nil {
 			continue
 		}
@@ -410,59 +385,3 @@ func checkDeps(deps *patchfile.DepsInstruction, lex *shell.Lex, env shell.EnvGet
 		}
 	}
 }
-
-// stageScope is a stage's variables as the checks and the outline see
-// them: the conversion's own scope (convert.Scope), without the base
-// image, whose ENV they do not read; a word that names a variable the
-// stage did not set is then not expanded (convert.Scope.Known).
-type stageScope struct {
-	*convert.Scope
-	buildArgs map[string]string
-}
-
-func newStageScope(pf *patchfile.File, buildArgs map[string]string) *stageScope {
-	lex := shell.NewLex(pf.Escape)
-	meta, err := convert.MetaArgs(pf, lex, buildArgs, nil)
-	if err != nil {
-		meta = nil // the build reports it
-	}
-	return &stageScope{convert.NewScope(lex, buildArgs, meta, nil), buildArgs}
-}
-
-// step brings what inst declares into scope, as the conversion does; an
-// ENV set from what the scope cannot know is unknown too.
-func (sc *stageScope) step(inst patchfile.Instruction, _ *shell.Lex) {
-	switch inst := inst.(type) {
-	case *instructions.ArgCommand:
-		for _, kv := range inst.Args {
-			one := &instructions.ArgCommand{Args: []instructions.KeyValuePairOptional{kv}}
-			_, overridden := sc.buildArgs[kv.Key]
-			if kv.Value != nil && !overridden {
-				if _, ok := sc.Known(*kv.Value); !ok {
-					sc.Unset(kv.Key) // a default from what the scope cannot know
-					continue
-				}
-			}
-			if _, err := sc.Declare(one); err != nil {
-				sc.Unset(kv.Key)
-			}
-		}
-	case *instructions.EnvCommand:
-		// Every word expands with the variables from before the
-		// instruction, as in the conversion.
-		values := make([]string, len(inst.Env))
-		known := make([]bool, len(inst.Env))
-		for i, kv := range inst.Env {
-			values[i], known[i] = sc.Known(kv.Value)
-		}
-		for i, kv := range inst.Env {
-			if known[i] {
-				sc.SetEnv(kv.Key, values[i])
-			} else {
-				sc.Unset(kv.Key)
-			}
-		}
-	}
-}
-
-func (sc *stageScope) env() shell.EnvGetter { return sc.Getter() }

@@ -5,7 +5,6 @@ import (
 	"path"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/subrequests/convertllb"
 	"github.com/moby/buildkit/frontend/subrequests/lint"
@@ -74,27 +73,26 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File, buildArgs map[st
 	o.Args = append(o.Args,
 		outline.Arg{Name: convert.KeyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
 		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
-	lex := shell.NewLex(pf.Escape)
 	for _, stage := range pf.Stages() {
 		// Each stage's words expand with its own scope, as the build's
-		// and the checks' do (stageScope).
-		scope := newStageScope(pf, buildArgs)
+		// and the checks' do.
+		scope := convert.ReaderScope(pf, buildArgs)
 		for _, inst := range stage.Steps {
-			scope.step(inst, lex)
-			outlineStep(o, inst, addArgs, lex, scope)
+			scope.Step(inst)
+			outlineStep(o, inst, addArgs, scope)
 		}
 	}
 	return o
 }
 
 // outlineStep adds what one instruction declares to the outline.
-func outlineStep(o *outline.Outline, inst patchfile.Instruction, addArgs func(*instructions.ArgCommand), lex *shell.Lex, scope *stageScope) {
+func outlineStep(o *outline.Outline, inst patchfile.Instruction, addArgs func(*instructions.ArgCommand), scope *convert.Scope) {
 	switch inst := inst.(type) {
 	case *instructions.ArgCommand:
 		addArgs(inst)
 	case *instructions.RunCommand:
 		loc := toPBLocation(0, inst.Location())
-		mounts, err := convert.RunMounts(inst, expander(lex, scope.env()))
+		mounts, err := convert.RunMounts(inst, scope.Expand)
 		if err != nil {
 			return // the build says what is wrong with it
 		}

@@ -190,3 +190,53 @@ func (s *Scope) WithMetaArgs() *Scope {
 	}
 	return out
 }
+
+// ReaderScope is a stage's scope for a reader that knows no base image
+// and no platform (the checks, the outline): the ARGs before FROM as the
+// build would compute them, nothing declared yet. Step brings the stage's
+// instructions into it.
+func ReaderScope(pf *patchfile.File, buildArgs map[string]string) *Scope {
+	lex := shell.NewLex(pf.Escape)
+	meta, err := MetaArgs(pf, lex, buildArgs, nil)
+	if err != nil {
+		meta = nil // the build reports it
+	}
+	return NewScope(lex, buildArgs, meta, nil)
+}
+
+// Step brings what an ARG or ENV instruction declares into scope, as the
+// conversion does (Declare, SetEnv), for a scope without the base image:
+// a name whose value comes from what it cannot know (Known) is unknown
+// from then on, and so are the words that name it.
+func (s *Scope) Step(inst patchfile.Instruction) {
+	switch inst := inst.(type) {
+	case *instructions.ArgCommand:
+		for _, kv := range inst.Args {
+			_, overridden := s.buildArgs[kv.Key]
+			if kv.Value != nil && !overridden {
+				if _, ok := s.Known(*kv.Value); !ok {
+					s.Unset(kv.Key)
+					continue
+				}
+			}
+			if _, err := s.Declare(&instructions.ArgCommand{Args: []instructions.KeyValuePairOptional{kv}}); err != nil {
+				s.Unset(kv.Key)
+			}
+		}
+	case *instructions.EnvCommand:
+		// Every word expands with the variables from before the
+		// instruction, as in the conversion (convertEnv).
+		values := make([]string, len(inst.Env))
+		known := make([]bool, len(inst.Env))
+		for i, kv := range inst.Env {
+			values[i], known[i] = s.Known(kv.Value)
+		}
+		for i, kv := range inst.Env {
+			if known[i] {
+				s.SetEnv(kv.Key, values[i])
+			} else {
+				s.Unset(kv.Key)
+			}
+		}
+	}
+}

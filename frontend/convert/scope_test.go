@@ -73,3 +73,26 @@ func TestMetaArgs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"ARCH": "amd64", "BASE": "img-amd64", "OVER": "y"}, meta)
 }
+
+// TestReaderScope: for a reader without the base image, what comes from a
+// variable it cannot know is unknown too; the rest is the build's scope.
+func TestReaderScope(t *testing.T) {
+	pf, err := patchfile.Parse([]byte("ARG DIR=api\n" + fake.PinnedFrom + "APP . /app\n"))
+	require.NoError(t, err)
+	s := ReaderScope(pf, map[string]string{"OVER": "web"})
+	for _, inst := range []patchfile.Instruction{
+		arg("DIR"), arg("FROMBASE", "${HOME}/x"), arg("OVER", "${HOME}"),
+		&instructions.EnvCommand{Env: instructions.KeyValuePairs{{Key: "A", Value: "${DIR}"}, {Key: "B", Value: "${A}-${PATH}"}}},
+	} {
+		s.Step(inst)
+	}
+	for word, want := range map[string]string{"${DIR}": "api", "${OVER}": "web", "${A}": "api"} {
+		got, ok := s.Known(word)
+		require.True(t, ok, word)
+		require.Equal(t, want, got, word)
+	}
+	for _, word := range []string{"${FROMBASE}", "${B}", "${HOME}"} {
+		_, ok := s.Known(word)
+		require.False(t, ok, "%s comes from the base image's ENV", word)
+	}
+}
