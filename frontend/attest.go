@@ -94,6 +94,7 @@ func (g *sbomGenerator) attestation(ctx context.Context, opt convert.Opt, platfo
 	name := func(text string) llb.ConstraintsOpt {
 		return llb.WithCustomName(opt.VertexName(platform, "sbom", text))
 	}
+	step := "scanning the image with " + g.pinned
 	if p := out.patch; p != nil {
 		doc, why, err := g.patchSBOM(ctx, opt, platform, p, name)
 		if err != nil {
@@ -102,13 +103,9 @@ func (g *sbomGenerator) attestation(ctx context.Context, opt convert.Opt, platfo
 		if doc != nil {
 			return g.attach(ctx, doc)
 		}
-		att, err := g.scan(ctx, "sbom", out.state, nil, name("scanning the whole image, as "+sbomWhy(why)))
-		if err != nil {
-			return nil, err
-		}
-		return g.solve(ctx, &att)
+		step = "scanning the whole image, as " + sbomWhy(why)
 	}
-	att, err := g.scan(ctx, "sbom", out.state, nil, name("scanning the image with "+g.pinned))
+	att, err := g.scan(ctx, "sbom", out.state, nil, name(step))
 	if err != nil {
 		return nil, err
 	}
@@ -291,15 +288,7 @@ func (g *sbomGenerator) attach(ctx context.Context, doc *sbom.Document) (*result
 
 func (g *sbomGenerator) solve(ctx context.Context, att *result.Attestation[*llb.State]) (*result.Attestation[client.Reference], error) {
 	return result.ConvertAttestation(att, func(st *llb.State) (client.Reference, error) {
-		def, err := st.Marshal(ctx)
-		if err != nil {
-			return nil, err
-		}
-		r, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
-		if err != nil {
-			return nil, err
-		}
-		return r.SingleRef()
+		return solveRef(ctx, g.c, st, "the SBOM")
 	})
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/moby/buildkit/frontend/dockerui"
@@ -22,6 +21,7 @@ import (
 	"github.com/patchfile/patchfile/frontend/filelist"
 	"github.com/patchfile/patchfile/frontend/patchfile"
 	"github.com/pkg/errors"
+	"golang.org/x/sync/errgroup"
 )
 
 // planRequest is `docker buildx build --call=plan`: the deploy a build
@@ -94,38 +94,30 @@ func handlePlanRequests(ctx context.Context, c client.Client, bc *dockerui.Clien
 // plan converts and decides for every platform, as Build does, with no
 // early solve of the dependency stage and no final solve.
 func plan(ctx context.Context, c client.Client, bc *dockerui.Client, pf *patchfile.File, convertOpt func() convert.Opt, gctx *gatewayContext) (*Plan, error) {
-	targetPlatforms := bc.TargetPlatforms
-	if len(targetPlatforms) == 0 {
-		targetPlatforms = []ocispecs.Platform{{}}
+	// The platforms dockerui.Client.Build would build: the builder's own
+	// (nil) when none is asked for.
+	targets := []*ocispecs.Platform{nil}
+	if len(bc.TargetPlatforms) > 0 {
+		targets = targets[:0]
+		for i := range bc.TargetPlatforms {
+			targets = append(targets, &bc.TargetPlatforms[i])
+		}
 	}
-	out := &Plan{Platforms: make([]PlatformPlan, len(targetPlatforms))}
-	var mu sync.Mutex
-	var firstErr error
-	var wg sync.WaitGroup
-	for i, p := range targetPlatforms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			opt := convertOpt()
-			if p.OS != "" {
-				opt.TargetPlatform = &p
-			}
-			cands := newCandidateReader(opt)
-			opt.Releases = releaseSource{g: gctx, cands: cands}
+	out := &Plan{Platforms: make([]PlatformPlan, len(targets))}
+	eg, ctx := errgroup.WithContext(ctx)
+	for i, p := range targets {
+		eg.Go(func() error {
+			opt, cands := platformOpt(convertOpt, gctx, p)
 			pp, err := planPlatform(ctx, pf, opt, cands)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
+			if err != nil {
+				return err
 			}
-			if pp != nil {
-				out.Platforms[i] = *pp
-			}
-		}()
+			out.Platforms[i] = *pp
+			return nil
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	if err := eg.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

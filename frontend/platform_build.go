@@ -38,10 +38,7 @@ func (b *platformBuild) build(ctx context.Context, platform *ocispecs.Platform) 
 	// Ends what the early start started if this platform fails before its
 	// own solve, and waits for those solves to return (earlyStart.stop).
 	ctx, cancel := context.WithCancel(ctx)
-	opt := b.convertOpt()
-	opt.TargetPlatform = platform
-	cands := newCandidateReader(opt)
-	opt.Releases = releaseSource{g: b.gctx, cands: cands}
+	opt, cands := platformOpt(b.convertOpt, b.gctx, platform)
 	early := &earlyStart{c: b.c, cands: cands, imports: b.bc.CacheImports, args: opt.BuildArgs}
 	defer func() {
 		cancel()
@@ -110,4 +107,15 @@ func (b *platformBuild) build(ctx context.Context, platform *ocispecs.Platform) 
 		return nil, err
 	}
 	return &dockerui.BuildResult{Reference: ref, Image: out.image, BaseImage: out.baseImage, Epoch: b.epoch}, nil
+}
+
+// platformOpt is one platform's conversion options and the reader of its
+// candidates, which the build and the plan (--call=plan) share: the plan
+// takes the build's decision. A nil platform is the builder's own.
+func platformOpt(convertOpt func() convert.Opt, gctx *gatewayContext, platform *ocispecs.Platform) (convert.Opt, *candidateReader) {
+	opt := convertOpt()
+	opt.TargetPlatform = platform
+	cands := newCandidateReader(opt)
+	opt.Releases = releaseSource{g: gctx, cands: cands}
+	return opt, cands
 }
