@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/stretchr/testify/require"
 )
@@ -56,12 +54,7 @@ func TestDefaultAttestations(t *testing.T) {
 // resolved dependencies).
 func provenanceMaterials(t *testing.T, ref string) string {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	require.NoError(t, err)
-	idx, err := remote.Index(r)
-	require.NoError(t, err)
-	im, err := idx.IndexManifest()
-	require.NoError(t, err)
+	idx, im := remoteIndex(t, ref)
 	var uris []string
 	for _, d := range im.Manifests {
 		if d.Annotations["vnd.docker.reference.type"] != "attestation-manifest" {

@@ -175,3 +175,15 @@ func readTarInOrder(t *testing.T, r io.Reader) []entry {
 		out = append(out, e)
 	}
 }
+
+// remoteIndex reads an image index from the test registry.
+func remoteIndex(t *testing.T, ref string) (v1.ImageIndex, *v1.IndexManifest) {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	require.NoError(t, err)
+	idx, err := remote.Index(r)
+	require.NoError(t, err, "%s is an index", ref)
+	im, err := idx.IndexManifest()
+	require.NoError(t, err)
+	return idx, im
+}

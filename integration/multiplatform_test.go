@@ -11,9 +11,7 @@ import (
 	"testing"
 
 	"github.com/containerd/platforms"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/decide"
@@ -209,12 +207,7 @@ func multiPlatformBase(t *testing.T) string {
 // pullIndex pulls an image index and returns its images by platform.
 func pullIndex(t *testing.T, ref string) map[string]v1.Image {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	require.NoError(t, err)
-	idx, err := remote.Index(r)
-	require.NoError(t, err)
-	im, err := idx.IndexManifest()
-	require.NoError(t, err)
+	idx, im := remoteIndex(t, ref)
 	out := map[string]v1.Image{}
 	for _, d := range im.Manifests {
 		if d.Platform == nil || d.Platform.OS == "unknown" {
@@ -286,12 +279,7 @@ func TestMultiPlatformFromPlatform(t *testing.T) {
 	require.NoError(t, err)
 	// Each platform's image is an amd64 one, which validate.Index refuses
 	// in the arm64 slot: read the index as it is.
-	r, err := name.ParseReference(ref+"@"+rel.digest, name.Insecure)
-	require.NoError(t, err)
-	idx, err := remote.Index(r)
-	require.NoError(t, err)
-	im, err := idx.IndexManifest()
-	require.NoError(t, err)
+	idx, im := remoteIndex(t, ref+"@"+rel.digest)
 	var seen []string
 	for _, d := range im.Manifests {
 		if d.Platform == nil || d.Platform.OS == "unknown" {

@@ -10,9 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/frontend/sbom"
 	"github.com/stretchr/testify/require"
@@ -153,12 +151,7 @@ func TestSBOMOfAPatch(t *testing.T) {
 // its linux image manifest and of that manifest's attestation manifest.
 func attestationIndex(t *testing.T, ref string) (v1.ImageIndex, v1.Hash, v1.Hash) {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	require.NoError(t, err)
-	idx, err := remote.Index(r)
-	require.NoError(t, err, "%s is an index", ref)
-	im, err := idx.IndexManifest()
-	require.NoError(t, err)
+	idx, im := remoteIndex(t, ref)
 	var image, att v1.Hash
 	for _, d := range im.Manifests {
 		if d.Platform != nil && d.Platform.OS == "linux" {
