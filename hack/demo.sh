@@ -26,7 +26,7 @@ fi
 mkdir -p "$RUN_DIR"
 DEVSTACK=$RUN_DIR/devstack
 BUILDER=patchfile-demo-$$
-export DOCKER_CONFIG=$RUN_DIR/docker BUILDX_NO_DEFAULT_ATTESTATIONS=1
+export DOCKER_CONFIG=$RUN_DIR/docker
 
 cleanup() {
   local rc=$?
