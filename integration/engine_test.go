@@ -110,6 +110,22 @@ func testEngine(t *testing.T, ctx context.Context, eng *stack.Engine, patchCost 
 	require.NoError(t, err)
 	requireSameFilesystem(t, withoutDepsTimes(filesystem(t, pullImage(t, env.stack.Ref(repo, "full")+"@"+res.digest))), withoutDepsTimes(filesystem(t, patched)))
 
+	// The same deploy as users run it, with buildx's default attestations
+	// on: the containerd store pushes an index with the provenance, the
+	// overlay2 store (whose builder makes no attestations) the manifest.
+	defaultsRef := env.stack.Ref(repo, "defaults")
+	cmdArgs := []string{"buildx", "build", "--builder", "default", "--progress=plain", "-f", filepath.Join(dir, "Patchfile"),
+		"--output", "type=image,name=" + defaultsRef + ",push=true"}
+	for k, v := range patchArgs(releaseRef) {
+		cmdArgs = append(cmdArgs, "--build-arg", k+"="+v)
+	}
+	outD, err := eng.Command(ctx, append(cmdArgs, dir)...).CombinedOutput()
+	require.NoError(t, err, "%s", outD)
+	require.Contains(t, string(outD), decide.PatchPrefix+releaseDigest+": 9 changed, 3 deleted")
+	defaultsDigest := tagDigest(t, defaultsRef)
+	require.Equal(t, eng.ContainerdStore, len(attestationBlobs(t, defaultsRef+"@"+defaultsDigest)) > 0, "an index with the provenance on the containerd store only")
+	requireChangeSetPatch(t, releaseLayers, pullImage(t, defaultsRef+"@"+defaultsDigest))
+
 	// The same patch on a cold engine of the same kind: what it pulls and
 	// pushes, read from the registry (bytes asserted, time logged).
 	coldPatch(t, ctx, eng, dir, releaseRef, release)
