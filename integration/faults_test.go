@@ -274,8 +274,9 @@ func TestUnreachableRelease(t *testing.T) {
 	require.Contains(t, res.output, decide.PatchPrefix+relDigest+": 1 changed, 0 deleted")
 	require.Equal(t, 1, proxy.Served())
 
-	// Every read held for 30 s: the first attempt gives up at 15 s, the
-	// second (from 17 s on, given 15 s) is answered when the stall ends.
+	// Every read held until 30 s after the first: the first attempt
+	// gives up at 15 s, the second (from 17 s on, given 15 s) is answered
+	// when the stall ends.
 	proxy.Inject(stack.Stall, -1, 30*time.Second)
 	res, err = deploy("stalled", nil)
 	require.NoError(t, err)

@@ -25,9 +25,12 @@ type FaultProxy struct {
 	srv *http.Server
 	mu  sync.Mutex
 	// fault is applied to the next manifest requests; failures counts
-	// how many more get it (-1: all); stallUntil holds them until then.
+	// how many more get it (-1: all). A Stall holds them for stallFor
+	// from the first one it holds (stallUntil, zero until then), so
+	// that when the build reaches the registry does not matter.
 	fault      Fault
 	failures   int
+	stallFor   time.Duration
 	stallUntil time.Time
 	// served counts the manifest requests answered with a fault.
 	served int
@@ -111,6 +114,9 @@ func (s *Stack) StartFaultProxy() (*FaultProxy, error) {
 				panic(http.ErrAbortHandler)
 			case Stall:
 				p.mu.Lock()
+				if p.stallUntil.IsZero() {
+					p.stallUntil = time.Now().Add(p.stallFor)
+				}
 				until := p.stallUntil
 				p.mu.Unlock()
 				select {
@@ -131,11 +137,11 @@ func (s *Stack) StartFaultProxy() (*FaultProxy, error) {
 
 // Inject applies fault to the next n manifest requests (n < 0: all of
 // them until the next Inject); a Stall holds each until stall has passed
-// from now.
+// from the first request it held.
 func (p *FaultProxy) Inject(fault Fault, n int, stall time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.fault, p.failures, p.stallUntil, p.served = fault, n, time.Now().Add(stall), 0
+	p.fault, p.failures, p.stallFor, p.stallUntil, p.served = fault, n, stall, time.Time{}, 0
 }
 
 // RefusePushes answers every push request (blob uploads, manifest
