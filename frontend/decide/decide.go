@@ -153,7 +153,7 @@ func MightPatch(b Build, resolve Resolve) (maybe bool, depsFrom *Release) {
 	for _, ref := range b.PatchRefs {
 		rel, why := resolve(ref)
 		if rel == nil {
-			if why != nil && reasons[why.Kind].unreachable && b.OnUnreachable != OnUnreachableFull && b.MaxShare != 0 {
+			if why != nil && reasons[why.Kind].unreachable && b.stopsOnUnreachable() {
 				// The build may stop (Decision.Stop): start nothing.
 				return true, nil
 			}
@@ -177,7 +177,7 @@ func MightPatch(b Build, resolve Resolve) (maybe bool, depsFrom *Release) {
 // whatever its candidates hold, which it reads only to take their
 // dependency stage.
 func (d *Decision) Stop(b Build) *Reason {
-	if d.Release != nil || b.OnUnreachable == OnUnreachableFull || b.MaxShare == 0 {
+	if d.Release != nil || !b.stopsOnUnreachable() {
 		return nil
 	}
 	for _, r := range d.Reasons {
@@ -186,6 +186,12 @@ func (d *Decision) Stop(b Build) *Reason {
 		}
 	}
 	return nil
+}
+
+// stopsOnUnreachable tells whether a candidate that cannot be read stops
+// the build: unless told to build in full, or asked for a release.
+func (b Build) stopsOnUnreachable() bool {
+	return b.OnUnreachable != OnUnreachableFull && b.MaxShare != 0
 }
 
 // IsRelease tells whether a full build is a release by intent: the first
