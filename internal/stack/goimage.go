@@ -72,22 +72,15 @@ func (s *Stack) PushGoImage(ctx context.Context, d *Daemon, ref string) (string,
 // as an image whose entrypoint runs it, as BuildKit runs a generator
 // (attest:sbom's generator=).
 func (s *Stack) PushScannerImage(ctx context.Context, d *Daemon, repoRoot, ref string) (string, error) {
-	rootfs := filepath.Join(s.Dir, "scannerimage")
-	if err := os.RemoveAll(rootfs); err != nil {
-		return "", err
-	}
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(rootfs, "bin", "testscanner"), "./internal/testscanner")
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", errors.Wrapf(err, "go build ./internal/testscanner: %s", out)
-	}
-	img := dockerspec.DockerOCIImage{}
-	img.Created = &baseTime
-	img.Architecture, img.OS = runtime.GOARCH, "linux"
-	img.Config.Entrypoint = []string{"/bin/testscanner"}
-	img.History = []ocispecs.History{{Created: &baseTime, CreatedBy: "internal/testscanner"}}
-	return s.pushRootfs(ctx, d, ref, rootfs, img)
+	return s.pushBinaryImage(ctx, d, ref, "scannerimage", "/bin/testscanner", "internal/testscanner", func(dst string) error {
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dst, "./internal/testscanner")
+		build.Dir = repoRoot
+		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if out, err := build.CombinedOutput(); err != nil {
+			return errors.Wrapf(err, "go build ./internal/testscanner: %s", out)
+		}
+		return nil
+	})
 }
 
 // PushFrontendAt pushes the frontend's binary (as BuildFrontendImage built
@@ -95,7 +88,20 @@ func (s *Stack) PushScannerImage(ctx context.Context, d *Daemon, repoRoot, ref s
 // entrypoint names it: a frontend image laid out otherwise than the
 // repository's Dockerfile lays it out.
 func (s *Stack) PushFrontendAt(ctx context.Context, d *Daemon, repoRoot, ref, binPath string) (string, error) {
-	rootfs := filepath.Join(s.Dir, "frontend-at")
+	return s.pushBinaryImage(ctx, d, ref, "frontend-at", binPath, "the frontend at "+binPath, func(dst string) error {
+		src := filepath.Join(repoRoot, "bin", "linux-"+runtime.GOARCH, "patchfile-frontend")
+		if out, err := exec.CommandContext(ctx, "cp", src, dst).CombinedOutput(); err != nil {
+			return errors.Wrapf(err, "copying %s: %s", src, out)
+		}
+		return nil
+	})
+}
+
+// pushBinaryImage pushes an image of one static binary at binPath, its
+// entrypoint, which place writes (at the path it is given) into a rootfs
+// made afresh in the stack's directory under name.
+func (s *Stack) pushBinaryImage(ctx context.Context, d *Daemon, ref, name, binPath, createdBy string, place func(dst string) error) (string, error) {
+	rootfs := filepath.Join(s.Dir, name)
 	if err := os.RemoveAll(rootfs); err != nil {
 		return "", err
 	}
@@ -103,14 +109,13 @@ func (s *Stack) PushFrontendAt(ctx context.Context, d *Daemon, repoRoot, ref, bi
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err
 	}
-	src := filepath.Join(repoRoot, "bin", "linux-"+runtime.GOARCH, "patchfile-frontend")
-	if out, err := exec.CommandContext(ctx, "cp", src, dst).CombinedOutput(); err != nil {
-		return "", errors.Wrapf(err, "copying %s: %s", src, out)
+	if err := place(dst); err != nil {
+		return "", err
 	}
 	img := dockerspec.DockerOCIImage{}
 	img.Created = &baseTime
 	img.Architecture, img.OS = runtime.GOARCH, "linux"
 	img.Config.Entrypoint = []string{binPath}
-	img.History = []ocispecs.History{{Created: &baseTime, CreatedBy: "the frontend at " + binPath}}
+	img.History = []ocispecs.History{{Created: &baseTime, CreatedBy: createdBy}}
 	return s.pushRootfs(ctx, d, ref, rootfs, img)
 }
