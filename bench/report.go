@@ -91,15 +91,9 @@ func (r *report) targets() []target {
 		for _, x := range m.Runs[pfColdAttest] {
 			worst = max(worst, x.PulledLayers())
 		}
-		t := target{Name: "cold patch with --sbom: layer bytes pulled", Required: "0 B",
-			Measured: fmt.Sprintf("%s (worst run); the anchor: %s (median); both pull the generator's image (%s)", human(worst),
-				human(medianRun(m.Runs[dflCacheAttest]).PulledLayers()), human(medianRun(m.Runs[pfColdAttest]).PulledScanner)), Met: worst == 0}
-		if t.Met {
-			t.Margin = "met"
-		} else {
-			t.Margin = fmt.Sprintf("missed by %s", human(worst))
-		}
-		out = append(out, t)
+		out = append(out, noBytes("cold patch with --sbom: layer bytes pulled", worst,
+			fmt.Sprintf("%s (worst run); the anchor: %s (median); both pull the generator's image (%s)", human(worst),
+				human(medianRun(m.Runs[dflCacheAttest]).PulledLayers()), human(medianRun(m.Runs[pfColdAttest]).PulledScanner))))
 	}
 
 	out = append(out, r.buildsTargets(share)...)
@@ -119,14 +113,8 @@ func (r *report) targets() []target {
 	for _, x := range m.Runs[pfCold] {
 		maxBaseDeps, maxApp = max(maxBaseDeps, x.PulledBaseDeps), max(maxApp, x.PulledApp)
 	}
-	t := target{Name: "cold patch: base and dependency layer bytes pulled", Required: "0 B",
-		Measured: fmt.Sprintf("%s (worst run); app layers: %s", human(maxBaseDeps), human(maxApp)), Met: maxBaseDeps == 0}
-	if t.Met {
-		t.Margin = "met"
-	} else {
-		t.Margin = fmt.Sprintf("missed by %s", human(maxBaseDeps))
-	}
-	out = append(out, t)
+	out = append(out, noBytes("cold patch: base and dependency layer bytes pulled", maxBaseDeps,
+		fmt.Sprintf("%s (worst run); app layers: %s", human(maxBaseDeps), human(maxApp))))
 
 	worst, worstBudget, allMet := int64(0), int64(0), true
 	for i, x := range m.Runs[pfCold] {
@@ -138,7 +126,7 @@ func (r *report) targets() []target {
 			worst, worstBudget = x.Pushed, budget
 		}
 	}
-	t = target{Name: "cold patch: bytes pushed", Required: "≤ compressed changed files + 4 KiB",
+	t := target{Name: "cold patch: bytes pushed", Required: "≤ compressed changed files + 4 KiB",
 		Measured: fmt.Sprintf("%s vs budget %s (%s + 4 KiB), worst run", human(worst), human(worstBudget), human(worstBudget-4096)), Met: allMet}
 	if allMet {
 		t.Margin = fmt.Sprintf("met with %s to spare", human(worstBudget-worst))
@@ -349,13 +337,7 @@ func (r *report) buildsTargets(share func(name string, anchor, build time.Durati
 			}
 			out = append(out, t)
 		}
-		t := target{Name: a.Name + ": cold deploy, runtime layers of the release pulled", Required: "0 B",
-			Measured: human(runtime) + " (worst run)", Met: runtime == 0}
-		t.Margin = "met"
-		if !t.Met {
-			t.Margin = "missed by " + human(runtime)
-		}
-		out = append(out, t)
+		out = append(out, noBytes(a.Name+": cold deploy, runtime layers of the release pulled", runtime, human(runtime)+" (worst run)"))
 		for i := first; i < len(out); i++ {
 			out[i].App = a.Name
 		}
@@ -444,4 +426,14 @@ func (r *report) concurrentTargets(share func(name string, anchor, build time.Du
 		out = append(out, share(fmt.Sprintf("%d deploys at once vs %d Dockerfile deploys at once", concurrentApps, concurrentApps), df.Wall, pf.Wall, 1.0))
 	}
 	return out
+}
+
+// noBytes is a target of 0 B (of layers pulled), worst the most a run
+// took and measured how the report words it.
+func noBytes(name string, worst int64, measured string) target {
+	t := target{Name: name, Required: "0 B", Measured: measured, Met: worst == 0, Margin: "met"}
+	if !t.Met {
+		t.Margin = "missed by " + human(worst)
+	}
+	return t
 }
