@@ -10,7 +10,6 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	dfparser "github.com/moby/buildkit/frontend/dockerfile/parser"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"github.com/moby/patternmatcher"
@@ -81,50 +80,27 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 			results.AddWarning(rule.Name, rule.Description, rule.URL, detail, idx, loc)
 		}
 	}
-	lex := shell.NewLex(pf.Escape)
-	// FROM sees the ARGs before it, as the build computes them.
-	meta, _ := convert.MetaArgs(pf, lex, opt.BuildArgs, nil)
-	fromScope := convert.FromScope(pf, lex, opt.BuildArgs, meta, nil)
-
-	stages := pf.Stages()
-	used := map[string]bool{} // build stages the build runs: shipped from, or started from
-	bases := map[*patchfile.Stage]string{}
-	for _, s := range stages {
-		if image, err := fromScope.Expand(s.From.Image); err == nil {
-			bases[s] = image
-		}
-	}
-	for name := pf.App.From; name != "" && !used[name]; {
-		used[name] = true
-		stage := pf.BuildStage(name)
-		if stage == nil {
-			break
-		}
-		name = bases[stage]
-	}
-	for i, s := range stages {
-		image, ok := bases[s]
-		if !ok || slices.ContainsFunc(stages[:i], func(e *patchfile.Stage) bool { return e.Name == image }) {
-			continue // FROM <an earlier stage>
+	res := convert.Resolve(pf, opt.BuildArgs)
+	for _, s := range res.Stages {
+		if s.Base == "" || s.BaseStage != nil {
+			continue // unknown, or FROM <an earlier stage>
 		}
 		// A build stage's base too: it makes what ships.
-		if _, err := convert.PinnedImage(image); err != nil {
+		if _, err := convert.PinnedImage(s.Base); err != nil {
 			warn(ruleUnpinnedFrom, err.Error(), s.From.Location())
 		}
 	}
-	for _, s := range pf.BuildStages {
-		if !used[s.Name] {
+	for _, s := range res.Stages {
+		if !s.Built {
 			warn(ruleUnusedBuildStage, fmt.Sprintf("build stage %s is not built: no APP --from=%s ships its outputs, and no stage that is built starts from it; ship them from the final stage (APP --from=%s <path>... <dest>) or remove the stage", s.Name, s.Name, s.Name), s.From.Location())
 		}
-	}
-	for _, s := range pf.BuildStages {
 		for _, inst := range s.Carry {
-			for _, p := range carriedWithoutCache(pf, s, inst, opt.BuildArgs) {
+			for _, p := range carriedWithoutCache(s, inst) {
 				warn(ruleCarryWithoutCache, fmt.Sprintf("CARRY %s: no build command of stage %s mounts a cache there, so the build fails; mount it in the RUN that builds, after APP: RUN --mount=type=cache,target=%s <build command>", p, s.Name, p), inst.Location())
 			}
 		}
 	}
-	if detail := appShipsBuildDependencies(pf, opt.BuildArgs); detail != "" {
+	if detail := appShipsBuildDependencies(res); detail != "" {
 		warn(ruleAppShipsBuildDeps, detail, pf.App.Location())
 	}
 	if _, overridden := opt.BuildArgs[convert.KeyPatchArg]; len(pf.Patch) == 0 && !overridden {
@@ -135,24 +111,13 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 	if err != nil {
 		return nil, err
 	}
-	for _, stage := range stages {
-		scope := convert.ReaderScope(pf, opt.BuildArgs)
-		for _, inst := range stage.DepsSteps() {
-			scope.Step(inst)
-			deps, ok := inst.(*patchfile.DepsInstruction)
-			if !ok {
-				continue
-			}
-			checkDeps(deps, scope, files, warn)
-		}
-	}
-	for _, s := range stages {
-		if s.App == nil || s.App.From != "" {
-			continue
+	for _, s := range res.Stages {
+		for _, deps := range s.Deps {
+			checkDeps(deps, files, warn)
 		}
 		if shipped := appShipsDependencies(s.App, files); len(shipped) > 0 {
 			warn(ruleAppShipsDependencies, fmt.Sprintf("APP ships %s from the build context: the dependency stage provides them, and the context's copy would replace or mix with it; add them to .dockerignore or APP --exclude", strings.Join(shipped, ", ")),
-				s.App.Location())
+				s.App.Inst.Location())
 		}
 	}
 	if detail := ignoreExcludesNothing(ctx, cs); detail != "" && !skipped(ruleIgnoreExcludesNothing) {
@@ -204,27 +169,12 @@ func checkConfig(text []byte, buildArgs map[string]string) (*linter.Config, erro
 }
 
 // carriedWithoutCache returns the paths of a CARRY instruction that no
-// RUN after the stage's APP mounts a cache at (their targets expanded with
-// env, as far as it knows them).
-func carriedWithoutCache(pf *patchfile.File, s *patchfile.Stage, inst *patchfile.CarryInstruction, buildArgs map[string]string) []string {
+// RUN after the stage's APP mounts a cache at.
+func carriedWithoutCache(s *convert.ResolvedStage, inst *patchfile.CarryInstruction) []string {
 	targets := map[string]bool{}
-	afterApp := map[patchfile.Instruction]bool{}
-	for _, step := range s.AfterApp() {
-		afterApp[step] = true
-	}
-	scope := convert.ReaderScope(pf, buildArgs)
-	for _, step := range s.Steps {
-		scope.Step(step)
-		run, ok := step.(*instructions.RunCommand)
-		if !ok || !afterApp[step] {
-			continue
-		}
-		mounts, err := convert.RunMounts(run, scope.Expand)
-		if err != nil {
-			continue
-		}
-		for _, m := range mounts {
-			if m.Type == instructions.MountTypeCache {
+	for _, run := range s.Runs {
+		for _, m := range run.Mounts {
+			if run.AfterApp && m.Type == instructions.MountTypeCache {
 				targets[path.Clean(m.Target)] = true
 			}
 		}
@@ -239,21 +189,13 @@ func carriedWithoutCache(pf *patchfile.File, s *patchfile.Stage, inst *patchfile
 }
 
 // appShipsDependencies returns the dependency folders (node_modules, .venv
-// and the like) the APP sources would copy from the context. DEPS
-// manifests are not among them: many apps read theirs at run time
-// (package.json), and shipping one is not wrong.
-func appShipsDependencies(app *patchfile.AppInstruction, files []buildcontext.File) []string {
-	inApp := func(p string) bool {
-		for _, src := range app.Sources {
-			if src == "." || p == src || strings.HasPrefix(p, strings.TrimSuffix(src, "/")+"/") {
-				return !excludedByApp(app.Excludes, p, src)
-			}
-		}
-		return false
-	}
+// and the like) an APP would copy from the context, as the build matches
+// its sources and --exclude. DEPS manifests are not among them: many apps
+// read theirs at run time (package.json), and shipping one is not wrong.
+func appShipsDependencies(app *convert.ResolvedApp, files []buildcontext.File) []string {
 	var out []string
-	for _, f := range files { // sorted by path: a folder comes before what it holds
-		if !inApp(f.Path) || len(out) > 0 && strings.HasPrefix(f.Path, out[len(out)-1]) {
+	for _, f := range app.Shipped(files) { // a folder comes before what it holds
+		if len(out) > 0 && strings.HasPrefix(f.Path, out[len(out)-1]) {
 			continue
 		}
 		if f.Mode.IsDir() && slices.Contains(dependencyFolders, path.Base(f.Path)) {
@@ -269,43 +211,20 @@ func appShipsDependencies(app *patchfile.AppInstruction, files []buildcontext.Fi
 // node_modules next to package.json), so the image would carry the
 // build's dependencies, dev dependencies included, unless --exclude
 // leaves every dependency folder out. Read from the Patchfile alone.
-func appShipsBuildDependencies(pf *patchfile.File, buildArgs map[string]string) string {
-	stage := pf.BuildStage(pf.App.From)
-	if stage == nil {
+func appShipsBuildDependencies(res *convert.Resolution) string {
+	final := res.Stages[len(res.Stages)-1]
+	i := slices.IndexFunc(res.Stages, func(s *convert.ResolvedStage) bool { return s.Name == final.App.Inst.From })
+	if final.App.Inst.From == "" || i < 0 || !final.App.Known {
 		return ""
 	}
-	workdir := "/"
+	stage := res.Stages[i]
 	var manifests []string
-	scope := convert.ReaderScope(pf, buildArgs)
-	for _, inst := range stage.DepsSteps() {
-		scope.Step(inst)
-		switch inst := inst.(type) {
-		case *instructions.WorkdirCommand:
-			if dir, err := scope.Expand(inst.Path); err == nil {
-				workdir = path.Join(workdir, dir)
-				if path.IsAbs(dir) {
-					workdir = path.Clean(dir)
-				}
-			}
-		case *patchfile.DepsInstruction:
-			for _, src := range inst.Sources {
-				if p, err := scope.Expand(src); err == nil {
-					manifests = append(manifests, path.Join(workdir, path.Dir(path.Clean("/"+p))))
-				}
-			}
+	for _, d := range stage.Deps {
+		for _, src := range d.Sources {
+			manifests = append(manifests, path.Join(d.Workdir, path.Dir(path.Clean("/"+src))))
 		}
 	}
-	// As the build's copy reads --exclude (fsutil): a path is left out
-	// when it or a parent matches.
-	pm, err := patternmatcher.New(pf.App.Excludes)
-	excluded := func(name string) bool {
-		if err != nil || len(pf.App.Excludes) == 0 {
-			return false
-		}
-		ok, _ := pm.MatchesOrParentMatches(name)
-		return ok
-	}
-	for _, src := range pf.App.Sources {
+	for _, src := range final.App.Sources {
 		src := path.Clean("/" + src)
 		for _, dir := range manifests {
 			if dir != src && !strings.HasPrefix(dir, strings.TrimSuffix(src, "/")+"/") {
@@ -313,7 +232,7 @@ func appShipsBuildDependencies(pf *patchfile.File, buildArgs map[string]string) 
 			}
 			var kept []string
 			for _, f := range dependencyFolders {
-				if rel := strings.TrimPrefix(path.Join(strings.TrimPrefix(dir, src), f), "/"); !excluded(rel) && !excluded(f) {
+				if rel := strings.TrimPrefix(path.Join(strings.TrimPrefix(dir, src), f), "/"); !final.App.Excluded(rel) && !final.App.Excluded(f) {
 					kept = append(kept, f)
 				}
 			}
@@ -323,24 +242,6 @@ func appShipsBuildDependencies(pf *patchfile.File, buildArgs map[string]string) 
 		}
 	}
 	return ""
-}
-
-func excludedByApp(excludes []string, p, src string) bool {
-	if len(excludes) == 0 {
-		return false
-	}
-	rel := p
-	if src != "." {
-		rel = strings.TrimPrefix(p, strings.TrimSuffix(src, "/")+"/")
-	}
-	// As the build's copy reads --exclude (fsutil): a path is left out
-	// when it or a parent matches.
-	pm, err := patternmatcher.New(excludes)
-	if err != nil {
-		return false
-	}
-	ok, _ := pm.MatchesOrParentMatches(rel)
-	return ok
 }
 
 // ignoreExcludesNothing reports a .dockerignore whose patterns match no
@@ -366,22 +267,13 @@ func ignoreExcludesNothing(ctx context.Context, cs CheckContext) string {
 	return fmt.Sprintf(".dockerignore has %d patterns and none matches a file of the build context: check them (they are relative to the context root)", len(patterns))
 }
 
-// checkDeps reports the DEPS sources that match no file of the context,
-// each expanded with the stage's scope. A word with a variable the scope
-// does not know (the base image's ENV, a platform ARG) is known to the
-// conversion only: no finding rather than a false one.
-func checkDeps(deps *patchfile.DepsInstruction, scope *convert.Scope, files []buildcontext.File, warn func(rule checkRule, detail string, loc []parser.Range)) {
-	for _, s := range deps.Sources {
-		p, ok := scope.Known(s)
-		if !ok {
-			continue
-		}
-		clean, err := convert.ContextPath(p)
-		if err != nil {
-			continue
-		}
-		if !convert.AnyMatch(clean, files) {
-			warn(ruleDepsMatchNoFile, fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", clean), deps.Location())
+// checkDeps reports the DEPS sources that match no file of the context.
+// A source with a variable only the build knows (the base image's ENV, a
+// platform ARG) is not checked: no finding rather than a false one.
+func checkDeps(deps convert.ResolvedDeps, files []buildcontext.File, warn func(rule checkRule, detail string, loc []parser.Range)) {
+	for _, p := range deps.Sources {
+		if !convert.AnyMatch(p, files) {
+			warn(ruleDepsMatchNoFile, fmt.Sprintf("DEPS %s matches no file in the build context (after .dockerignore): the dependency stage would fail", p), deps.Inst.Location())
 		}
 	}
 }

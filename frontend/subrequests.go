@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"context"
-	"path"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerui"
@@ -73,53 +72,33 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File, buildArgs map[st
 	o.Args = append(o.Args,
 		outline.Arg{Name: convert.KeyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
 		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
-	for _, stage := range pf.Stages() {
-		// Each stage's words expand with its own scope, as the build's
-		// and the checks' do.
-		scope := convert.ReaderScope(pf, buildArgs)
+	for _, stage := range convert.Resolve(pf, buildArgs).Stages {
+		run := 0
 		for _, inst := range stage.Steps {
-			scope.Step(inst)
-			outlineStep(o, inst, addArgs, scope)
+			switch inst := inst.(type) {
+			case *instructions.ArgCommand:
+				addArgs(inst)
+			case *instructions.RunCommand:
+				outlineMounts(o, stage.Runs[run])
+				run++
+			}
 		}
 	}
 	return o
 }
 
-// outlineStep adds what one instruction declares to the outline.
-func outlineStep(o *outline.Outline, inst patchfile.Instruction, addArgs func(*instructions.ArgCommand), scope *convert.Scope) {
-	switch inst := inst.(type) {
-	case *instructions.ArgCommand:
-		addArgs(inst)
-	case *instructions.RunCommand:
-		loc := toPBLocation(0, inst.Location())
-		mounts, err := convert.RunMounts(inst, scope.Expand)
-		if err != nil {
-			return // the build says what is wrong with it
-		}
-		for _, m := range mounts {
-			switch m.Type {
-			case instructions.MountTypeSecret:
-				id := convert.SecretID(m)
-				if id == "" && m.Env != nil {
-					id = *m.Env
-				}
-				if id == "" && m.Target != "" {
-					id = path.Base(m.Target)
-				}
-				o.Secrets = append(o.Secrets, outline.Secret{Name: id, Required: m.Required, Location: loc})
-			case instructions.MountTypeSSH:
-				id := m.CacheID
-				if id == "" {
-					id = "default"
-				}
-				o.SSH = append(o.SSH, outline.SSH{Name: id, Required: m.Required, Location: loc})
-			case instructions.MountTypeCache:
-				id := m.CacheID
-				if id == "" {
-					id = m.Target
-				}
-				o.Cache = append(o.Cache, outline.CacheMount{ID: id, Location: loc})
-			}
+// outlineMounts adds the secrets, ssh sockets and caches a RUN asks for
+// to the outline, with the ids the build asks the client for.
+func outlineMounts(o *outline.Outline, run convert.ResolvedRun) {
+	loc := toPBLocation(0, run.Inst.Location())
+	for _, m := range run.Mounts {
+		switch m.Type {
+		case instructions.MountTypeSecret:
+			o.Secrets = append(o.Secrets, outline.Secret{Name: m.ID, Required: m.Required, Location: loc})
+		case instructions.MountTypeSSH:
+			o.SSH = append(o.SSH, outline.SSH{Name: m.ID, Required: m.Required, Location: loc})
+		case instructions.MountTypeCache:
+			o.Cache = append(o.Cache, outline.CacheMount{ID: m.ID, Location: loc})
 		}
 	}
 }

@@ -84,22 +84,9 @@ func (a AppSpec) Tree(appContext llb.State, opts ...llb.ConstraintsOpt) llb.Stat
 func (c *converter) resolveApp() (AppSpec, []string, error) {
 	inst := c.stage.App
 	spec := AppSpec{From: inst.From}
-	for _, src := range inst.Sources {
-		p, err := c.expand(src)
-		if err != nil {
-			return spec, nil, err
-		}
-		if spec.From != "" {
-			// A path of the build stage's filesystem, relative to its root
-			// as in COPY --from: "/src/dist" and "src/dist" are the same.
-			p = path.Clean("/" + p)[1:]
-			if p == "" {
-				p = "."
-			}
-		} else if p, err = ContextPath(p); err != nil {
-			return spec, nil, errors.Wrap(err, "APP")
-		}
-		spec.Sources = append(spec.Sources, p)
+	var err error
+	if spec.Sources, spec.Excludes, err = appSources(inst, c.expand); err != nil {
+		return spec, nil, err
 	}
 	dest, err := c.expand(inst.Dest)
 	if err != nil {
@@ -117,18 +104,39 @@ func (c *converter) resolveApp() (AppSpec, []string, error) {
 		dest += "/"
 	}
 	spec.Dest = dest
-	for _, e := range inst.Excludes {
-		e, err := c.expand(e)
-		if err != nil {
-			return spec, nil, err
-		}
-		spec.Excludes = append(spec.Excludes, e)
-	}
 	spec.Chown, spec.Chmod = inst.Chown, inst.Chmod
 	if spec.chown, spec.chmod, err = c.copyOwnership(inst.Chown, inst.Chmod, false); err != nil {
 		return spec, nil, err
 	}
 	return spec, appPatterns(spec.Sources), nil
+}
+
+// appSources expands an APP's sources and excludes. A source is a context
+// path, or with --from a path of the build stage's filesystem relative to
+// its root as in COPY --from ("/src/dist" and "src/dist" are the same).
+func appSources(inst *patchfile.AppInstruction, expand func(string) (string, error)) (sources, excludes []string, err error) {
+	for _, src := range inst.Sources {
+		p, err := expand(src)
+		if err != nil {
+			return nil, nil, err
+		}
+		if inst.From != "" {
+			if p = path.Clean("/" + p)[1:]; p == "" {
+				p = "."
+			}
+		} else if p, err = ContextPath(p); err != nil {
+			return nil, nil, errors.Wrap(err, "APP")
+		}
+		sources = append(sources, p)
+	}
+	for _, e := range inst.Excludes {
+		e, err := expand(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		excludes = append(excludes, e)
+	}
+	return sources, excludes, nil
 }
 
 // appPatterns are the context patterns APP loads for its sources: none

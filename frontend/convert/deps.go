@@ -54,13 +54,9 @@ func (d *depsHasher) Sum() digest.Digest {
 func (c *converter) convertDeps(ctx context.Context, inst *patchfile.DepsInstruction) error {
 	patterns := make([]string, 0, len(inst.Sources))
 	for _, src := range inst.Sources {
-		p, err := c.expand(src)
+		p, err := depsPattern(src, c.expand)
 		if err != nil {
 			return err
-		}
-		p, err = ContextPath(p)
-		if err != nil {
-			return errors.Wrap(err, "DEPS")
 		}
 		patterns = append(patterns, p)
 	}
@@ -98,6 +94,16 @@ func (c *converter) convertDeps(ctx context.Context, inst *patchfile.DepsInstruc
 	c.state = c.state.File(action, llb.WithCustomName(c.stepName("DEPS "+strings.Join(patterns, " "))), c.location(inst))
 	c.addHistory("DEPS "+strings.Join(patterns, " "), true)
 	return nil
+}
+
+// depsPattern is the context path a DEPS source names, expanded.
+func depsPattern(src string, expand func(string) (string, error)) (string, error) {
+	p, err := expand(src)
+	if err != nil {
+		return "", err
+	}
+	p, err = ContextPath(p)
+	return p, errors.Wrap(err, "DEPS")
 }
 
 // ContextPath cleans a source path and keeps it inside the build context.

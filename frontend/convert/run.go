@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -120,45 +119,30 @@ func (c *converter) runMounts(run *instructions.RunCommand, flags []*instruction
 		case instructions.MountTypeTmpfs:
 			opts = append(opts, llb.AddMount(m.Target, llb.Scratch(), llb.Tmpfs(llb.TmpfsSize(m.SizeLimit))))
 		case instructions.MountTypeSecret:
-			id := SecretID(m)
-			secretOpts := []llb.SecretOption{}
+			mount, err := ResolveMount(m, i)
+			if err != nil {
+				return nil, nil, err
+			}
+			secretOpts := []llb.SecretOption{llb.SecretID(mount.ID)}
 			if !m.Required {
 				secretOpts = append(secretOpts, llb.SecretOptional)
 			}
 			if m.Env != nil {
-				if id == "" {
-					id = *m.Env
-				}
-				secretOpts = append(secretOpts, llb.SecretID(id), llb.SecretAsEnvName(*m.Env))
 				var dest *string
-				if m.Target != "" {
-					dest = &m.Target
+				if mount.Target != "" {
+					dest = &mount.Target
 				}
-				opts = append(opts, llb.AddSecretWithDest(id, dest, secretOpts...))
+				opts = append(opts, llb.AddSecretWithDest(mount.ID, dest, append(secretOpts, llb.SecretAsEnvName(*m.Env))...))
 				continue
 			}
-			target := m.Target
-			if id == "" && target != "" {
-				id = target[strings.LastIndex(target, "/")+1:]
-			}
-			if id == "" {
-				return nil, nil, errors.New("RUN --mount=type=secret needs an id or a target: --mount=type=secret,id=npmrc,target=/root/.npmrc")
-			}
-			if target == "" {
-				target = "/run/secrets/" + id
-			}
-			secretOpts = append(secretOpts, llb.SecretID(id), llb.SecretFileOpt(int(valueOr(m.UID, 0)), int(valueOr(m.GID, 0)), int(valueOr(m.Mode, 0o400))))
-			opts = append(opts, llb.AddSecret(target, secretOpts...))
+			secretOpts = append(secretOpts, llb.SecretFileOpt(int(valueOr(m.UID, 0)), int(valueOr(m.GID, 0)), int(valueOr(m.Mode, 0o400))))
+			opts = append(opts, llb.AddSecret(mount.Target, secretOpts...))
 		case instructions.MountTypeSSH:
-			id := m.CacheID
-			if id == "" {
-				id = "default"
+			mount, err := ResolveMount(m, i)
+			if err != nil {
+				return nil, nil, err
 			}
-			target := m.Target
-			if target == "" {
-				target = fmt.Sprintf("/run/buildkit/ssh_agent.%d", i)
-			}
-			sshOpts := []llb.SSHOption{llb.SSHID(id), llb.SSHSocketOpt(target, int(valueOr(m.UID, 0)), int(valueOr(m.GID, 0)), int(valueOr(m.Mode, 0o600)))}
+			sshOpts := []llb.SSHOption{llb.SSHID(mount.ID), llb.SSHSocketOpt(mount.Target, int(valueOr(m.UID, 0)), int(valueOr(m.GID, 0)), int(valueOr(m.Mode, 0o600)))}
 			if !m.Required {
 				sshOpts = append(sshOpts, llb.SSHOptional)
 			}
@@ -190,10 +174,8 @@ type cacheMount struct {
 // cacheMount converts a cache mount, as the Dockerfile frontend does
 // (dockerfile2llb/convert_runmount.go).
 func (c *converter) cacheMount(m *instructions.Mount) cacheMount {
-	id := m.CacheID
-	if id == "" {
-		id = m.Target
-	}
+	resolved, _ := ResolveMount(m, 0) // a cache mount always resolves
+	id := resolved.ID
 	if c.opt.CacheIDNamespace != "" {
 		id = c.opt.CacheIDNamespace + "/" + id
 	}
@@ -226,15 +208,4 @@ func valueOr(p *uint64, def uint64) uint64 {
 		return def
 	}
 	return *p
-}
-
-// SecretID is the id of the secret a secret mount asks for, as the
-// Dockerfile frontend reads it (dockerfile2llb/convert_secrets.go): source=
-// wins over id=; with neither, the base name of target (then env= names the
-// variable only).
-func SecretID(m *instructions.Mount) string {
-	if m.Source != "" {
-		return m.Source
-	}
-	return m.CacheID
 }
