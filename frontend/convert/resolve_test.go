@@ -93,7 +93,7 @@ APP . /app
 // files land, which sources only the build can expand, and what APP
 // ships as the build matches sources and --exclude.
 func TestResolutionOfStagesAndSources(t *testing.T) {
-	pf, err := patchfile.Parse([]byte("ARG DIR=web\n" + `FROM ` + "alpine@"+fake.TestDigest + ` AS tools
+	pf, err := patchfile.Parse([]byte("ARG DIR=web\n" + `FROM ` + "alpine@" + fake.TestDigest + ` AS tools
 FROM tools AS build
 ARG DIR
 WORKDIR /src
@@ -101,7 +101,7 @@ WORKDIR ${DIR}
 DEPS ${DIR}/package.json $HOME/.npmrc
 APP ${DIR} .
 RUN npm run build
-FROM ` + "alpine@"+fake.TestDigest + ` AS unused
+FROM ` + "alpine@" + fake.TestDigest + ` AS unused
 ` + fake.PinnedFrom + `APP --from=build /src/web/dist /app/
 `))
 	require.NoError(t, err)
