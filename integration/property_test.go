@@ -198,6 +198,11 @@ func runProperty(t *testing.T, seed uint64, steps int) {
 	res, err := buildInProcess(t, build{dir: ctxDir, args: withPlan(fullArgs(), relPlan), output: env.stack.Ref(repo, "release")})
 	require.NoError(t, err)
 	rel := loadPropRelease(t, env.stack.Ref(repo, "release"), res.digest)
+	// --call=check agrees with the build that just succeeded and shipped
+	// the tree: no finding that says it fails or ships the wrong files.
+	for _, w := range lintOf(t, build{dir: ctxDir, args: withPlan(fullArgs(), relPlan)}).Warnings {
+		require.Equal(t, "DockerignoreExcludesNothing", w.RuleName, "seed %d: --call=check finds %s: %s", seed, w.RuleName, w.Detail)
+	}
 	requireMatchesDisk(t, tree, variant.exclude, chown, variant.chmod, rel.fs)
 
 	// One step in ten changes a directory's mode; which one does not depend

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/moby/buildkit/frontend/subrequests/lint"
 	"os"
 	"path"
 	"path/filepath"
@@ -171,4 +172,15 @@ func planOf(t *testing.T, b build) frontend.Plan {
 	require.NoError(t, json.Unmarshal(res.meta["result.json"], &p))
 	require.Len(t, p.Platforms, 1)
 	return p
+}
+
+// lintOf is what --call=check says of b, run in process.
+func lintOf(t *testing.T, b build) lint.LintResults {
+	t.Helper()
+	b.requestID = "frontend.lint"
+	res, err := buildInProcess(t, b)
+	require.NoError(t, err, "%s", res.output)
+	var l lint.LintResults
+	require.NoError(t, json.Unmarshal(res.meta["result.json"], &l))
+	return l
 }
