@@ -142,11 +142,11 @@ type buildsResult struct {
 // anchor with --import-cache and without, in turns.
 func (e *env) runBuilds(ctx context.Context) ([]buildsResult, error) {
 	logf("apps that build: pushing the node and Go images")
-	node, err := e.stack.PushDebianImage(ctx, e.warm, e.stack.Ref("bench/node", "base"), stack.NodeBase)
+	node, err := e.stack.PushDebianImage(ctx, e.warm, e.ref("bench/node", "base"), stack.NodeBase)
 	if err != nil {
 		return nil, err
 	}
-	golang, err := e.stack.PushGoImage(ctx, e.warm, e.stack.Ref("bench/golang", "base"))
+	golang, err := e.stack.PushGoImage(ctx, e.warm, e.ref("bench/golang", "base"))
 	if err != nil {
 		return nil, err
 	}
@@ -181,9 +181,9 @@ func (e *env) runBuildsApp(ctx context.Context, a buildsApp, images map[string]s
 		}
 	}
 	repo := "bench/builds-" + a.name
-	release := e.stack.Ref(repo, "release")
+	release := e.ref(repo, "release")
 	args := withArgs(images, map[string]string{"RELEASE": release})
-	anchorCache := e.stack.Ref("bench/builds-cache", a.name)
+	anchorCache := e.ref("bench/builds-cache", a.name)
 
 	logf("apps that build, %s: releases", a.name)
 	m, err := e.measure(ctx, buildSpec{name: a.name + "-pf-release", daemon: e.warm, appDir: appDir, defsDir: defs, file: "Patchfile",
@@ -195,7 +195,7 @@ func (e *env) runBuildsApp(ctx context.Context, a buildsApp, images map[string]s
 	res.Releases["pf"] = m
 	logf("  %s", m.summary())
 	if m, err = e.measure(ctx, buildSpec{name: a.name + "-dfl-release", daemon: e.warm, appDir: appDir, defsDir: defs, file: "Dockerfile.link",
-		args: args, output: e.stack.Ref(repo, "dfl-release"), exportCache: anchorCache}); err != nil {
+		args: args, output: e.ref(repo, "dfl-release"), exportCache: anchorCache}); err != nil {
 		return res, err
 	}
 	res.Releases["dfl"] = m
@@ -222,7 +222,7 @@ func (e *env) runBuildsApp(ctx context.Context, a buildsApp, images map[string]s
 		for k := range order {
 			sc := order[(k+n-1)%len(order)] // each round starts with another
 			b := buildSpec{name: fmt.Sprintf("%s-%s-%d", a.name, sc, n), appDir: appDir, defsDir: defs,
-				args: args, output: e.stack.Ref(repo, fmt.Sprintf("%s-%d", sc, n)), runtimeLayers: runtime}
+				args: args, output: e.ref(repo, fmt.Sprintf("%s-%d", sc, n)), runtimeLayers: runtime}
 			switch sc {
 			case buildsPF:
 				b.file = "Patchfile"

@@ -76,8 +76,8 @@ func (e *env) runConcurrent(ctx context.Context) (*concurrentResult, error) {
 	for i := range concurrentApps {
 		files := 100 + i*(3000-100)/(concurrentApps-1)
 		a := concurrentApp{dir: filepath.Join(e.runDir, "concurrent", fmt.Sprintf("app%02d", i)), files: files,
-			release: e.stack.Ref("bench/concurrent", fmt.Sprintf("app%02d-release", i)),
-			cache:   e.stack.Ref("bench/concurrent-cache", fmt.Sprintf("app%02d", i))}
+			release: e.ref("bench/concurrent", fmt.Sprintf("app%02d-release", i)),
+			cache:   e.ref("bench/concurrent-cache", fmt.Sprintf("app%02d", i))}
 		spec := appSpec{Seed: e.cfg.Seed + int64(i) + 1, SourceFiles: files, SourceMin: 200, SourceMax: 3800,
 			Assets: 2, AssetSize: 32 << 10, ClipSize: 32 << 10, Packages: 5, FilesPerPackage: 5, PackageKB: 4, BlockLines: 256}
 		if err := writeApp(a.dir, spec); err != nil {
@@ -87,7 +87,7 @@ func (e *env) runConcurrent(ctx context.Context) (*concurrentResult, error) {
 		for _, b := range []buildSpec{
 			{name: fmt.Sprintf("cc-app%02d-pf-release", i), file: "Patchfile", output: a.release, exportCache: inlineCache,
 				args: map[string]string{"BASE": e.base, "RELEASE": a.release, "PATCH_MAX_SHARE": "0"}},
-			{name: fmt.Sprintf("cc-app%02d-dfl-release", i), file: "Dockerfile.link", output: e.stack.Ref("bench/concurrent", fmt.Sprintf("app%02d-dfl", i)),
+			{name: fmt.Sprintf("cc-app%02d-dfl-release", i), file: "Dockerfile.link", output: e.ref("bench/concurrent", fmt.Sprintf("app%02d-dfl", i)),
 				exportCache: a.cache, args: map[string]string{"BASE": e.base}},
 		} {
 			b.daemon, b.appDir, b.defsDir = e.warm, a.dir, defs
@@ -127,7 +127,7 @@ func (e *env) runConcurrent(ctx context.Context) (*concurrentResult, error) {
 	pf := func(name string, a concurrentApp, dir string, n int) (deploy, error) {
 		dt, err := edit(a, dir, n)
 		return deploy{b: buildSpec{name: name, file: "Patchfile", appDir: dir, defsDir: defs,
-			output: e.stack.Ref("bench/concurrent", name),
+			output: e.ref("bench/concurrent", name),
 			args:   map[string]string{"BASE": e.base, "RELEASE": a.release, "PATCH_LOG_MEMORY": "1"}}, edited: dt}, err
 	}
 	// everyApp is a Patchfile deploy of an edit of every app; edits are
@@ -178,7 +178,7 @@ func (e *env) runConcurrent(ctx context.Context) (*concurrentResult, error) {
 				}
 				name := fmt.Sprintf("cc-%s-%d-app%02d", ccDockerAtOnce, round, i)
 				out = append(out, deploy{b: buildSpec{name: name, file: "Dockerfile.link", appDir: a.dir, defsDir: defs,
-					output: e.stack.Ref("bench/concurrent", name), importCache: a.cache, args: map[string]string{"BASE": e.base}}})
+					output: e.ref("bench/concurrent", name), importCache: a.cache, args: map[string]string{"BASE": e.base}}})
 			}
 			return out, nil
 		}},

@@ -36,6 +36,36 @@ type env struct {
 	mainApp *mainApp
 	// cold counts the cold daemons started, to name them.
 	cold int
+	// link is the shaped link the builds and pulls reach the registry
+	// through, nil for loopback (useLink).
+	link *stack.ShapedLink
+}
+
+// ref is an image reference in the registry, through the link in use.
+func (e *env) ref(repo, tag string) string {
+	return e.registryHost() + "/" + repo + ":" + tag
+}
+
+// registryHost is the registry's host:port as builds and pulls reach it.
+func (e *env) registryHost() string {
+	if e.link != nil {
+		return e.link.Addr
+	}
+	return e.stack.Registry
+}
+
+// useLink makes every build and pull from now on reach the registry
+// through link (nil: directly, on loopback): it names the registry by the
+// link's address in every reference it hands out, the base, frontend and
+// generator images included. The registry and its log are the same, so
+// bytes are counted as before.
+func (e *env) useLink(link *stack.ShapedLink) {
+	from := e.registryHost() + "/"
+	e.link = link
+	to := e.registryHost() + "/"
+	for _, ref := range []*string{&e.base, &e.frontendImage, &e.scanner, &e.frontendInfo.Image} {
+		*ref = to + strings.TrimPrefix(*ref, from)
+	}
 }
 
 // frontendInfo is the frontend's footprint on every cold builder.
@@ -52,17 +82,17 @@ func (e *env) setup(ctx context.Context) error {
 	if e.warm, err = e.stack.NewDaemon(ctx, "warm"); err != nil {
 		return err
 	}
-	if e.base, err = e.stack.PushBaseImage(ctx, e.warm, e.stack.Ref("busybox", "stable")); err != nil {
+	if e.base, err = e.stack.PushBaseImage(ctx, e.warm, e.ref("busybox", "stable")); err != nil {
 		return err
 	}
 	_, e.baseManifest, _ = strings.Cut(e.base, "@")
-	if e.scanner, err = e.stack.PushScannerImage(ctx, e.warm, e.repoRoot, e.stack.Ref("testscanner", "bench")); err != nil {
+	if e.scanner, err = e.stack.PushScannerImage(ctx, e.warm, e.repoRoot, e.ref("testscanner", "bench")); err != nil {
 		return err
 	}
 	if e.scannerBlobs, _, err = e.imageBlobs(e.scanner); err != nil {
 		return err
 	}
-	if e.frontendImage, err = e.stack.BuildFrontendImage(ctx, e.warm, e.repoRoot, e.stack.Ref("patchfile", "bench")); err != nil {
+	if e.frontendImage, err = e.stack.BuildFrontendImage(ctx, e.warm, e.repoRoot, e.ref("patchfile", "bench")); err != nil {
 		return err
 	}
 	e.frontendInfo = frontendInfo{Image: e.frontendImage, BinaryBytes: fileSize(filepath.Join(e.repoRoot, "bin", "linux-"+runtime.GOARCH, "patchfile-frontend"))}

@@ -51,6 +51,11 @@ type config struct {
 	App        appSpec
 	ScaleFiles []int // app sizes of the file-count series
 	ScaleBytes []int // changed bytes of the changed-bytes series
+	// Link is the network profile every build of the run reaches the
+	// registry through ("" for loopback); Rollout the profiles of the
+	// rollout series (build, push, pull on a host).
+	Link    string
+	Rollout []string
 }
 
 // flagSet tells whether the command line set the flag.
@@ -73,9 +78,20 @@ func parseFlags() config {
 	flag.StringVar(&c.Report, "report", "", "render the report of a previous run from its results.json (in its run dir) without running anything")
 	flag.BoolVar(&c.Concurrent, "concurrent", true, "run the shared-builder comparison: 16 deploys at once on one builder, against one by one and 16 Dockerfile deploys at once")
 	flag.BoolVar(&c.GoBench, "gobench", true, "run go test -bench for the frontend's parse and conversion")
+	flag.StringVar(&c.Link, "link", "", "run every build through a shaped link to the registry: ci (20 ms RTT, 200 Mbit/s) or slow (60 ms, 20 Mbit/s); loopback when empty")
+	rollout := flag.String("rollout", "loopback,ci,slow", "network profiles of the rollout series (a cold deploy, then a host pulls and starts it), comma-separated; none to skip it")
 	files := flag.String("scale-files", "", "app sizes of the file-count series, comma-separated (default 1000,10000,100000; 100,1000 with -quick)")
 	changes := flag.String("scale-bytes", "", "changed bytes of the change-size series, comma-separated (default 1024,1048576,10485760)")
 	flag.Parse()
+	c.Rollout = parseRollout(*rollout)
+	if _, ok := stack.LinkProfiles[c.Link]; c.Link != "" && !ok {
+		fmt.Fprintf(os.Stderr, "bench: -link=%s: no such network profile (ci or slow)\n", c.Link)
+		os.Exit(2)
+	}
+	if _, err := rolloutProfiles(c.Rollout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	if flag.NArg() != 0 || c.Runs < 1 || c.ScaleRuns < 1 {
 		flag.Usage()
 		os.Exit(2)
@@ -164,10 +180,22 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := e.setup(ctx); err != nil {
 		return err
 	}
+	if cfg.Link != "" {
+		link, err := s.StartShapedLink(stack.LinkProfiles[cfg.Link])
+		if err != nil {
+			return err
+		}
+		defer link.Close()
+		logf("every build reaches the registry through a shaped link: %s", link.Profile)
+		e.useLink(link)
+	}
 	rep := &report{Config: cfg, Started: started, RunDir: runDir}
 	rep.Machine = readMachine(runDir)
 	rep.Frontend = e.frontendInfo
 	if rep.Main, err = e.runMain(ctx); err != nil {
+		return err
+	}
+	if rep.Rollouts, err = e.runRollouts(ctx); err != nil {
 		return err
 	}
 	if cfg.Builds {

@@ -60,6 +60,15 @@ func (r *report) markdown() string {
 - **compressed changed files** (push target): a gzip'd tar of just the changed files at their /app paths (bench/stats.go), the least any layer carrying them could weigh; the 4 KiB are for the config, the manifest and the directory entries.
 `)
 
+	if len(r.Rollouts) > 0 {
+		fmt.Fprintf(&b, "\n## A deploy over a network: build, push, and a host that pulls\n\n")
+		b.WriteString("A user's deploy crosses a network twice: CI pushes the image to a registry, then every host that runs the app pulls it. Here the registry sits behind a shaped link (internal/stack's ShapedLink: a TCP proxy on loopback that gives each direction the profile's bandwidth, shared by every connection, delivers each chunk half a round trip after it left, and charges a round trip for each new connection; nothing leaves the machine) under each profile: *ci* is a CI runner pushing to a cloud registry in its region, *slow* an office link. Everything the builder reads and writes crosses it: the frontend image, the base, the release's config, the cache, the push. Then a host, a Docker Engine of the test stack (overlay2) that already holds the release (pulled before the round, as a host running the app does), pulls the new image through the same link and starts a container that reads the edited file and checks its content. Each round edits the main app's file and deploys it on a fresh builder each: the Patchfile's cold patch and the anchor (Dockerfile `COPY --link`, cold, `--import-cache`), alternating. *Pulled by the host* is what the registry answered the pull: blobs and manifests.\n\n")
+		if r.Config.Link != "" {
+			fmt.Fprintf(&b, "Every other build of this run also reached the registry through the *%s* link (`-link=%s`).\n\n", r.Config.Link, r.Config.Link)
+		}
+		r.writeRollouts(&b)
+	}
+
 	if len(r.ScaleFiles) > 0 || len(r.ScaleBytes) > 0 {
 		fmt.Fprintf(&b, "\n## Scale\n\n")
 	}

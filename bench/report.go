@@ -18,6 +18,7 @@ type report struct {
 	Main       *mainResult
 	ScaleFiles []scaleFilesPoint
 	ScaleBytes []scaleBytesPoint
+	Rollouts   []rolloutPoint
 	Builds     []buildsResult
 	Concurrent *concurrentResult
 	GoBench    goBench
@@ -73,16 +74,29 @@ func (r *report) targets() []target {
 	if pr, dr := m.Releases[pfRelease], m.Releases[dflRel]; pr.Wall > 0 && dr.Wall > 0 {
 		out = append(out, share("release vs Dockerfile COPY --link release (+ --export-cache mode=max)", dr.Wall, pr.Wall, 1.0))
 	}
-	// At the largest app of the scale series (100,000 files in a full
-	// run), against the anchor on the same app.
-	if n := len(r.ScaleFiles); n > 0 && len(r.ScaleFiles[n-1].Anchor) > 0 {
-		p := r.ScaleFiles[n-1]
+	// Along the scale series, against the anchor on the same app: a
+	// release at every point; the cold patch of a small app (1,000 files)
+	// and of the largest (100,000 in a full run); the largest's warm patch.
+	for i, p := range r.ScaleFiles {
+		if len(p.Anchor) == 0 {
+			continue
+		}
 		c, a, am := summarize(p.Cold), summarize(p.Anchor), medianRun(p.Anchor)
 		at := fmt.Sprintf("%d files: ", p.Files)
-		out = append(out,
-			share(at+"cold patch vs the anchor, cold", a.Wall, c.Wall, 0.5),
-			share(at+"the Patchfile's context upload vs the anchor's", am.Phases.ContextUpload, c.ContextLoad, 1.0),
-			share(at+"release vs the anchor's release, cold", summarize(p.AnchorColdReleases).Wall, summarize(p.ColdReleases).Wall, 1.0))
+		if p.Files == 1000 {
+			out = append(out, share(at+"cold patch vs the anchor, cold", a.Wall, c.Wall, 1.0))
+		}
+		if i == len(r.ScaleFiles)-1 {
+			out = append(out,
+				share(at+"cold patch vs the anchor, cold", a.Wall, c.Wall, 0.5),
+				share(at+"the Patchfile's context upload vs the anchor's", am.Phases.ContextUpload, c.ContextLoad, 1.0))
+			if aw := summarize(p.AnchorWarm); aw.N > 0 {
+				out = append(out, share(at+"warm patch vs the anchor, warm", aw.Wall, summarize(p.Warm).Wall, 0.5))
+			}
+		}
+		if rel, arel := summarize(p.ColdReleases), summarize(p.AnchorColdReleases); rel.N > 0 && arel.N > 0 {
+			out = append(out, share(at+"release vs the anchor's release, cold", arel.Wall, rel.Wall, 1.0))
+		}
 	}
 
 	if pa, da := summarize(m.Runs[pfColdAttest]), summarize(m.Runs[dflCacheAttest]); pa.N > 0 && da.N > 0 {
@@ -96,6 +110,7 @@ func (r *report) targets() []target {
 				human(medianRun(m.Runs[dflCacheAttest]).PulledLayers()), human(medianRun(m.Runs[pfColdAttest]).PulledScanner))))
 	}
 
+	out = append(out, r.rolloutTargets(share)...)
 	out = append(out, r.buildsTargets(share)...)
 	out = append(out, r.concurrentTargets(share)...)
 
@@ -145,6 +160,10 @@ func (r *report) table() string {
 	r.writeMain(&b)
 	b.WriteString("\n")
 	r.writeTargets(&b)
+	if len(r.Rollouts) > 0 {
+		b.WriteString("\n")
+		r.writeRollouts(&b)
+	}
 	if len(r.ScaleFiles) > 0 {
 		b.WriteString("\n")
 		r.writeScaleFiles(&b)
@@ -219,21 +238,21 @@ func (r *report) writeTargets(b *strings.Builder) {
 }
 
 func (r *report) writeScaleFiles(b *strings.Builder) {
-	fmt.Fprintf(b, "| app files | release s, cold: Patchfile / anchor | release config (file list) | cold patch s | anchor cold s | cold patch / anchor | context upload s: Patchfile / anchor | frontend read+hash s | anchor's COPY s | warm patch s | configs pulled (cold) | pushed (cold): patch / anchor | top layer |\n")
+	fmt.Fprintf(b, "| app files | release s, cold: Patchfile / anchor | release config (file list) | cold patch s | anchor cold s | cold patch / anchor | context upload s: Patchfile / anchor | frontend read+hash s | anchor's COPY s | warm patch s: Patchfile / anchor | configs pulled (cold) | pushed (cold): patch / anchor | top layer |\n")
 	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range r.ScaleFiles {
-		c, w, a := summarize(p.Cold), summarize(p.Warm), summarize(p.Anchor)
+		c, w, a, aw := summarize(p.Cold), summarize(p.Warm), summarize(p.Anchor), summarize(p.AnchorWarm)
 		rel, arel := summarize(p.ColdReleases), summarize(p.AnchorColdReleases)
 		am := medianRun(p.Anchor) // its phases add up to the median
 		title := fmt.Sprintf("%d", p.Files)
 		if !c.allPatch() || !w.allPatch() {
 			title += fmt.Sprintf(" **(paths: %s / %s)**", strings.Join(c.Paths, ","), strings.Join(w.Paths, ","))
 		}
-		fmt.Fprintf(b, "| %s | %.1f / %s | %s | %.1f | %s | %s | %.2f / %s | %.2f | %s | %.1f | %s | %s / %s | %s |\n", title,
+		fmt.Fprintf(b, "| %s | %.1f / %s | %s | %.1f | %s | %s | %.2f / %s | %.2f | %s | %.1f / %s | %s | %s / %s | %s |\n", title,
 			rel.Wall.Seconds(), secsOrDash(arel.Wall), human(p.ReleaseConfig),
 			c.Wall.Seconds(), secsOrDash(a.Wall), ratioOrDash(c.Wall, a.Wall),
 			c.ContextLoad.Seconds(), secsOrDash(am.Phases.ContextUpload), c.FrontendRead.Seconds(), secsOrDash(am.Phases.AppLayer),
-			w.Wall.Seconds(), human(c.PulledConfigs), human(c.Pushed), humanOrDash(a.Pushed, len(p.Anchor)), human(c.TopLayer))
+			w.Wall.Seconds(), secsOrDash(aw.Wall), human(c.PulledConfigs), human(c.Pushed), humanOrDash(a.Pushed, len(p.Anchor)), human(c.TopLayer))
 	}
 }
 

@@ -23,6 +23,9 @@ type scaleFilesPoint struct {
 	Cold, Warm    []measurement // one-file patches
 	AnchorRelease measurement   // the anchor's, on the warm builder, which exported the cache its cold builds import
 	Anchor        []measurement // the anchor's one-file builds, cold
+	// AnchorWarm are the anchor's one-file builds on the warm builder
+	// that built its release, against the warm patches.
+	AnchorWarm []measurement
 	// ColdReleases and AnchorColdReleases are the two releases again, on a
 	// cold builder each, one of each per round: the release figures and
 	// target are their medians, as CI builds a release on a fresh runner.
@@ -56,22 +59,22 @@ func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
 			return nil, err
 		}
 		repo := fmt.Sprintf("bench/scale-%d", n)
-		args := map[string]string{"BASE": e.base, "RELEASE": e.stack.Ref(repo, "release")}
+		args := map[string]string{"BASE": e.base, "RELEASE": e.ref(repo, "release")}
 		p := scaleFilesPoint{Files: n}
 		var err error
-		anchorCache := e.stack.Ref(repo, "anchor-cache")
+		anchorCache := e.ref(repo, "anchor-cache")
 		releases := []func() error{
 			func() (err error) {
 				logf("scale %d files: release build", n)
 				p.Release, err = e.measure(ctx, buildSpec{name: fmt.Sprintf("scale-%d-release", n), daemon: e.warm,
-					appDir: appDir, defsDir: defs, file: "Patchfile", args: args, output: e.stack.Ref(repo, "release")})
+					appDir: appDir, defsDir: defs, file: "Patchfile", args: args, output: e.ref(repo, "release")})
 				logf("  %s", p.Release.summary())
 				return err
 			},
 			func() (err error) {
 				logf("scale %d files: anchor release build", n)
 				p.AnchorRelease, err = e.measure(ctx, buildSpec{name: fmt.Sprintf("scale-%d-anchor-release", n), daemon: e.warm,
-					appDir: appDir, defsDir: defs, file: "Dockerfile.link", args: args, output: e.stack.Ref(repo, "anchor-release"),
+					appDir: appDir, defsDir: defs, file: "Dockerfile.link", args: args, output: e.ref(repo, "anchor-release"),
 					exportCache: anchorCache})
 				logf("  %s", p.AnchorRelease.summary())
 				return err
@@ -98,11 +101,23 @@ func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
 				logf("%s: cold anchor build", name)
 				return e.withCold(ctx, func(d *stack.Daemon) error {
 					m, err := e.measure(ctx, buildSpec{name: name, daemon: d, appDir: appDir, defsDir: defs, file: "Dockerfile.link",
-						args: args, output: e.stack.Ref(repo, name), importCache: anchorCache})
+						args: args, output: e.ref(repo, name), importCache: anchorCache})
 					logf("  %s", m.summary())
 					p.Anchor = append(p.Anchor, m)
 					return err
 				})
+			}
+			anchorWarm := func() error {
+				if _, err := editSource(appDir, "src/d0000/f00.js", 3*r+2+1000); err != nil {
+					return err
+				}
+				name := fmt.Sprintf("scale-%d-%d-anchor-warm", n, r)
+				logf("%s: warm anchor build", name)
+				m, err := e.measure(ctx, buildSpec{name: name, daemon: e.warm, appDir: appDir, defsDir: defs, file: "Dockerfile.link",
+					args: args, output: e.ref(repo, name)})
+				logf("  %s", m.summary())
+				p.AnchorWarm = append(p.AnchorWarm, m)
+				return err
 			}
 			// The releases again, on cold builders. RELEASE names a tag
 			// that does not exist, so the Patchfile takes the path of a
@@ -112,10 +127,10 @@ func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
 				name := fmt.Sprintf("scale-%d-%d-release", n, r)
 				logf("%s: release build, cold", name)
 				relArgs := maps.Clone(args)
-				relArgs["RELEASE"] = e.stack.Ref(repo, fmt.Sprintf("none-%d", r))
+				relArgs["RELEASE"] = e.ref(repo, fmt.Sprintf("none-%d", r))
 				return e.withCold(ctx, func(d *stack.Daemon) error {
 					m, err := e.measure(ctx, buildSpec{name: name, daemon: d, appDir: appDir, defsDir: defs, file: "Patchfile",
-						args: relArgs, output: e.stack.Ref(repo, fmt.Sprintf("release-%d", r))})
+						args: relArgs, output: e.ref(repo, fmt.Sprintf("release-%d", r))})
 					logf("  %s", m.summary())
 					p.ColdReleases = append(p.ColdReleases, m)
 					return err
@@ -126,14 +141,14 @@ func (e *env) runScaleFiles(ctx context.Context) ([]scaleFilesPoint, error) {
 				logf("%s: anchor release build, cold", name)
 				return e.withCold(ctx, func(d *stack.Daemon) error {
 					m, err := e.measure(ctx, buildSpec{name: name, daemon: d, appDir: appDir, defsDir: defs, file: "Dockerfile.link",
-						args: args, output: e.stack.Ref(repo, fmt.Sprintf("anchor-release-%d", r)),
+						args: args, output: e.ref(repo, fmt.Sprintf("anchor-release-%d", r)),
 						exportCache: fmt.Sprintf("%s-%d", anchorCache, r)})
 					logf("  %s", m.summary())
 					p.AnchorColdReleases = append(p.AnchorColdReleases, m)
 					return err
 				})
 			}
-			if err := inTurn(r, patches, anchor, release, anchorRelease); err != nil {
+			if err := inTurn(r, patches, anchor, anchorWarm, release, anchorRelease); err != nil {
 				return nil, err
 			}
 		}
@@ -205,7 +220,7 @@ func (e *env) patchBoth(ctx context.Context, name, appDir, defs string, args map
 		}
 		logf("%s: %s patch", name, kind)
 		m, err := e.measure(ctx, buildSpec{name: name + "-" + kind, daemon: d, appDir: appDir, defsDir: defs,
-			file: "Patchfile", args: args, output: e.stack.Ref(repo, name+"-"+kind)})
+			file: "Patchfile", args: args, output: e.ref(repo, name+"-"+kind)})
 		if err != nil {
 			return m, err
 		}

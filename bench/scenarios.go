@@ -113,19 +113,19 @@ func (e *env) runMain(ctx context.Context) (*mainResult, error) {
 	res := &mainResult{Releases: map[string]measurement{}, Runs: map[string][]measurement{}}
 	res.AppFiles, res.AppBytes = treeSize(app.dir)
 	res.DepsFiles = e.cfg.App.Packages * (e.cfg.App.FilesPerPackage + 2)
-	app.release = e.stack.Ref("bench/app", "pf-release")
+	app.release = e.ref("bench/app", "pf-release")
 	args := map[string]string{"BASE": e.base, "RELEASE": app.release}
 
 	// The releases: Patchfile's with its inline cache (as the README's
 	// release recipe builds them), and the anchors' with their registry cache.
 	for _, r := range []struct{ key, file, tag, cache string }{
 		{pfRelease, "Patchfile", "pf-release", inlineCache},
-		{dfRelease, "Dockerfile", "df-release", e.stack.Ref("bench/cache", "df")},
-		{dflRel, "Dockerfile.link", "dfl-release", e.stack.Ref("bench/cache", "dfl")},
+		{dfRelease, "Dockerfile", "df-release", e.ref("bench/cache", "df")},
+		{dflRel, "Dockerfile.link", "dfl-release", e.ref("bench/cache", "dfl")},
 	} {
 		logf("release build: %s", r.key)
 		m, err := e.measure(ctx, buildSpec{name: r.key, daemon: e.warm, appDir: app.dir, defsDir: app.defs,
-			file: r.file, args: args, output: e.stack.Ref("bench/app", r.tag), exportCache: r.cache})
+			file: r.file, args: args, output: e.ref("bench/app", r.tag), exportCache: r.cache})
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +137,7 @@ func (e *env) runMain(ctx context.Context) (*mainResult, error) {
 	}
 	// The release the attest rows patch: the same inputs with an SBOM and
 	// a provenance (its dependency stage comes from the warm builder).
-	app.releaseAttest = e.stack.Ref("bench/app", pfReleaseAttest)
+	app.releaseAttest = e.ref("bench/app", pfReleaseAttest)
 	logf("release build: %s", pfReleaseAttest)
 	m, err := e.measure(ctx, buildSpec{name: pfReleaseAttest, daemon: e.warm, appDir: app.dir, defsDir: app.defs,
 		file: "Patchfile", args: withArgs(args, map[string]string{"RELEASE": app.releaseAttest}), output: app.releaseAttest,
@@ -186,7 +186,7 @@ func (e *env) runMain(ctx context.Context) (*mainResult, error) {
 // runScenario builds the changed app one way.
 func (e *env) runScenario(ctx context.Context, app *mainApp, sc scenario, args map[string]string, n int) (measurement, error) {
 	b := buildSpec{name: fmt.Sprintf("%s-%d", sc.key, n), appDir: app.dir, defsDir: app.defs,
-		file: sc.file, args: withArgs(args, sc.args), output: e.stack.Ref("bench/app", fmt.Sprintf("%s-%d", sc.key, n)), attest: sc.attest}
+		file: sc.file, args: withArgs(args, sc.args), output: e.ref("bench/app", fmt.Sprintf("%s-%d", sc.key, n)), attest: sc.attest}
 	if sc.attest && sc.file == "Patchfile" {
 		b.args = withArgs(b.args, map[string]string{"RELEASE": app.releaseAttest})
 	}
@@ -195,7 +195,7 @@ func (e *env) runScenario(ctx context.Context, app *mainApp, sc scenario, args m
 		if sc.file == "Dockerfile.link" {
 			cache = "dfl"
 		}
-		b.importCache = e.stack.Ref("bench/cache", cache)
+		b.importCache = e.ref("bench/cache", cache)
 	}
 	if !sc.cold {
 		b.daemon = e.warm

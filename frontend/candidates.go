@@ -27,30 +27,74 @@ import (
 type candidateReader struct {
 	opt  convert.Opt
 	mu   sync.Mutex
-	seen map[string]candidate
+	seen map[candidateKey]*candidate
 }
 
+type candidateKey struct {
+	ref      string
+	platform string
+}
+
+// candidate is one read, once it is done.
 type candidate struct {
-	rel *decide.Release
-	why *decide.Reason
+	done chan struct{}
+	rel  *decide.Release
+	why  *decide.Reason
 }
 
 func newCandidateReader(opt convert.Opt) *candidateReader {
-	return &candidateReader{opt: opt, seen: map[string]candidate{}}
+	return &candidateReader{opt: opt, seen: map[candidateKey]*candidate{}}
+}
+
+// entry returns ref's read for platform, and whether the caller is the
+// first to ask and must read it.
+func (r *candidateReader) entry(ref string, platform ocispecs.Platform) (*candidate, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := candidateKey{ref, decide.PlatformID(platform)}
+	if c, ok := r.seen[key]; ok {
+		return c, false
+	}
+	c := &candidate{done: make(chan struct{})}
+	r.seen[key] = c
+	return c, true
 }
 
 // resolve is the decision's way to read candidates for a platform.
 func (r *candidateReader) resolve(ctx context.Context, platform ocispecs.Platform) decide.Resolve {
 	return func(ref string) (*decide.Release, *decide.Reason) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if c, ok := r.seen[ref]; ok {
-			return c.rel, c.why
+		c, first := r.entry(ref, platform)
+		if first {
+			c.rel, c.why = r.lookUp(ctx, ref, platform)
+			close(c.done)
 		}
-		rel, why := r.lookUp(ctx, ref, platform)
-		r.seen[ref] = candidate{rel, why}
-		return rel, why
+		<-c.done // a read started early (prefetch) ends with its context
+		return c.rel, c.why
 	}
+}
+
+// prefetch starts reading the first PATCH candidate, in the background,
+// as soon as the Patchfile is parsed, for the platform the build will
+// read it for: the read (a manifest and a config, a round trip or more
+// each) then overlaps the base image's resolve and the context upload
+// instead of following them. It reads only what the decision reads first,
+// so it adds no request; when the candidates or the platform are only
+// known to the conversion (a word from the base image's ENV, FROM
+// --platform) it does nothing.
+func (r *candidateReader) prefetch(ctx context.Context, res *convert.Resolution, platform ocispecs.Platform) {
+	final := res.Stages[len(res.Stages)-1]
+	if !res.PatchKnown || len(res.PatchRefs) == 0 || final.From.Platform != "" {
+		return
+	}
+	ref := res.PatchRefs[0]
+	c, first := r.entry(ref, platform)
+	if !first {
+		return
+	}
+	go func() {
+		c.rel, c.why = r.lookUp(ctx, ref, platform)
+		close(c.done)
+	}()
 }
 
 // lookUp reads a candidate's config and, for a patch, its release's. It

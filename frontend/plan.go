@@ -108,6 +108,7 @@ func plan(ctx context.Context, c client.Client, bc *dockerui.Client, pf *patchfi
 	for i, p := range targets {
 		eg.Go(func() error {
 			opt, cands := platformOpt(convertOpt, gctx, p)
+			cands.prefetch(ctx, convert.Resolve(pf, opt.BuildArgs), opt.Platform())
 			pp, err := planPlatform(ctx, pf, opt, cands)
 			if err != nil {
 				return err

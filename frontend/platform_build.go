@@ -45,6 +45,7 @@ func (b *platformBuild) build(ctx context.Context, platform *ocispecs.Platform) 
 		early.stop()
 	}()
 	opt.DepsReady = early.depsReady
+	cands.prefetch(ctx, convert.Resolve(b.pf, opt.BuildArgs), opt.Platform())
 	res, err := convert.Convert(ctx, b.pf, opt)
 	if err != nil {
 		return nil, err

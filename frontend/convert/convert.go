@@ -179,15 +179,22 @@ type converter struct {
 	cmdSet    bool // CMD was set by the Patchfile (ENTRYPOINT keeps it)
 }
 
+// Platform is the platform a conversion builds: the target, or the
+// builder's own. (FROM --platform changes the final stage's.)
+func (o Opt) Platform() ocispecs.Platform {
+	platform := platforms.Normalize(platforms.DefaultSpec())
+	if len(o.BuildPlatforms) > 0 {
+		platform = o.BuildPlatforms[0]
+	}
+	if o.TargetPlatform != nil {
+		platform = platforms.Normalize(*o.TargetPlatform)
+	}
+	return platform
+}
+
 // Convert turns a Patchfile into the LLB and image config of a full build.
 func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) {
-	platform := platforms.Normalize(platforms.DefaultSpec())
-	if len(opt.BuildPlatforms) > 0 {
-		platform = opt.BuildPlatforms[0]
-	}
-	if opt.TargetPlatform != nil {
-		platform = platforms.Normalize(*opt.TargetPlatform)
-	}
+	platform := opt.Platform()
 	c := &converter{opt: opt, pf: pf, stage: &pf.Stage, stepTag: "deps", platform: platform, target: platform, lex: shell.NewLex(pf.Escape)}
 	if err := c.scopeFrom(); err != nil {
 		return nil, err

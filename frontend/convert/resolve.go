@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
@@ -24,6 +25,12 @@ import (
 type Resolution struct {
 	// Stages are the build stages in order, then the final stage.
 	Stages []*ResolvedStage
+	// PatchRefs are the PATCH candidates in order (the PATCH build arg's
+	// when it is set), as the conversion expands them (patchRefs);
+	// PatchKnown is false when a word of them names what only the build
+	// knows.
+	PatchRefs  []string
+	PatchKnown bool
 }
 
 // ResolvedStage is one stage of a Resolution.
@@ -88,8 +95,12 @@ func Resolve(pf *patchfile.File, buildArgs map[string]string) *Resolution {
 				rs.BaseStage = r.Stages[i].Stage
 			}
 		}
-		resolveSteps(rs, ReaderScope(pf, buildArgs))
+		scope := ReaderScope(pf, buildArgs)
+		resolveSteps(rs, scope)
 		r.Stages = append(r.Stages, rs)
+		if s == &pf.Stage {
+			r.PatchRefs, r.PatchKnown = patchRefsOf(pf, buildArgs, scope.WithMetaArgs())
+		}
 	}
 	final := r.Stages[len(r.Stages)-1]
 	final.Built = true
@@ -158,6 +169,27 @@ func resolveSteps(rs *ResolvedStage, scope *Scope) {
 		}
 		scope.Step(inst)
 	}
+}
+
+// patchRefsOf expands the PATCH candidates with the final stage's scope,
+// as the conversion does (converter.patchRefs).
+func patchRefsOf(pf *patchfile.File, buildArgs map[string]string, scope *Scope) ([]string, bool) {
+	if v, ok := buildArgs[KeyPatchArg]; ok {
+		return strings.Fields(v), true
+	}
+	var refs []string
+	for _, p := range pf.Patch {
+		for _, w := range p.Refs {
+			ref, ok := scope.Known(w)
+			if !ok {
+				return nil, false
+			}
+			if ref != "" {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	return refs, true
 }
 
 // errUnknownWord is a word a Resolution cannot expand.

@@ -342,6 +342,19 @@ func (s *Stack) RegistryRequests(offset int64) ([]BlobTransfer, error) {
 	return out, err
 }
 
+// RegistryBytesServed is what the registry answered to GET requests for
+// blobs and manifests since offset (LogSize): what a pull cost.
+func (s *Stack) RegistryBytesServed(offset int64) (int64, error) {
+	var n int64
+	err := s.eachRegistryResponse(offset, func(method, uri string, written int64) bool {
+		if _, kind, _, ok := splitRegistryURI(uri); ok && method == "GET" && (kind == "blobs" || kind == "manifests") {
+			n += written
+		}
+		return true
+	})
+	return n, err
+}
+
 // eachRegistryResponse calls fn with each request the registry answered
 // since offset (a byte offset into its log), in order, until fn returns
 // false.
