@@ -12,7 +12,6 @@ import (
 
 	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/patchfile/patchfile/frontend/decide"
 	"github.com/patchfile/patchfile/internal/stack"
@@ -215,7 +214,7 @@ func pullIndex(t *testing.T, ref string) map[string]v1.Image {
 		}
 		img, err := idx.Image(d.Digest)
 		require.NoError(t, err)
-		require.NoError(t, validate.Image(img))
+		validateImage(t, img)
 		out[d.Platform.OS+"/"+d.Platform.Architecture] = img
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	pllb "github.com/patchfile/patchfile/llb"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -266,9 +267,7 @@ func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref
 			"platform":           strings.Join(plats, ","),
 		},
 		LocalMounts: map[string]fsutil.FS{"context": fs, "dockerfile": fs},
-		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{
-			"name": ref, "push": "true",
-		}}},
+		Exports:     []client.ExportEntry{{Type: client.ExporterImage, Attrs: frontendExport(ref)}},
 	}, nil)
 	if err != nil {
 		return "", errors.Wrap(err, "building the frontend image")
@@ -279,4 +278,25 @@ func (s *Stack) BuildFrontendImage(ctx context.Context, d *Daemon, repoRoot, ref
 // Ref returns a reference to repo:tag in the stack's registry.
 func (s *Stack) Ref(repo, tag string) string {
 	return fmt.Sprintf("%s/%s:%s", s.Registry, repo, tag)
+}
+
+// FrontendImageCompression is how the frontend image's layer is
+// compressed, as the release workflow pushes it (its `outputs:` line has
+// these attributes; TestReleaseWorkflowCompressesAsTheStack checks):
+// zstd at its best level. Every cold builder pulls the image before
+// anything else, so its bytes and its unpacking are on the path of every
+// deploy: against gzip, the layer is 11% smaller (6.05 MB against 6.77 MB)
+// and a cold builder pulled and unpacked it in 0.24 s against 0.29 s
+// (medians of 6 alternating rounds on loopback). Pulling a zstd layer
+// needs BuildKit 0.10 or Docker Engine 23 and later.
+var FrontendImageCompression = map[string]string{
+	"compression": "zstd", "compression-level": "19", "force-compression": "true", "oci-mediatypes": "true",
+}
+
+// frontendExport is the image exporter's attributes for the frontend
+// image at ref.
+func frontendExport(ref string) map[string]string {
+	a := map[string]string{"name": ref, "push": "true"}
+	maps.Copy(a, FrontendImageCompression)
+	return a
 }

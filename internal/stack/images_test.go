@@ -35,3 +35,33 @@ func TestDockerfileBuildsAsTheStack(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseWorkflowCompressesAsTheStack: the release workflow pushes
+// the frontend image with the layer compression the test stack builds it
+// with (FrontendImageCompression), so the image the benchmark measures
+// every cold builder pulling is the one users pull.
+func TestReleaseWorkflowCompressesAsTheStack(t *testing.T) {
+	text, err := os.ReadFile("../../.github/workflows/release.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outputs string
+	for _, line := range strings.Split(string(text), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "outputs:"); ok {
+			outputs = strings.TrimSpace(v)
+		}
+	}
+	attrs := map[string]string{}
+	for _, kv := range strings.Split(outputs, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		attrs[k] = v
+	}
+	if attrs["type"] != "registry" {
+		t.Errorf("the release workflow's outputs: %q pushes no image (type=registry)", outputs)
+	}
+	for k, v := range FrontendImageCompression {
+		if attrs[k] != v {
+			t.Errorf("the release workflow's outputs: has %s=%q, the stack builds the image with %s=%s", k, attrs[k], k, v)
+		}
+	}
+}
