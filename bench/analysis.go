@@ -59,6 +59,8 @@ func (r *report) writeWhy(b *strings.Builder) {
 			b.WriteString(r.buildsMissed(t))
 		case strings.Contains(t.Name, " files: "):
 			b.WriteString(r.scaleMissed(t.Name))
+		case strings.Contains(t.Name, "cold deploy, "):
+			b.WriteString(r.rolloutMissed(t.Name))
 		case strings.Contains(t.Name, "no cache"), strings.Contains(t.Name, "import-cache"):
 			key := dfCold
 			switch {
@@ -231,16 +233,25 @@ func (r *report) scaleBytesGrowth() string {
 // phases of its median runs: the patch's upload and hashing against the
 // anchor's upload and copy, or the two releases' walls.
 func (r *report) scaleMissed(name string) string {
-	n := len(r.ScaleFiles)
-	if n == 0 {
+	var p *scaleFilesPoint
+	for i := range r.ScaleFiles {
+		if strings.HasPrefix(name, fmt.Sprintf("%d files: ", r.ScaleFiles[i].Files)) {
+			p = &r.ScaleFiles[i]
+		}
+	}
+	if p == nil {
 		return "\n"
 	}
-	p := r.ScaleFiles[n-1]
-	c, a := medianRun(p.Cold), medianRun(p.Anchor)
-	if strings.Contains(name, "release") {
+	switch {
+	case strings.Contains(name, "release"):
 		return fmt.Sprintf("Patchfile's median cold release: %s. The anchor's median cold release: %s. Beyond the anchor's work, a Patchfile release hashes every file in a build step (about the frontend read+hash of the patches) and writes the file list into its config.\n",
 			medianRun(p.ColdReleases).Phases.describe(), medianRun(p.AnchorColdReleases).Phases.describe())
+	case strings.Contains(name, "warm"):
+		w, a := medianRun(p.Warm), medianRun(p.AnchorWarm)
+		return fmt.Sprintf("The median warm patch took %s: %s. The median warm anchor took %s: %s.\n",
+			secs(w.Wall), w.Phases.describe(), secs(a.Wall), a.Phases.describe())
 	}
+	c, a := medianRun(p.Cold), medianRun(p.Anchor)
 	return fmt.Sprintf("The median cold patch took %s: %s. The median anchor took %s: %s.\n",
 		secs(c.Wall), c.Phases.describe(), secs(a.Wall), a.Phases.describe())
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -283,4 +284,29 @@ func (r *report) rolloutTargets(share func(name string, anchor, build time.Durat
 		out = append(out, t)
 	}
 	return out
+}
+
+// rolloutMissed says where a rollout target's time went: the median
+// deploys' builds by phase, and the host's pull.
+func (r *report) rolloutMissed(name string) string {
+	for _, p := range r.Rollouts {
+		if !strings.HasPrefix(name, p.title()+": ") {
+			continue
+		}
+		pf, an := medianRollout(p.Patch), medianRollout(p.Anchor)
+		return fmt.Sprintf("The median Patchfile deploy: build and push %s (%s), the host's pull %s (%s), start %s. The anchor's: build and push %s (%s; it pushed %s), pull %s (%s), start %s.\n",
+			secs(pf.Build.Wall), pf.Build.Phases.describe(), secs(pf.Pull), human(pf.PulledBytes), secs(pf.Start),
+			secs(an.Build.Wall), an.Build.Phases.describe(), human(an.Build.Pushed), secs(an.Pull), human(an.PulledBytes), secs(an.Start))
+	}
+	return "\n"
+}
+
+// medianRollout is the rollout whose whole deploy is the median.
+func medianRollout(rs []rollout) rollout {
+	if len(rs) == 0 {
+		return rollout{}
+	}
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b rollout) int { return int(a.Deploy() - b.Deploy()) })
+	return sorted[len(sorted)/2]
 }
