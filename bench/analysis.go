@@ -61,6 +61,10 @@ func (r *report) writeWhy(b *strings.Builder) {
 			b.WriteString(r.scaleMissed(t.Name))
 		case strings.Contains(t.Name, "cold deploy, "):
 			b.WriteString(r.rolloutMissed(t.Name))
+		case strings.HasPrefix(t.Name, "release vs"):
+			pr, dr := m.Releases[pfRelease], m.Releases[dflRel]
+			fmt.Fprintf(b, "The Patchfile release took %s: %s. The anchor's: %s: %s. Both ran on the warm builder, one after the other, each with its own dependency RUN.\n",
+				secs(pr.Wall), pr.Phases.describe(), secs(dr.Wall), dr.Phases.describe())
 		case strings.Contains(t.Name, "no cache"), strings.Contains(t.Name, "import-cache"):
 			key := dfCold
 			switch {
