@@ -467,18 +467,39 @@ var errTreeTooBig = errors.New("the tree is over the bound of a read through the
 // readSmallTree reads and hashes the tree of ref through the gateway when
 // it is within smallTree. ok is false when it is over: the caller hashes
 // it in a build step. An error with ok is the read's, naming name.
+//
+// It lists the tree first and reads no file until the listing is known to
+// be within the bound: a large app (most are) gives up after a few
+// directory listings instead of after hashing the bound's worth of files,
+// which took about 40 ms of every build of an app over the bound.
 func readSmallTree(ctx context.Context, ref client.Reference, name string) (files []buildcontext.File, ok bool, err error) {
-	files, err = readTreeWithin(ctx, ref, "/", smallTree)
+	files, err = readTree(ctx, ref, "/", false, smallTree)
 	if errors.Is(err, errTreeTooBig) {
 		return nil, false, nil
+	}
+	if err == nil {
+		err = hashListed(ctx, ref, "/", files)
 	}
 	return files, true, errors.Wrapf(err, "reading %s", name)
 }
 
-// readTreeWithin is ReadTree, hashing, that stops with errTreeTooBig
-// when the tree goes over limit.
-func readTreeWithin(ctx context.Context, ref client.Reference, dir string, limit treeLimit) ([]buildcontext.File, error) {
-	return readTree(ctx, ref, dir, true, limit)
+// hashListed hashes the regular files of a listing (readTree without
+// hashing) of dir in ref, readParallelism at a time, in place.
+func hashListed(ctx context.Context, ref client.Reference, dir string, files []buildcontext.File) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(readParallelism)
+	for i := range files {
+		f := &files[i]
+		if !f.Mode.IsRegular() {
+			continue
+		}
+		eg.Go(func() error {
+			var err error
+			f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, f.Path), f.Size)
+			return err
+		})
+	}
+	return eg.Wait()
 }
 
 func readTree(ctx context.Context, ref client.Reference, dir string, hash bool, limit treeLimit) ([]buildcontext.File, error) {

@@ -178,12 +178,12 @@ func TestReadTreeWithin(t *testing.T) {
 	ctx := context.Background()
 	want, err := ReadTree(ctx, ref, "/", true)
 	require.NoError(t, err)
-	got, err := readTreeWithin(ctx, ref, "/", treeLimit{entries: 6, bytes: 500})
+	got, err := readTree(ctx, ref, "/", true, treeLimit{entries: 6, bytes: 500})
 	require.NoError(t, err)
 	require.Equal(t, want, got, "6 entries (d and its 5 files), 500 bytes: within")
-	_, err = readTreeWithin(ctx, ref, "/", treeLimit{entries: 5})
+	_, err = readTree(ctx, ref, "/", true, treeLimit{entries: 5})
 	require.ErrorIs(t, err, errTreeTooBig)
-	_, err = readTreeWithin(ctx, ref, "/", treeLimit{bytes: 499})
+	_, err = readTree(ctx, ref, "/", true, treeLimit{bytes: 499})
 	require.ErrorIs(t, err, errTreeTooBig)
 }
 
@@ -197,4 +197,41 @@ func TestHashStepArg(t *testing.T) {
 	require.Equal(t, hashStepAlways, v)
 	_, err = hashStepOf(map[string]string{keyHashStepArg: "never"})
 	require.ErrorContains(t, err, "PATCH_HASH_STEP=never: write PATCH_HASH_STEP=auto")
+}
+
+// countingRef counts the files read through it.
+type countingRef struct {
+	*dirRef
+	reads atomic.Int64
+}
+
+func (r *countingRef) ReadFile(ctx context.Context, req client.ReadRequest) ([]byte, error) {
+	r.reads.Add(1)
+	return r.dirRef.ReadFile(ctx, req)
+}
+
+// TestReadSmallTree: a tree within the bound is read and hashed as
+// ReadTree does; one over it is given up on from its listing, without
+// reading a file (the hashing step reads it instead).
+func TestReadSmallTree(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 5 {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, "d"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "d", "f"+string(rune('a'+i))), bytes.Repeat([]byte{byte('a' + i)}, 100), 0o644))
+	}
+	ctx := context.Background()
+	want, err := ReadTree(ctx, &dirRef{root: dir}, "/", true)
+	require.NoError(t, err)
+	got, ok, err := readSmallTree(ctx, &countingRef{dirRef: &dirRef{root: dir}}, "the app")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, want, got)
+
+	defer func(l treeLimit) { smallTree = l }(smallTree)
+	smallTree = treeLimit{entries: 3}
+	ref := &countingRef{dirRef: &dirRef{root: dir}}
+	_, ok, err = readSmallTree(ctx, ref, "the app")
+	require.NoError(t, err)
+	require.False(t, ok, "6 entries: over the bound")
+	require.Zero(t, ref.reads.Load(), "no file read for a tree over the bound")
 }
