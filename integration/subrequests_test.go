@@ -165,11 +165,8 @@ func requireLayerIsPlan(t *testing.T, top map[string]entry, p frontend.PlatformP
 // planOf is what --call=plan says of b, run in process.
 func planOf(t *testing.T, b build) frontend.Plan {
 	t.Helper()
-	b.requestID = "frontend.plan"
-	res, err := buildInProcess(t, b)
-	require.NoError(t, err, "%s", res.output)
 	var p frontend.Plan
-	require.NoError(t, json.Unmarshal(res.meta["result.json"], &p))
+	subrequest(t, b, "frontend.plan", &p)
 	require.Len(t, p.Platforms, 1)
 	return p
 }
@@ -177,10 +174,17 @@ func planOf(t *testing.T, b build) frontend.Plan {
 // lintOf is what --call=check says of b, run in process.
 func lintOf(t *testing.T, b build) lint.LintResults {
 	t.Helper()
-	b.requestID = "frontend.lint"
+	var l lint.LintResults
+	subrequest(t, b, "frontend.lint", &l)
+	return l
+}
+
+// subrequest runs b as the subrequest id in process and decodes its JSON
+// result into out.
+func subrequest(t *testing.T, b build, id string, out any) {
+	t.Helper()
+	b.requestID = id
 	res, err := buildInProcess(t, b)
 	require.NoError(t, err, "%s", res.output)
-	var l lint.LintResults
-	require.NoError(t, json.Unmarshal(res.meta["result.json"], &l))
-	return l
+	require.NoError(t, json.Unmarshal(res.meta["result.json"], out))
 }
