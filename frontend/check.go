@@ -213,11 +213,10 @@ func appShipsDependencies(app *convert.ResolvedApp, files []buildcontext.File) [
 // leaves every dependency folder out. Read from the Patchfile alone.
 func appShipsBuildDependencies(res *convert.Resolution) string {
 	final := res.Stages[len(res.Stages)-1]
-	i := slices.IndexFunc(res.Stages, func(s *convert.ResolvedStage) bool { return s.Name == final.App.Inst.From })
-	if final.App.Inst.From == "" || i < 0 || !final.App.Known {
+	stage := res.Stage(final.App.Inst.From)
+	if stage == nil || !final.App.Known {
 		return ""
 	}
-	stage := res.Stages[i]
 	var manifests []string
 	for _, d := range stage.Deps {
 		for _, src := range d.Sources {

@@ -104,11 +104,12 @@ func plan(ctx context.Context, c client.Client, bc *dockerui.Client, pf *patchfi
 		}
 	}
 	out := &Plan{Platforms: make([]PlatformPlan, len(targets))}
+	resolution := convert.Resolve(pf, bc.BuildArgs) // the same for every platform
 	eg, ctx := errgroup.WithContext(ctx)
 	for i, p := range targets {
 		eg.Go(func() error {
 			opt, cands := platformOpt(convertOpt, gctx, p)
-			cands.prefetch(ctx, convert.Resolve(pf, opt.BuildArgs), opt.Platform())
+			cands.prefetch(ctx, resolution, opt.Platform())
 			pp, err := planPlatform(ctx, pf, opt, cands)
 			if err != nil {
 				return err

@@ -19,10 +19,13 @@ import (
 // platform's: convert, decide, solve, and the SBOM. dockerui.Client.Build
 // runs the platforms concurrently.
 type platformBuild struct {
-	c          client.Client
-	bc         *dockerui.Client
-	src        *dockerui.Source
-	pf         *patchfile.File
+	c   client.Client
+	bc  *dockerui.Client
+	src *dockerui.Source
+	pf  *patchfile.File
+	// resolution is pf's, with the build's args: the same for every
+	// platform.
+	resolution *convert.Resolution
 	gctx       *gatewayContext
 	caps       *apicaps.CapSet
 	epoch      *time.Time
@@ -45,7 +48,7 @@ func (b *platformBuild) build(ctx context.Context, platform *ocispecs.Platform) 
 		early.stop()
 	}()
 	opt.DepsReady = early.depsReady
-	cands.prefetch(ctx, convert.Resolve(b.pf, opt.BuildArgs), opt.Platform())
+	cands.prefetch(ctx, b.resolution, opt.Platform())
 	res, err := convert.Convert(ctx, b.pf, opt)
 	if err != nil {
 		return nil, err

@@ -73,15 +73,13 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File, buildArgs map[st
 		outline.Arg{Name: convert.KeyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
 		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
 	for _, stage := range convert.Resolve(pf, buildArgs).Stages {
-		run := 0
 		for _, inst := range stage.Steps {
-			switch inst := inst.(type) {
-			case *instructions.ArgCommand:
-				addArgs(inst)
-			case *instructions.RunCommand:
-				outlineMounts(o, stage.Runs[run])
-				run++
+			if arg, ok := inst.(*instructions.ArgCommand); ok {
+				addArgs(arg)
 			}
+		}
+		for _, run := range stage.Runs {
+			outlineMounts(o, run)
 		}
 	}
 	return o

@@ -230,7 +230,7 @@ func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) 
 	if err := c.buildLabels(); err != nil {
 		return nil, err
 	}
-	patchRefs, patchDisabled, err := c.patchRefs()
+	patchRefs, patchDisabled, err := expandPatchRefs(c.pf, c.opt.BuildArgs, c.scope.WithMetaArgs().Expand)
 	if err != nil {
 		return nil, err
 	}
@@ -585,18 +585,19 @@ func (c *converter) enterStage() {
 // or empty to force a full build.
 const KeyPatchArg = "PATCH"
 
-// patchRefs expands the PATCH candidates. ARGs declared before FROM are in
-// scope here too: a release reference is usually passed that way.
-func (c *converter) patchRefs() ([]string, bool, error) {
-	if v, ok := c.opt.BuildArgs[KeyPatchArg]; ok {
+// expandPatchRefs expands the PATCH candidates with expand, the final stage's
+// scope with the ARGs before FROM it did not declare
+// (Scope.WithMetaArgs): a release reference is usually passed that way.
+// The PATCH build arg replaces them; disabled says it is empty (PATCH=).
+// The conversion and the Resolution both expand them here.
+func expandPatchRefs(pf *patchfile.File, buildArgs map[string]string, expand func(string) (string, error)) (refs []string, disabled bool, err error) {
+	if v, ok := buildArgs[KeyPatchArg]; ok {
 		// Presence, not emptiness: dockerui passes --build-arg PATCH= as "".
 		return strings.Fields(v), strings.TrimSpace(v) == "", nil
 	}
-	scope := c.scope.WithMetaArgs()
-	var refs []string
-	for _, p := range c.pf.Patch {
+	for _, p := range pf.Patch {
 		for _, w := range p.Refs {
-			ref, err := scope.Expand(w)
+			ref, err := expand(w)
 			if err != nil {
 				return nil, false, parser.WithLocationOnce(err, p.Location())
 			}

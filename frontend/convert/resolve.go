@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
@@ -86,49 +85,54 @@ type ResolvedApp struct {
 // Resolve resolves a Patchfile with its build args.
 func Resolve(pf *patchfile.File, buildArgs map[string]string) *Resolution {
 	r := &Resolution{}
-	fromScope := ReaderScope(pf, buildArgs).WithMetaArgs()
+	// The ARGs before FROM, computed once: every stage's scope starts
+	// from them, and FROM expands with them.
+	reader := ReaderScope(pf, buildArgs)
+	fromScope := FromScope(pf, reader.lex, buildArgs, reader.meta, nil)
 	for _, s := range pf.Stages() {
 		rs := &ResolvedStage{Stage: s}
 		if image, ok := fromScope.Known(s.From.Image); ok {
 			rs.Base = image
-			if i := slices.IndexFunc(r.Stages, func(e *ResolvedStage) bool { return e.Name == image }); i >= 0 {
-				rs.BaseStage = r.Stages[i].Stage
+			if earlier := r.Stage(image); earlier != nil {
+				rs.BaseStage = earlier.Stage
 			}
 		}
-		scope := ReaderScope(pf, buildArgs)
+		scope := NewScope(reader.lex, buildArgs, reader.meta, nil)
 		resolveSteps(rs, scope)
 		r.Stages = append(r.Stages, rs)
 		if s == &pf.Stage {
-			r.PatchRefs, r.PatchKnown = patchRefsOf(pf, buildArgs, scope.WithMetaArgs())
+			refs, _, err := expandPatchRefs(pf, buildArgs, scope.WithMetaArgs().expandKnown)
+			r.PatchRefs, r.PatchKnown = refs, err == nil
 		}
 	}
-	final := r.Stages[len(r.Stages)-1]
-	final.Built = true
-	for name := pf.App.From; name != ""; {
-		i := slices.IndexFunc(r.Stages, func(e *ResolvedStage) bool { return e.Name == name })
-		if i < 0 || r.Stages[i].Built {
-			break
-		}
-		r.Stages[i].Built = true
-		name = r.Stages[i].Base
+	r.Stages[len(r.Stages)-1].Built = true
+	for s := r.Stage(pf.App.From); s != nil && !s.Built; s = r.Stage(s.Base) {
+		s.Built = true
 	}
 	return r
+}
+
+// Stage is the build stage named name, nil for none (the final stage has
+// no name).
+func (r *Resolution) Stage(name string) *ResolvedStage {
+	if name == "" {
+		return nil
+	}
+	i := slices.IndexFunc(r.Stages, func(s *ResolvedStage) bool { return s.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return r.Stages[i]
 }
 
 // resolveSteps resolves a stage's instructions in order, scope following
 // their ARGs and ENVs.
 func resolveSteps(rs *ResolvedStage, scope *Scope) {
-	known := func(word string) (string, error) {
-		if v, ok := scope.Known(word); ok {
-			return v, nil
-		}
-		return "", errUnknownWord
-	}
 	workdir := "/"
 	for i, inst := range rs.Steps {
 		switch inst := inst.(type) {
 		case *instructions.WorkdirCommand:
-			if dir, err := known(inst.Path); err == nil {
+			if dir, err := scope.expandKnown(inst.Path); err == nil {
 				workdir = path.Join(workdir, dir)
 				if path.IsAbs(dir) {
 					workdir = path.Clean(dir)
@@ -137,7 +141,7 @@ func resolveSteps(rs *ResolvedStage, scope *Scope) {
 		case *patchfile.DepsInstruction:
 			d := ResolvedDeps{Inst: inst, Workdir: workdir}
 			for _, src := range inst.Sources {
-				if p, err := depsPattern(src, known); err == nil {
+				if p, err := depsPattern(src, scope.expandKnown); err == nil {
 					d.Sources = append(d.Sources, p)
 				} else if errors.Is(err, errUnknownWord) {
 					d.Unknown = append(d.Unknown, src)
@@ -146,23 +150,11 @@ func resolveSteps(rs *ResolvedStage, scope *Scope) {
 			rs.Deps = append(rs.Deps, d)
 		case *instructions.RunCommand:
 			run := ResolvedRun{Inst: inst, AfterApp: rs.AppIndex >= 0 && i > rs.AppIndex}
-			flags, err := RunMounts(inst, known)
-			for j, m := range flags {
-				if err != nil {
-					break
-				}
-				var mount Mount
-				mount, err = ResolveMount(m, j)
-				run.Mounts = append(run.Mounts, mount)
-			}
-			if err != nil {
-				run.Mounts = nil
-			}
-			run.Err = err
+			run.Mounts, run.Err = resolveMounts(inst, scope.expandKnown)
 			rs.Runs = append(rs.Runs, run)
 		case *patchfile.AppInstruction:
 			app := &ResolvedApp{Inst: inst}
-			if sources, excludes, err := appSources(inst, known); err == nil {
+			if sources, excludes, err := appSources(inst, scope.expandKnown); err == nil {
 				app.Sources, app.Excludes, app.Known = sources, excludes, true
 			}
 			rs.App = app
@@ -171,25 +163,29 @@ func resolveSteps(rs *ResolvedStage, scope *Scope) {
 	}
 }
 
-// patchRefsOf expands the PATCH candidates with the final stage's scope,
-// as the conversion does (converter.patchRefs).
-func patchRefsOf(pf *patchfile.File, buildArgs map[string]string, scope *Scope) ([]string, bool) {
-	if v, ok := buildArgs[KeyPatchArg]; ok {
-		return strings.Fields(v), true
+// resolveMounts parses a RUN's --mount flags with expand and resolves
+// each (ResolveMount); none when one fails.
+func resolveMounts(run *instructions.RunCommand, expand func(string) (string, error)) ([]Mount, error) {
+	flags, err := RunMounts(run, expand)
+	if err != nil {
+		return nil, err
 	}
-	var refs []string
-	for _, p := range pf.Patch {
-		for _, w := range p.Refs {
-			ref, ok := scope.Known(w)
-			if !ok {
-				return nil, false
-			}
-			if ref != "" {
-				refs = append(refs, ref)
-			}
+	out := make([]Mount, len(flags))
+	for i, m := range flags {
+		if out[i], err = ResolveMount(m, i); err != nil {
+			return nil, err
 		}
 	}
-	return refs, true
+	return out, nil
+}
+
+// expandKnown is Known as an expander: errUnknownWord for a word that
+// names what only the build knows.
+func (s *Scope) expandKnown(word string) (string, error) {
+	if v, ok := s.Known(word); ok {
+		return v, nil
+	}
+	return "", errUnknownWord
 }
 
 // errUnknownWord is a word a Resolution cannot expand.
