@@ -432,17 +432,22 @@ func (g *gatewayContext) loadSelfTool(ctx context.Context) (*convert.Tool, error
 }
 
 // ReadTree lists the entries below dir of a solved reference, sorted by
-// path (relative to dir). With hash, it streams every regular file through
-// SHA-256.
+// path (relative to dir). With hash, it then streams every regular file
+// through SHA-256 (hashListed).
 //
 // Every entry costs a gateway round trip (ReadDir per directory, ReadFile
-// per file), so the round trips of the whole tree, directories included,
-// share one errgroup of readParallelism readers: a deep tree of small
-// directories does not walk one directory at a time. A job that finds
-// every reader busy runs in its caller instead of waiting for one, which
-// a reader listing a directory would otherwise do while holding a slot.
+// per file), readParallelism at a time: the directories of a deep tree of
+// small directories are listed concurrently, then the files are read
+// concurrently.
 func ReadTree(ctx context.Context, ref client.Reference, dir string, hash bool) ([]buildcontext.File, error) {
-	return readTree(ctx, ref, dir, hash, treeLimit{})
+	files, err := readTree(ctx, ref, dir, treeLimit{})
+	if err == nil && hash {
+		err = hashListed(ctx, ref, dir, files)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return files, nil
 }
 
 // treeLimit bounds a tree read through the gateway: its entries and the
@@ -473,7 +478,7 @@ var errTreeTooBig = errors.New("the tree is over the bound of a read through the
 // directory listings instead of after hashing the bound's worth of files,
 // which took about 40 ms of every build of an app over the bound.
 func readSmallTree(ctx context.Context, ref client.Reference, name string) (files []buildcontext.File, ok bool, err error) {
-	files, err = readTree(ctx, ref, "/", false, smallTree)
+	files, err = readTree(ctx, ref, "/", smallTree)
 	if errors.Is(err, errTreeTooBig) {
 		return nil, false, nil
 	}
@@ -483,8 +488,8 @@ func readSmallTree(ctx context.Context, ref client.Reference, name string) (file
 	return files, true, errors.Wrapf(err, "reading %s", name)
 }
 
-// hashListed hashes the regular files of a listing (readTree without
-// hashing) of dir in ref, readParallelism at a time, in place.
+// hashListed hashes the regular files of a listing of dir in ref
+// (readTree), readParallelism at a time, in place.
 func hashListed(ctx context.Context, ref client.Reference, dir string, files []buildcontext.File) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(readParallelism)
@@ -502,7 +507,12 @@ func hashListed(ctx context.Context, ref client.Reference, dir string, files []b
 	return eg.Wait()
 }
 
-func readTree(ctx context.Context, ref client.Reference, dir string, hash bool, limit treeLimit) ([]buildcontext.File, error) {
+// readTree lists the entries below dir of ref, sorted by path, without
+// reading any file; it stops with errTreeTooBig when the tree goes over
+// limit. The directories share one errgroup of readParallelism listers; a
+// listing that finds every lister busy runs in its caller instead of
+// waiting for one, which a lister would otherwise do while holding a slot.
+func readTree(ctx context.Context, ref client.Reference, dir string, limit treeLimit) ([]buildcontext.File, error) {
 	var (
 		mu    sync.Mutex
 		files []buildcontext.File
@@ -555,32 +565,18 @@ func readTree(ctx context.Context, ref client.Reference, dir string, hash bool, 
 			if err := count(size); err != nil {
 				return err
 			}
-			var job func() error
+			f := buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid}
 			switch {
-			case mode.IsDir():
-				add(buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
-				job = func() error { return readDir(p) }
 			case mode&os.ModeSymlink != 0:
-				add(buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Linkname: e.Linkname})
-			case mode.IsRegular() && !hash:
-				add(buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid, Size: e.Size})
-			case !mode.IsRegular():
-				// A fifo, socket or device: listed, with no contents, for
-				// APP to refuse (refuseSpecialFiles).
-				add(buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid})
-			default:
-				job = func() error {
-					f := buildcontext.File{Path: p, Mode: mode, UID: e.Uid, GID: e.Gid}
-					var err error
-					if f.Size, f.SHA256, err = hashFile(ctx, ref, path.Join(dir, p), e.Size); err != nil {
-						return err
-					}
-					add(f)
-					return nil
-				}
+				f.Linkname = e.Linkname
+			case mode.IsRegular():
+				f.Size = e.Size
 			}
-			if job != nil {
-				if err := run(job); err != nil {
+			// (A fifo, socket or device is listed, with no contents, for
+			// APP to refuse: refuseSpecialFiles.)
+			add(f)
+			if mode.IsDir() {
+				if err := run(func() error { return readDir(p) }); err != nil {
 					return err
 				}
 			}

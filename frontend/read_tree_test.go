@@ -176,14 +176,14 @@ func TestReadTreeWithin(t *testing.T) {
 	}
 	ref := &dirRef{root: dir}
 	ctx := context.Background()
-	want, err := ReadTree(ctx, ref, "/", true)
+	want, err := ReadTree(ctx, ref, "/", false)
 	require.NoError(t, err)
-	got, err := readTree(ctx, ref, "/", true, treeLimit{entries: 6, bytes: 500})
+	got, err := readTree(ctx, ref, "/", treeLimit{entries: 6, bytes: 500})
 	require.NoError(t, err)
 	require.Equal(t, want, got, "6 entries (d and its 5 files), 500 bytes: within")
-	_, err = readTree(ctx, ref, "/", true, treeLimit{entries: 5})
+	_, err = readTree(ctx, ref, "/", treeLimit{entries: 5})
 	require.ErrorIs(t, err, errTreeTooBig)
-	_, err = readTree(ctx, ref, "/", true, treeLimit{bytes: 499})
+	_, err = readTree(ctx, ref, "/", treeLimit{bytes: 499})
 	require.ErrorIs(t, err, errTreeTooBig)
 }
 
