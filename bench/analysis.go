@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -10,12 +9,7 @@ import (
 // medianRun is the run whose wall time is the median (the lower middle),
 // so that its phases add up to the median shown in the table.
 func medianRun(ms []measurement) measurement {
-	if len(ms) == 0 {
-		return measurement{}
-	}
-	s := slices.Clone(ms)
-	slices.SortFunc(s, func(a, b measurement) int { return int(a.Wall - b.Wall) })
-	return s[(len(s)-1)/2]
+	return medianBy(ms, func(m measurement) int64 { return int64(m.Wall) })
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }

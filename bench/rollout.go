@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -211,13 +210,7 @@ func summarizeRollouts(rs []rollout) rolloutSummary {
 	if len(rs) == 0 {
 		return s
 	}
-	pick := func(f func(rollout) int64) int64 {
-		xs := make([]int64, len(rs))
-		for i, r := range rs {
-			xs[i] = f(r)
-		}
-		return median(xs)
-	}
+	pick := func(f func(rollout) int64) int64 { return medianOf(rs, f) }
 	s.Build = time.Duration(pick(func(r rollout) int64 { return int64(r.Build.Wall) }))
 	s.Pull = time.Duration(pick(func(r rollout) int64 { return int64(r.Pull) }))
 	s.Start = time.Duration(pick(func(r rollout) int64 { return int64(r.Start) }))
@@ -303,10 +296,5 @@ func (r *report) rolloutMissed(name string) string {
 
 // medianRollout is the rollout whose whole deploy is the median.
 func medianRollout(rs []rollout) rollout {
-	if len(rs) == 0 {
-		return rollout{}
-	}
-	sorted := slices.Clone(rs)
-	slices.SortFunc(sorted, func(a, b rollout) int { return int(a.Deploy() - b.Deploy()) })
-	return sorted[len(sorted)/2]
+	return medianBy(rs, func(r rollout) int64 { return int64(r.Deploy()) })
 }

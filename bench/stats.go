@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"os"
 	"path"
@@ -24,6 +25,28 @@ func median(xs []int64) int64 {
 	return s[(len(s)-1)/2]
 }
 
+// medianOf is the median of f over xs.
+func medianOf[T any](xs []T, f func(T) int64) int64 {
+	v := make([]int64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	return median(v)
+}
+
+// medianBy is the element of xs whose key is the median (the lower middle
+// for an even count, as median), the zero value for none: a run whose
+// figures add up, where medians taken field by field need not.
+func medianBy[T any](xs []T, key func(T) int64) T {
+	if len(xs) == 0 {
+		var zero T
+		return zero
+	}
+	s := slices.Clone(xs)
+	slices.SortFunc(s, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
+	return s[(len(s)-1)/2]
+}
+
 // summarized is a scenario's runs reduced to medians, field by field.
 type summarized struct {
 	measurement
@@ -39,13 +62,7 @@ func summarize(ms []measurement) summarized {
 		return s
 	}
 	s.N = len(ms)
-	pick := func(f func(measurement) int64) int64 {
-		xs := make([]int64, len(ms))
-		for i, m := range ms {
-			xs[i] = f(m)
-		}
-		return median(xs)
-	}
+	pick := func(f func(measurement) int64) int64 { return medianOf(ms, f) }
 	s.Wall = time.Duration(pick(func(m measurement) int64 { return int64(m.Wall) }))
 	s.PulledBaseDeps = pick(func(m measurement) int64 { return m.PulledBaseDeps })
 	s.PulledApp = pick(func(m measurement) int64 { return m.PulledApp })
