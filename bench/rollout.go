@@ -42,6 +42,12 @@ type rollout struct {
 	PulledBytes int64
 }
 
+// newImageBytes is what a host needs of the deploy's image beyond the
+// release: its top layer, config and manifest.
+func (r rollout) newImageBytes() int64 {
+	return r.Build.TopLayer + r.Build.ConfigBytes + r.Build.ManifestBytes
+}
+
 // Deploy is build + push + pull + start.
 func (r rollout) Deploy() time.Duration { return r.Build.Wall + r.Pull + r.Start }
 
@@ -218,9 +224,12 @@ func summarizeRollouts(rs []rollout) rolloutSummary {
 	s.Pushed = pick(func(r rollout) int64 { return r.Build.Pushed })
 	s.PulledByHost = pick(func(r rollout) int64 { return r.PulledBytes })
 	s.Frontend = pick(func(r rollout) int64 { return r.Build.PulledFrontend })
-	s.LayerConfigManifest = pick(func(r rollout) int64 { return r.Build.TopLayer + r.Build.ConfigBytes + r.Build.ManifestBytes })
-	for _, r := range rs {
-		s.MaxPulled = max(s.MaxPulled, r.PulledBytes-(r.Build.TopLayer+r.Build.ConfigBytes+r.Build.ManifestBytes))
+	s.LayerConfigManifest = pick(rollout.newImageBytes)
+	// The worst run's excess over its own image's blobs, negative when
+	// every run pulled less (the margin to spare).
+	s.MaxPulled = rs[0].PulledBytes - rs[0].newImageBytes()
+	for _, r := range rs[1:] {
+		s.MaxPulled = max(s.MaxPulled, r.PulledBytes-r.newImageBytes())
 	}
 	return s
 }
