@@ -15,17 +15,17 @@ import (
 // known without reading an image or the build context: each stage's base,
 // which build stages the build runs, each DEPS's context paths, each RUN's
 // mounts with the ids they ask for, each APP's sources and excludes. The
-// checks, the outline and the plan read it instead of walking the
-// instructions themselves, and the conversion resolves the same words with
-// the same functions (depsPatterns, appSources, ResolveMount) and the same
-// Scope, which also knows the base image's ENV and the platform's ARGs. A
+// checks and the outline read it instead of walking the instructions
+// themselves, and a build and a plan read its PATCH candidates early; the
+// conversion resolves the same words with the same functions (depsPattern,
+// appSources, ResolveMount, expandPatchRefs) and the same Scope, which also knows the base image's ENV and the platform's ARGs. A
 // word that names what only the build knows is Unknown here: readers skip
 // it rather than guess.
 type Resolution struct {
 	// Stages are the build stages in order, then the final stage.
 	Stages []*ResolvedStage
 	// PatchRefs are the PATCH candidates in order (the PATCH build arg's
-	// when it is set), as the conversion expands them (patchRefs);
+	// when it is set), as the conversion expands them (expandPatchRefs);
 	// PatchKnown is false when a word of them names what only the build
 	// knows.
 	PatchRefs  []string

@@ -192,7 +192,8 @@ func (s *Scope) WithMetaArgs() *Scope {
 }
 
 // ReaderScope is a stage's scope for a reader that knows no base image
-// and no platform (the checks, the outline): the ARGs before FROM as the
+// and no platform (Resolve, which the checks and the outline read): the
+// ARGs before FROM as the
 // build would compute them, nothing declared yet. Step brings the stage's
 // instructions into it.
 func ReaderScope(pf *patchfile.File, buildArgs map[string]string) *Scope {
