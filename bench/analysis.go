@@ -138,7 +138,7 @@ func (r *report) observations() []string {
 	if pc.PulledFrontend > 0 {
 		out = append(out, fmt.Sprintf("Every cold builder pulls the frontend image: %s, %.0f%% of the cold patch's bytes pulled; pulling and starting it took %s of the median cold patch.",
 			human(pc.PulledFrontend), 100*float64(pc.PulledFrontend)/float64(pc.PulledFrontend+pc.PulledConfigs+pc.PulledLayers()),
-			secs(medianRun(m.Runs[pfCold]).Phases.FrontendImage)))
+			secs(medianRun(m.Runs[pfCold]).Phases.FrontendStart)))
 	}
 	if pr, dr := m.Releases[pfRelease], m.Releases[dfRelease]; pr.DepsStart > dr.DepsStart+time.Second {
 		out = append(out, fmt.Sprintf("In a full build the dependency RUN starts only after the frontend has received and hashed every app file: %s into the Patchfile release against %s into the Dockerfile's (context upload %s, read+hash %s). With a 100,000-file app that wait grows to tens of seconds (see Scale).",

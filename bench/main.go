@@ -69,7 +69,7 @@ func parseFlags() config {
 	var c config
 	flag.IntVar(&c.Runs, "n", 3, "runs per measured build; the table shows medians (every cold run gets a fresh daemon)")
 	flag.BoolVar(&c.Quick, "quick", false, "small app, one run, small scale series (-scale-files and -scale-n still apply): a smoke test of the benchmark itself (results go to the run dir, not BENCHMARKS.md)")
-	flag.BoolVar(&c.Scale, "scale", true, "run the scale series (app of 1k/10k/100k files; 1 KB/1 MB/10 MB changed)")
+	flag.BoolVar(&c.Scale, "scale", true, "run the scale series (app of 1k/3k/10k/100k files; 1 KB/1 MB/10 MB changed)")
 	flag.BoolVar(&c.Builds, "builds", true, "measure the apps that build (examples/typescript, examples/spa, examples/go-build) against their multi-stage Dockerfiles")
 	flag.IntVar(&c.ScaleRuns, "scale-n", 3, "rounds per point of the scale series (the table shows medians)")
 	flag.Int64Var(&c.Seed, "seed", 1, "seed of the generated app")
@@ -80,7 +80,7 @@ func parseFlags() config {
 	flag.BoolVar(&c.GoBench, "gobench", true, "run go test -bench for the frontend's parse and conversion")
 	flag.StringVar(&c.Link, "link", "", "run every build through a shaped link to the registry: ci (20 ms RTT, 200 Mbit/s) or slow (60 ms, 20 Mbit/s); loopback when empty")
 	rollout := flag.String("rollout", "loopback,ci,slow", "network profiles of the rollout series (a cold deploy, then a host pulls and starts it), comma-separated; none to skip it")
-	files := flag.String("scale-files", "", "app sizes of the file-count series, comma-separated (default 1000,10000,100000; 100,1000 with -quick)")
+	files := flag.String("scale-files", "", "app sizes of the file-count series, comma-separated (default 1000,3000,10000,100000; 100,1000 with -quick)")
 	changes := flag.String("scale-bytes", "", "changed bytes of the change-size series, comma-separated (default 1024,1048576,10485760)")
 	flag.Parse()
 	c.Rollout = parseRollout(*rollout)
@@ -102,7 +102,7 @@ func parseFlags() config {
 	c.App = appSpec{Seed: c.Seed, SourceFiles: 3000, SourceMin: 200, SourceMax: 3800,
 		Assets: 24, AssetSize: 160 << 10, ClipSize: 512 << 10,
 		Packages: 300, FilesPerPackage: 40, PackageKB: 20, BlockLines: 16384}
-	c.ScaleFiles = []int{1000, 10000, 100000}
+	c.ScaleFiles = []int{1000, 3000, 10000, 100000}
 	c.ScaleBytes = []int{1 << 10, 1 << 20, 10 << 20}
 	if c.Quick {
 		c.Runs = 1

@@ -125,7 +125,7 @@ func (e *env) measure(ctx context.Context, b buildSpec) (measurement, error) {
 		m.Path = buildPath(run.vertexes)
 		m.ContextLoad, m.FrontendRead = frontendReadTimes(run)
 	}
-	m.Phases = e.phasesOf(run, m.FrontendRead)
+	m.Phases = phasesOf(run, m.FrontendRead)
 	m.DepsStart = depsStart(run)
 	return m, nil
 }

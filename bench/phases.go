@@ -15,9 +15,13 @@ import (
 // COPY --link's copy during the RUN) counts in both, and Other is then
 // smaller.
 type phases struct {
-	// FrontendImage: resolving, pulling and unpacking the frontend image
-	// (a Patchfile build on a cold builder).
-	FrontendImage time.Duration
+	// FrontendStart: from the build's first step to the frontend's first
+	// request (loading its build definition): resolving, pulling and
+	// unpacking the frontend image and starting its container, for a
+	// Patchfile build on a cold builder. BuildKit's built-in Dockerfile
+	// frontend starts at once, so for the anchors it is about zero: it is
+	// the fixed cost a gateway frontend pays on every cold builder.
+	FrontendStart time.Duration
 	// ContextUpload: the app files reaching the daemon (the Patchfile's
 	// "load application files", the Dockerfile's "load build context").
 	ContextUpload time.Duration
@@ -40,12 +44,10 @@ type phases struct {
 }
 
 // phasesOf computes the phases of a run from its vertexes.
-func (e *env) phasesOf(run *buildRun, frontendRead time.Duration) phases {
+func phasesOf(run *buildRun, frontendRead time.Duration) phases {
 	vs := run.vertexes
 	var p phases
-	p.FrontendImage = span(vs, func(v *client.Vertex) bool {
-		return e.frontendImage != "" && strings.Contains(v.Name, e.frontendImage)
-	})
+	p.FrontendStart = frontendStart(vs)
 	p.ContextUpload = span(vs, func(v *client.Vertex) bool {
 		return strings.Contains(v.Name, "load application files") || v.Name == "[internal] load build context"
 	})
@@ -66,8 +68,30 @@ func (e *env) phasesOf(run *buildRun, frontendRead time.Duration) phases {
 	p.Export = span(vs, func(v *client.Vertex) bool {
 		return v.Name == "exporting to image" || strings.HasPrefix(v.Name, "exporting cache")
 	})
-	p.Other = max(0, run.wall-p.FrontendImage-p.ContextUpload-p.FrontendRead-p.DepsRun-p.DepsFromCache-p.AppLayer-p.Export)
+	p.Other = max(0, run.wall-p.FrontendStart-p.ContextUpload-p.FrontendRead-p.DepsRun-p.DepsFromCache-p.AppLayer-p.Export)
 	return p
+}
+
+// frontendStart is the time from the first vertex's start to the start of
+// the frontend's first request, "load build definition from <file>";
+// zero when the run has no such vertex.
+func frontendStart(vs []*client.Vertex) time.Duration {
+	var first, def *time.Time
+	for _, v := range vs {
+		if v.Started == nil {
+			continue
+		}
+		if first == nil || v.Started.Before(*first) {
+			first = v.Started
+		}
+		if strings.HasPrefix(v.Name, "[internal] load build definition from ") && (def == nil || v.Started.Before(*def)) {
+			def = v.Started
+		}
+	}
+	if first == nil || def == nil {
+		return 0
+	}
+	return def.Sub(*first)
 }
 
 // span is the time during which at least one matching vertex ran: the
@@ -112,7 +136,7 @@ type namedPhase struct {
 // list returns the phases in table order.
 func (p phases) list() []namedPhase {
 	return []namedPhase{
-		{"frontend image", p.FrontendImage}, {"context upload", p.ContextUpload}, {"frontend read+hash", p.FrontendRead},
+		{"frontend start", p.FrontendStart}, {"context upload", p.ContextUpload}, {"frontend read+hash", p.FrontendRead},
 		{"dependency RUN", p.DepsRun}, {"dependency layers from cache", p.DepsFromCache}, {"app layer", p.AppLayer},
 		{"export + push", p.Export}, {"other", p.Other},
 	}
