@@ -122,7 +122,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if w := sbomExtrasWarning(bc); w != "" {
 		src.Warn(ctx, w, client.WarnOpts{})
 	}
-	pb := &platformBuild{c: c, bc: bc, src: src, pf: pf, resolution: convert.Resolve(pf, bc.BuildArgs), gctx: gctx, caps: &caps, epoch: epoch, sbomGen: sbomGen, convertOpt: convertOpt}
+	pb := &platformBuild{c: c, bc: bc, src: src, pf: pf, resolution: convert.Resolve(pf, bc.BuildArgs, nil), gctx: gctx, caps: &caps, epoch: epoch, sbomGen: sbomGen, convertOpt: convertOpt}
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, _ int) (*dockerui.BuildResult, error) {
 		return pb.build(ctx, platform)
 	})

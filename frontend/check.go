@@ -80,7 +80,7 @@ func runChecks(ctx context.Context, cfg *linter.Config, src *dockerui.Source, pf
 			results.AddWarning(rule.Name, rule.Description, rule.URL, detail, idx, loc)
 		}
 	}
-	res := convert.Resolve(pf, opt.BuildArgs)
+	res := convert.Resolve(pf, opt.BuildArgs, opt.PlatformArgs())
 	for _, s := range res.Stages {
 		if s.Base == "" || s.BaseStage != nil {
 			continue // unknown, or FROM <an earlier stage>

@@ -104,7 +104,7 @@ func plan(ctx context.Context, c client.Client, bc *dockerui.Client, pf *patchfi
 		}
 	}
 	out := &Plan{Platforms: make([]PlatformPlan, len(targets))}
-	resolution := convert.Resolve(pf, bc.BuildArgs) // the same for every platform
+	resolution := convert.Resolve(pf, bc.BuildArgs, nil) // the same for every platform
 	eg, ctx := errgroup.WithContext(ctx)
 	for i, p := range targets {
 		eg.Go(func() error {

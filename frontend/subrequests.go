@@ -25,7 +25,7 @@ import (
 func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() convert.Opt, gctx CheckContext) dockerui.RequestHandler {
 	return dockerui.RequestHandler{
 		Outline: func(ctx context.Context) (*outline.Outline, error) {
-			return patchfileOutline(src, pf, opt().BuildArgs), nil
+			return patchfileOutline(src, pf, opt()), nil
 		},
 		ListTargets: func(ctx context.Context) (*targets.List, error) {
 			return &targets.List{
@@ -54,8 +54,9 @@ func subrequestHandler(src *dockerui.Source, pf *patchfile.File, opt func() conv
 }
 
 // patchfileOutline lists the build args, secrets, ssh sockets and cache
-// mounts a Patchfile uses.
-func patchfileOutline(src *dockerui.Source, pf *patchfile.File, buildArgs map[string]string) *outline.Outline {
+// mounts a Patchfile uses, resolved for the build's target platform, as
+// the Dockerfile frontend's outline is.
+func patchfileOutline(src *dockerui.Source, pf *patchfile.File, opt convert.Opt) *outline.Outline {
 	o := &outline.Outline{Name: "default", Description: "built by " + version.String(), Sources: [][]byte{src.Data}}
 	addArgs := func(cmd *instructions.ArgCommand) {
 		for _, kv := range cmd.Args {
@@ -72,7 +73,7 @@ func patchfileOutline(src *dockerui.Source, pf *patchfile.File, buildArgs map[st
 	o.Args = append(o.Args,
 		outline.Arg{Name: convert.KeyPatchArg, Description: "release images to patch instead of the PATCH lines; empty for a full build"},
 		outline.Arg{Name: decide.KeyPatchMaxShare, Description: "largest patch, in percent of the app tree's bytes, before a full build (0: never patch, build a new release)", Value: "50"})
-	for _, stage := range convert.Resolve(pf, buildArgs).Stages {
+	for _, stage := range convert.Resolve(pf, opt.BuildArgs, opt.PlatformArgs()).Stages {
 		for _, inst := range stage.Steps {
 			if arg, ok := inst.(*instructions.ArgCommand); ok {
 				addArgs(arg)

@@ -3,6 +3,8 @@ package frontend
 import (
 	"testing"
 
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/patchfile/patchfile/frontend/convert"
 	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/stretchr/testify/require"
 )
@@ -10,18 +12,21 @@ import (
 // TestOutlineMounts: --call=outline lists the secrets, SSH sockets and
 // cache mounts the RUN steps ask for, their ids read as the build reads
 // them (source= wins; the target's base name without one), targets
-// written with an ARG included.
+// written with an ARG included, and ids naming a platform ARG expanded for
+// the build's target platform.
 func TestOutlineMounts(t *testing.T) {
 	src, pf, _ := checkInputs(t, "ARG NPMRC=/root/.npmrc\n"+fake.PinnedFrom+`ARG NPMRC
+ARG TARGETARCH
 DEPS package.json
 RUN --mount=type=secret,source=npm-token,target=$NPMRC \
     --mount=type=secret,target=/run/secrets/pip.conf \
     --mount=type=ssh \
     --mount=type=cache,target=/root/.npm \
+    --mount=type=cache,id=go-$TARGETARCH,target=/root/.cache/go-build \
     npm ci
 APP . /app
 `, fake.Shop(), nil)
-	o := patchfileOutline(src, pf, nil)
+	o := patchfileOutline(src, pf, convert.Opt{TargetPlatform: &ocispecs.Platform{OS: "linux", Architecture: "arm64"}})
 	var secrets, ssh, caches []string
 	for _, s := range o.Secrets {
 		secrets = append(secrets, s.Name)
@@ -34,5 +39,5 @@ APP . /app
 	}
 	require.Equal(t, []string{"npm-token", "pip.conf"}, secrets)
 	require.Equal(t, []string{"default"}, ssh)
-	require.Equal(t, []string{"/root/.npm"}, caches)
+	require.Equal(t, []string{"/root/.npm", "go-arm64"}, caches)
 }

@@ -192,6 +192,18 @@ func (o Opt) Platform() ocispecs.Platform {
 	return platform
 }
 
+// PlatformArgs are the platform ARGs of the conversion opt describes, as
+// its final stage sees them before a FROM --platform: what the outline and
+// the checks resolve with (Resolve).
+func (o Opt) PlatformArgs() map[string]string {
+	tp := o.Platform()
+	bp := tp
+	if len(o.BuildPlatforms) > 0 {
+		bp = o.BuildPlatforms[0]
+	}
+	return PlatformArgs(bp, tp)
+}
+
 // Convert turns a Patchfile into the LLB and image config of a full build.
 func Convert(ctx context.Context, pf *patchfile.File, opt Opt) (*Result, error) {
 	platform := opt.Platform()
@@ -552,7 +564,12 @@ func (c *converter) platformArgs() map[string]string {
 	if len(c.opt.BuildPlatforms) > 0 {
 		bp = c.opt.BuildPlatforms[0]
 	}
-	tp := c.target
+	return PlatformArgs(bp, c.target)
+}
+
+// PlatformArgs are the platform ARGs of a build on the build platform bp
+// for the target platform tp.
+func PlatformArgs(bp, tp ocispecs.Platform) map[string]string {
 	return map[string]string{
 		"BUILDPLATFORM": platforms.Format(bp), "BUILDOS": bp.OS, "BUILDOSVERSION": bp.OSVersion,
 		"BUILDARCH": bp.Architecture, "BUILDVARIANT": bp.Variant,

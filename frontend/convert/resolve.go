@@ -18,9 +18,13 @@ import (
 // checks and the outline read it instead of walking the instructions
 // themselves, and a build and a plan read its PATCH candidates early; the
 // conversion resolves the same words with the same functions (depsPattern,
-// appSources, ResolveMount, expandPatchRefs) and the same Scope, which also knows the base image's ENV and the platform's ARGs. A
-// word that names what only the build knows is Unknown here: readers skip
-// it rather than guess.
+// appSources, ResolveMount, expandPatchRefs) and the same Scope, which
+// also knows the base image's ENV. A word that names what only the build
+// knows is Unknown here: readers skip it rather than guess. The platform
+// ARGs (TARGETARCH, ...) are known when the reader knows the platform it
+// resolves for (the outline and the checks: the build's target), and
+// unknown otherwise (a build and a plan, which resolve once for every
+// platform).
 type Resolution struct {
 	// Stages are the build stages in order, then the final stage.
 	Stages []*ResolvedStage
@@ -82,13 +86,15 @@ type ResolvedApp struct {
 	Known             bool
 }
 
-// Resolve resolves a Patchfile with its build args.
-func Resolve(pf *patchfile.File, buildArgs map[string]string) *Resolution {
+// Resolve resolves a Patchfile with its build args, for the platform
+// whose ARGs platformArgs are (PlatformArgs; nil for a reader that
+// resolves for every platform at once).
+func Resolve(pf *patchfile.File, buildArgs, platformArgs map[string]string) *Resolution {
 	r := &Resolution{}
 	// The ARGs before FROM, computed once: every stage's scope starts
 	// from them, and FROM expands with them.
-	reader := ReaderScope(pf, buildArgs)
-	fromScope := FromScope(pf, reader.lex, buildArgs, reader.meta, nil)
+	reader := ReaderScope(pf, buildArgs, platformArgs)
+	fromScope := FromScope(pf, reader.lex, buildArgs, reader.meta, platformArgs)
 	for _, s := range pf.Stages() {
 		rs := &ResolvedStage{Stage: s}
 		if image, ok := fromScope.Known(s.From.Image); ok {
@@ -97,7 +103,7 @@ func Resolve(pf *patchfile.File, buildArgs map[string]string) *Resolution {
 				rs.BaseStage = earlier.Stage
 			}
 		}
-		scope := NewScope(reader.lex, buildArgs, reader.meta, nil)
+		scope := NewScope(reader.lex, buildArgs, reader.meta, platformArgs)
 		resolveSteps(rs, scope)
 		r.Stages = append(r.Stages, rs)
 		if s == &pf.Stage {

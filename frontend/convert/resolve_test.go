@@ -16,9 +16,11 @@ import (
 // TestResolutionAgreesWithTheBuild: the secrets, ssh sockets and caches a
 // Resolution says each RUN asks for (what --call=outline lists and the
 // checks read) are the ones the build's LLB asks the builder for, id and
-// destination, for every way a mount names them.
+// destination, for every way a mount names them, a platform ARG included
+// when the reader knows the platform.
 func TestResolutionAgreesWithTheBuild(t *testing.T) {
 	text := "ARG TOKEN=npm-token\n" + fake.PinnedFrom + `ARG TOKEN
+ARG TARGETARCH
 WORKDIR /app
 RUN --mount=type=secret,source=$TOKEN,target=/root/.npmrc \
     --mount=type=secret,id=pip,target=/etc/pip.conf \
@@ -29,6 +31,7 @@ RUN --mount=type=secret,source=$TOKEN,target=/root/.npmrc \
     --mount=type=ssh,id=github,target=/run/gh.sock \
     --mount=type=cache,target=/root/.npm \
     --mount=type=cache,id=pip-cache,target=/root/.cache/pip \
+    --mount=type=cache,id=go-$TARGETARCH,target=/root/.cache/go-build \
     npm ci
 DEPS package.json
 APP . /app
@@ -59,8 +62,9 @@ APP . /app
 
 	pf, err := patchfile.Parse([]byte(text))
 	require.NoError(t, err)
+	opt := Opt{TargetPlatform: &amd64} // the platform convert builds
 	var resolved []string
-	for _, s := range Resolve(pf, nil).Stages {
+	for _, s := range Resolve(pf, nil, opt.PlatformArgs()).Stages {
 		for _, run := range s.Runs {
 			require.NoError(t, run.Err)
 			for _, m := range run.Mounts {
@@ -77,6 +81,7 @@ APP . /app
 	slices.Sort(resolved)
 	require.Equal(t, []string{
 		"cache /root/.npm at /root/.npm",
+		"cache go-amd64 at /root/.cache/go-build",
 		"cache pip-cache at /root/.cache/pip",
 		"secret api as $API_KEY",
 		"secret gh at /run/secrets/gh",
@@ -87,6 +92,13 @@ APP . /app
 		"ssh github at /run/gh.sock",
 	}, built)
 	require.Equal(t, built, resolved)
+
+	// A reader that resolves for every platform at once (a build's early
+	// read) cannot know the platform's ARGs: it does not guess the RUN's
+	// mounts.
+	run := Resolve(pf, nil, nil).Stages[0].Runs[0]
+	require.ErrorIs(t, run.Err, errUnknownWord)
+	require.Empty(t, run.Mounts)
 }
 
 // TestResolutionOfStagesAndSources: which stages are built, where DEPS
@@ -105,7 +117,7 @@ FROM ` + "alpine@" + fake.TestDigest + ` AS unused
 ` + fake.PinnedFrom + `APP --from=build /src/web/dist /app/
 `))
 	require.NoError(t, err)
-	res := Resolve(pf, map[string]string{})
+	res := Resolve(pf, map[string]string{}, nil)
 	var built []string
 	for _, s := range res.Stages {
 		if s.Built {

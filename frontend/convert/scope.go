@@ -192,17 +192,17 @@ func (s *Scope) WithMetaArgs() *Scope {
 }
 
 // ReaderScope is a stage's scope for a reader that knows no base image
-// and no platform (Resolve, which the checks and the outline read): the
-// ARGs before FROM as the
+// (Resolve, which the checks and the outline read), and the platform ARGs
+// when it knows the platform (nil when not): the ARGs before FROM as the
 // build would compute them, nothing declared yet. Step brings the stage's
 // instructions into it.
-func ReaderScope(pf *patchfile.File, buildArgs map[string]string) *Scope {
+func ReaderScope(pf *patchfile.File, buildArgs, platformArgs map[string]string) *Scope {
 	lex := shell.NewLex(pf.Escape)
-	meta, err := MetaArgs(pf, lex, buildArgs, nil)
+	meta, err := MetaArgs(pf, lex, buildArgs, platformArgs)
 	if err != nil {
 		meta = nil // the build reports it
 	}
-	return NewScope(lex, buildArgs, meta, nil)
+	return NewScope(lex, buildArgs, meta, platformArgs)
 }
 
 // Step brings what an ARG or ENV instruction declares into scope, as the

@@ -79,7 +79,7 @@ func TestMetaArgs(t *testing.T) {
 func TestReaderScope(t *testing.T) {
 	pf, err := patchfile.Parse([]byte("ARG DIR=api\n" + fake.PinnedFrom + "APP . /app\n"))
 	require.NoError(t, err)
-	s := ReaderScope(pf, map[string]string{"OVER": "web"})
+	s := ReaderScope(pf, map[string]string{"OVER": "web"}, nil)
 	for _, inst := range []patchfile.Instruction{
 		arg("DIR"), arg("FROMBASE", "${HOME}/x"), arg("OVER", "${HOME}"),
 		&instructions.EnvCommand{Env: instructions.KeyValuePairs{{Key: "A", Value: "${DIR}"}, {Key: "B", Value: "${A}-${PATH}"}}},
