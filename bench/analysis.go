@@ -157,27 +157,6 @@ func (r *report) observations() []string {
 		out = append(out, fmt.Sprintf("The strongest anchor is COPY --link with the registry cache on a cold builder: %s, %s of layers pulled (its dependency layers stay lazy), %.1f× the cold patch's time, but it pushes the whole app layer again (%s against %s).",
 			secs(lc.Wall), human(lc.PulledLayers()), lc.Wall.Seconds()/pc.Wall.Seconds(), human(lc.Pushed), human(pc.Pushed)))
 	}
-	// The context upload varies a lot from run to run on a shared machine:
-	// compare the fastest runs, which show the floor of each.
-	fastest := func(ms []measurement) time.Duration {
-		var best time.Duration
-		for i, x := range ms {
-			if i == 0 || x.Phases.ContextUpload < best {
-				best = x.Phases.ContextUpload
-			}
-		}
-		return best
-	}
-	var dfBest time.Duration = -1
-	for _, k := range []string{dfCold, dflCold, dfCache, dflCache} {
-		if b := fastest(m.Runs[k]); len(m.Runs[k]) > 0 && (dfBest < 0 || b < dfBest) {
-			dfBest = b
-		}
-	}
-	if pfBest := fastest(m.Runs[pfCold]); dfBest >= 0 && pfBest > 2*dfBest+200*time.Millisecond {
-		out = append(out, fmt.Sprintf("On cold builders the Patchfile frontend's `load application files` took at least %s (fastest of %d runs), the Dockerfile frontend's `load build context` as little as %s (fastest of its cold runs), for the same %s context: it is the largest part of the cold patch, and worth a look (run-to-run spread on this shared machine is large, see results.json).",
-			secs(pfBest), len(m.Runs[pfCold]), secs(dfBest), human(m.AppBytes)))
-	}
 	return out
 }
 

@@ -38,7 +38,7 @@ func (r *report) markdown() string {
 		r.Config.Seed, m.AppFiles, human(m.AppBytes))
 	fmt.Fprintf(&b, "Its dependency stage (`RUN sh npm-ci.sh`, a stand-in for `npm ci`: offline, deterministic) chains %d SHA-256 digests, then writes %d packages into node_modules, %d files in all of about %d KiB each (hex text, which compresses about 2×, like real dependencies): a %s layer compressed. ",
 		r.Config.App.BlockLines, r.Config.App.Packages, m.DepsFiles, r.Config.App.PackageKB, human(m.DepsLayer))
-	fmt.Fprintf(&b, "The base is the busybox image of the test stack. Between releases and the measured builds one file changes (%s, same size, new content); run n of N makes edit n.\n\n", editedFile)
+	fmt.Fprintf(&b, "The base is the busybox image of the test stack. Between releases and the measured builds one file changes (%s, same size, new content); every build makes its own edit, and the rounds alternate the order of the builds (one round in the order of the table, the next in reverse).\n\n", editedFile)
 	fmt.Fprintf(&b, "The three definitions (bench/defs.go), built from the same context:\n\n")
 	fmt.Fprintf(&b, "- **Dockerfile**: `COPY package.json package-lock.json npm-ci.sh ./`, `RUN sh npm-ci.sh`, `COPY . /app` (best practice);\n")
 	fmt.Fprintf(&b, "- **Dockerfile COPY --link**: the same with `COPY --link`;\n- **Patchfile**: `DEPS package.json package-lock.json npm-ci.sh`, `RUN sh npm-ci.sh`, `APP . /app`, `PATCH <release>`.\n\n")

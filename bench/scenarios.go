@@ -159,25 +159,36 @@ func (e *env) runMain(ctx context.Context) (*mainResult, error) {
 		res.DepsLayer = rel.Layers[n-2].Size
 	}
 
+	// The rounds alternate their order (inTurn): a build's place in a
+	// round changes what it finds (the disk still writing back the builds
+	// before it), and a fixed order would give one side the same place
+	// every round.
 	for n := 1; n <= e.cfg.Runs; n++ {
+		steps := make([]func() error, len(scenarios))
 		for k, sc := range scenarios {
-			// Every build gets its own edit of the same file: a patch is
-			// reproducible, so a second build of the same change would push
-			// nothing and look free.
-			changed, err := editSource(app.dir, editedFile, n*100+k)
-			if err != nil {
-				return nil, err
+			steps[k] = func() error {
+				// Every build gets its own edit of the same file: a patch
+				// is reproducible, so a second build of the same change
+				// would push nothing and look free.
+				changed, err := editSource(app.dir, editedFile, n*100+k)
+				if err != nil {
+					return err
+				}
+				logf("run %d/%d: %s", n, e.cfg.Runs, sc.title)
+				m, err := e.runScenario(ctx, app, sc, args, n)
+				if err != nil {
+					return err
+				}
+				if m.ChangedCompressed, err = compressedFiles(app.dir, "/app", changed); err != nil {
+					return err
+				}
+				res.Runs[sc.key] = append(res.Runs[sc.key], m)
+				logf("  %s", m.summary())
+				return nil
 			}
-			logf("run %d/%d: %s", n, e.cfg.Runs, sc.title)
-			m, err := e.runScenario(ctx, app, sc, args, n)
-			if err != nil {
-				return nil, err
-			}
-			if m.ChangedCompressed, err = compressedFiles(app.dir, "/app", changed); err != nil {
-				return nil, err
-			}
-			res.Runs[sc.key] = append(res.Runs[sc.key], m)
-			logf("  %s", m.summary())
+		}
+		if err := inTurn(n-1, steps...); err != nil {
+			return nil, err
 		}
 	}
 	return res, nil
