@@ -44,6 +44,11 @@ type buildSpec struct {
 	// runtimeLayers are layers whose pulls measure counts apart
 	// (measurement.PulledRuntime).
 	runtimeLayers map[string]bool
+	// frontendKept gives a cold builder the frontend image before the
+	// clock starts (measureCold): a builder that ran the frontend before
+	// and kept nothing else, as a persistent CI builder or a runner image
+	// with the image pulled in advance.
+	frontendKept bool
 }
 
 // buildRun is what one buildctl run did.
@@ -123,6 +128,19 @@ func (e *env) runBuildctl(ctx context.Context, b buildSpec) (*buildRun, error) {
 		return nil, err
 	}
 	return &buildRun{wall: wall, digest: dgst, vertexes: vertexes}, nil
+}
+
+// loadFrontend has the daemon of b pull and run the frontend image, and
+// nothing else: it answers `--call=outline` for b's Patchfile, which
+// reads no image, no context and no release.
+func (e *env) loadFrontend(ctx context.Context, b buildSpec) error {
+	out, err := exec.CommandContext(ctx, filepath.Join(e.stack.ToolsDir, "buildctl"), "--addr", b.daemon.Addr, "build",
+		"--frontend", "gateway.v0", "--opt", "source="+e.frontendImage, "--opt", "requestid=frontend.outline",
+		"--local", "context="+b.appDir, "--local", "dockerfile="+b.defsDir, "--opt", "filename="+b.file).CombinedOutput()
+	if err != nil {
+		return errors.Errorf("loading the frontend image on %s: %v: %s", b.name, err, out)
+	}
+	return nil
 }
 
 // parseProgress folds rawjson SolveStatus lines into the final state of

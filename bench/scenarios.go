@@ -220,6 +220,11 @@ func (e *env) measureCold(ctx context.Context, b buildSpec) (measurement, error)
 	var m measurement
 	err := e.withCold(ctx, func(d *stack.Daemon) error {
 		b.daemon = d
+		if b.frontendKept {
+			if err := e.loadFrontend(ctx, b); err != nil {
+				return err
+			}
+		}
 		var err error
 		m, err = e.measure(ctx, b)
 		return err
