@@ -26,7 +26,12 @@ RUN --mount=type=secret,source=npm-token,target=$NPMRC \
     npm ci
 APP . /app
 `, fake.Shop(), nil)
-	o := patchfileOutline(src, pf, convert.Opt{TargetPlatform: &ocispecs.Platform{OS: "linux", Architecture: "arm64"}})
+	// As a subrequest gets it: --platform in the build's config, no
+	// TargetPlatform (a build sets that for each platform it builds).
+	opt := convert.Opt{}
+	opt.BuildPlatforms = []ocispecs.Platform{{OS: "linux", Architecture: "amd64"}}
+	opt.TargetPlatforms = []ocispecs.Platform{{OS: "linux", Architecture: "arm64"}}
+	o := patchfileOutline(src, pf, opt)
 	var secrets, ssh, caches []string
 	for _, s := range o.Secrets {
 		secrets = append(secrets, s.Name)

@@ -179,12 +179,18 @@ type converter struct {
 	cmdSet    bool // CMD was set by the Patchfile (ENTRYPOINT keeps it)
 }
 
-// Platform is the platform a conversion builds: the target, or the
-// builder's own. (FROM --platform changes the final stage's.)
+// Platform is the platform a conversion builds: TargetPlatform (a build
+// sets it for each platform it builds), else the first of the build's
+// target platforms (--platform: what a subrequest such as --call=outline
+// reads, as the Dockerfile frontend's do), else the builder's own.
+// (FROM --platform changes the final stage's.)
 func (o Opt) Platform() ocispecs.Platform {
 	platform := platforms.Normalize(platforms.DefaultSpec())
 	if len(o.BuildPlatforms) > 0 {
 		platform = o.BuildPlatforms[0]
+	}
+	if len(o.TargetPlatforms) > 0 {
+		platform = platforms.Normalize(o.TargetPlatforms[0])
 	}
 	if o.TargetPlatform != nil {
 		platform = platforms.Normalize(*o.TargetPlatform)
