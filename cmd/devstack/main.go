@@ -40,7 +40,7 @@ func main() {
 		if cmd == "up" {
 			err = up(*dir)
 		} else {
-			err = stack.StopDir(*dir)
+			err = down(*dir)
 		}
 	case "inspect":
 		if len(args) < 1 || len(args) > 2 {
@@ -59,6 +59,18 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: devstack up --dir D | down --dir D | inspect REF [OTHER_REF]")
 	os.Exit(2)
+}
+
+// down stops the stack in dir and removes dir/env, so that up can start
+// one there again.
+func down(dir string) error {
+	if err := stack.StopDir(dir); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, "env")); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
 }
 
 // up starts the stack in dir and writes dir/env for shells to source.
