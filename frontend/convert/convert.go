@@ -185,17 +185,22 @@ type converter struct {
 // reads, as the Dockerfile frontend's do), else the builder's own.
 // (FROM --platform changes the final stage's.)
 func (o Opt) Platform() ocispecs.Platform {
-	platform := platforms.Normalize(platforms.DefaultSpec())
+	switch {
+	case o.TargetPlatform != nil:
+		return platforms.Normalize(*o.TargetPlatform)
+	case len(o.TargetPlatforms) > 0:
+		return platforms.Normalize(o.TargetPlatforms[0])
+	}
+	return o.buildPlatform(platforms.Normalize(platforms.DefaultSpec()))
+}
+
+// buildPlatform is the builder's platform, as the build's config gives
+// it, or fallback when it gives none.
+func (o Opt) buildPlatform(fallback ocispecs.Platform) ocispecs.Platform {
 	if len(o.BuildPlatforms) > 0 {
-		platform = o.BuildPlatforms[0]
+		return o.BuildPlatforms[0]
 	}
-	if len(o.TargetPlatforms) > 0 {
-		platform = platforms.Normalize(o.TargetPlatforms[0])
-	}
-	if o.TargetPlatform != nil {
-		platform = platforms.Normalize(*o.TargetPlatform)
-	}
-	return platform
+	return fallback
 }
 
 // PlatformArgs are the platform ARGs of the conversion opt describes, as
@@ -203,11 +208,7 @@ func (o Opt) Platform() ocispecs.Platform {
 // the checks resolve with (Resolve).
 func (o Opt) PlatformArgs() map[string]string {
 	tp := o.Platform()
-	bp := tp
-	if len(o.BuildPlatforms) > 0 {
-		bp = o.BuildPlatforms[0]
-	}
-	return PlatformArgs(bp, tp)
+	return PlatformArgs(o.buildPlatform(tp), tp)
 }
 
 // Convert turns a Patchfile into the LLB and image config of a full build.
@@ -566,11 +567,7 @@ func (c *converter) declareArgs(cmd *instructions.ArgCommand, hash *depsHasher) 
 // by a bare ARG <name> in a stage. The target is the platform this
 // conversion builds; the build platform is the builder's.
 func (c *converter) platformArgs() map[string]string {
-	bp := c.platform
-	if len(c.opt.BuildPlatforms) > 0 {
-		bp = c.opt.BuildPlatforms[0]
-	}
-	return PlatformArgs(bp, c.target)
+	return PlatformArgs(c.opt.buildPlatform(c.platform), c.target)
 }
 
 // PlatformArgs are the platform ARGs of a build on the build platform bp
