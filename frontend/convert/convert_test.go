@@ -39,6 +39,22 @@ func convert(t *testing.T, text string, files fake.Context, args map[string]stri
 	return res, sm, err
 }
 
+// execOps are the RUN steps of st's LLB, in definition order.
+func execOps(t *testing.T, st llb.State) []*pb.ExecOp {
+	t.Helper()
+	def, err := st.Marshal(context.Background())
+	require.NoError(t, err)
+	var out []*pb.ExecOp
+	for _, dt := range def.Def {
+		var op pb.Op
+		require.NoError(t, op.UnmarshalVT(dt))
+		if e := op.GetExec(); e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // goldenLLB is the readable form of a conversion kept in testdata/golden.
 type goldenLLB struct {
 	Identity decide.Identity                 `json:"identity"`
@@ -302,17 +318,9 @@ FROM busybox@`+fake.TestDigest+`
 APP --from=build /out /app/
 `, files, nil)
 	require.NoError(t, err)
-	def, err := res.Full("").Marshal(context.Background())
-	require.NoError(t, err)
-	var run *pb.ExecOp
-	for _, dt := range def.Def {
-		var op pb.Op
-		require.NoError(t, op.UnmarshalVT(dt))
-		if e := op.GetExec(); e != nil {
-			run = e
-		}
-	}
-	require.NotNil(t, run, "the build step")
+	runs := execOps(t, res.Full(""))
+	require.NotEmpty(t, runs, "the build step")
+	run := runs[len(runs)-1]
 	require.Equal(t, "/src", run.Meta.Cwd, "the working directory of the stage it starts from")
 	require.Contains(t, run.Meta.Env, "CGO_ENABLED=0", "and its environment")
 
@@ -331,13 +339,9 @@ APP --from=build /out /app/
 func TestSecretSource(t *testing.T) {
 	res, _, err := convert(t, fake.PinnedFrom+"RUN --mount=type=secret,source=npmrc,target=/root/.npmrc npm ci\nAPP . /app\n", fake.Shop(), nil)
 	require.NoError(t, err)
-	def, err := res.Deps.Marshal(context.Background())
-	require.NoError(t, err)
 	var ids []string
-	for _, dt := range def.Def {
-		var op pb.Op
-		require.NoError(t, op.UnmarshalVT(dt))
-		for _, m := range op.GetExec().GetMounts() {
+	for _, e := range execOps(t, res.Deps) {
+		for _, m := range e.GetMounts() {
 			if m.SecretOpt != nil {
 				ids = append(ids, m.SecretOpt.ID+" at "+m.Dest)
 			}
@@ -356,15 +360,9 @@ func TestBuildNetwork(t *testing.T) {
 	opt.NetworkMode = llb.NetModeHost
 	res, err := Convert(context.Background(), pf, opt)
 	require.NoError(t, err)
-	def, err := res.Full("").Marshal(context.Background())
-	require.NoError(t, err)
 	got := map[string]pb.NetMode{}
-	for _, dt := range def.Def {
-		var op pb.Op
-		require.NoError(t, op.UnmarshalVT(dt))
-		if e := op.GetExec(); e != nil {
-			got[e.Meta.Args[2]] = e.Network
-		}
+	for _, e := range execOps(t, res.Full("")) {
+		got[e.Meta.Args[2]] = e.Network
 	}
 	require.Equal(t, map[string]pb.NetMode{"x": pb.NetMode_HOST, "y": pb.NetMode_HOST, "z": pb.NetMode_NONE}, got)
 }
@@ -377,17 +375,9 @@ func TestBareArgTakesMetaDefault(t *testing.T) {
 	envOf := func(args map[string]string) []string {
 		res, _, err := convert(t, text, fake.Shop(), args)
 		require.NoError(t, err)
-		def, err := res.Full("").Marshal(context.Background())
-		require.NoError(t, err)
-		for _, dt := range def.Def {
-			var op pb.Op
-			require.NoError(t, op.UnmarshalVT(dt))
-			if e := op.GetExec(); e != nil {
-				return e.Meta.Env
-			}
-		}
-		t.Fatal("no RUN")
-		return nil
+		runs := execOps(t, res.Full(""))
+		require.NotEmpty(t, runs, "no RUN")
+		return runs[0].Meta.Env
 	}
 	require.Contains(t, envOf(nil), "VERSION=1.2.3")
 	require.Contains(t, envOf(map[string]string{"VERSION": "2.0.0"}), "VERSION=2.0.0")

@@ -1,12 +1,10 @@
 package convert
 
 import (
-	"context"
 	"slices"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/solver/pb"
 	"github.com/patchfile/patchfile/frontend/buildcontext"
 	"github.com/patchfile/patchfile/frontend/internal/fake"
 	"github.com/patchfile/patchfile/frontend/patchfile"
@@ -38,13 +36,8 @@ APP . /app
 `
 	res, _, err := convert(t, text, fake.Shop(), nil)
 	require.NoError(t, err)
-	def, err := res.Deps.Marshal(context.Background())
-	require.NoError(t, err)
 	var built []string
-	for _, dt := range def.Def {
-		var op pb.Op
-		require.NoError(t, op.UnmarshalVT(dt))
-		exec := op.GetExec()
+	for _, exec := range execOps(t, res.Deps) {
 		for _, m := range exec.GetMounts() {
 			switch {
 			case m.SecretOpt != nil:
