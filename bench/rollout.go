@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,10 +152,15 @@ func (e *env) rolloutRounds(ctx context.Context, host *stack.Engine, app *mainAp
 	return nil
 }
 
+// rolloutKinds are the deploys of a round: the cold patch, the patch on
+// a builder that holds the frontend image, the anchor.
+var rolloutKinds = []string{"pf", "pf-kept", "dfl"}
+
 // rolloutOnce edits the app, deploys it with b on a cold builder, then
 // pulls and starts it on host.
 func (e *env) rolloutOnce(ctx context.Context, host *stack.Engine, app *mainApp, b buildSpec, profile, kind string, profileIndex, n int) (rollout, error) {
-	changed, err := editSource(app.dir, editedFile, 10000+profileIndex*100+n*10+len(kind))
+	// Each deploy its own edit, so that no two push the same patch.
+	changed, err := editSource(app.dir, editedFile, 10000+profileIndex*100+n*len(rolloutKinds)+slices.Index(rolloutKinds, kind))
 	if err != nil {
 		return rollout{}, err
 	}
