@@ -68,16 +68,9 @@ func (e *env) runBuildctl(ctx context.Context, b buildSpec) (*buildRun, error) {
 		return nil, err
 	}
 	meta := logBase + ".metadata.json"
-	args := []string{"--addr", b.daemon.Addr, "build", "--progress=rawjson",
-		"--local", "context=" + b.appDir, "--local", "dockerfile=" + b.defsDir,
-		"--opt", "filename=" + b.file,
-		"--output", "type=image,name=" + b.output + ",push=true",
-		"--metadata-file", meta}
-	if b.file == "Patchfile" {
-		args = append(args, "--frontend", "gateway.v0", "--opt", "source="+e.frontendImage)
-	} else {
-		args = append(args, "--frontend", "dockerfile.v0")
-	}
+	args := append(e.buildctlInputs(b), "--progress=rawjson",
+		"--output", "type=image,name="+b.output+",push=true",
+		"--metadata-file", meta)
 	keys := make([]string, 0, len(b.args))
 	for k := range b.args {
 		keys = append(keys, k)
@@ -130,13 +123,25 @@ func (e *env) runBuildctl(ctx context.Context, b buildSpec) (*buildRun, error) {
 	return &buildRun{wall: wall, digest: dgst, vertexes: vertexes}, nil
 }
 
+// buildctlInputs are the arguments of a `buildctl build` of b without its
+// outputs: the daemon, the two local sources, the definition and the
+// frontend that reads it.
+func (e *env) buildctlInputs(b buildSpec) []string {
+	args := []string{"--addr", b.daemon.Addr, "build",
+		"--local", "context=" + b.appDir, "--local", "dockerfile=" + b.defsDir,
+		"--opt", "filename=" + b.file}
+	if b.file == "Patchfile" {
+		return append(args, "--frontend", "gateway.v0", "--opt", "source="+e.frontendImage)
+	}
+	return append(args, "--frontend", "dockerfile.v0")
+}
+
 // loadFrontend has the daemon of b pull and run the frontend image, and
 // nothing else: it answers `--call=outline` for b's Patchfile, which
 // reads no image, no context and no release.
 func (e *env) loadFrontend(ctx context.Context, b buildSpec) error {
-	out, err := exec.CommandContext(ctx, filepath.Join(e.stack.ToolsDir, "buildctl"), "--addr", b.daemon.Addr, "build",
-		"--frontend", "gateway.v0", "--opt", "source="+e.frontendImage, "--opt", "requestid=frontend.outline",
-		"--local", "context="+b.appDir, "--local", "dockerfile="+b.defsDir, "--opt", "filename="+b.file).CombinedOutput()
+	args := append(e.buildctlInputs(b), "--opt", "requestid=frontend.outline")
+	out, err := exec.CommandContext(ctx, filepath.Join(e.stack.ToolsDir, "buildctl"), args...).CombinedOutput()
 	if err != nil {
 		return errors.Errorf("loading the frontend image on %s: %v: %s", b.name, err, out)
 	}

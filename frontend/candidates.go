@@ -65,8 +65,7 @@ func (r *candidateReader) resolve(ctx context.Context, platform ocispecs.Platfor
 	return func(ref string) (*decide.Release, *decide.Reason) {
 		c, first := r.entry(ref, platform)
 		if first {
-			c.rel, c.why = r.lookUp(ctx, ref, platform)
-			close(c.done)
+			r.read(ctx, c, ref, platform)
 		}
 		<-c.done // a read started early (prefetch) ends with its context
 		return c.rel, c.why
@@ -91,10 +90,13 @@ func (r *candidateReader) prefetch(ctx context.Context, res *convert.Resolution,
 	if !first {
 		return
 	}
-	go func() {
-		c.rel, c.why = r.lookUp(ctx, ref, platform)
-		close(c.done)
-	}()
+	go r.read(ctx, c, ref, platform)
+}
+
+// read does the read c stands for, for whoever waits on it.
+func (r *candidateReader) read(ctx context.Context, c *candidate, ref string, platform ocispecs.Platform) {
+	c.rel, c.why = r.lookUp(ctx, ref, platform)
+	close(c.done)
 }
 
 // lookUp reads a candidate's config and, for a patch, its release's. It
